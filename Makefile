@@ -1,0 +1,48 @@
+# oxios: see README.md. `make run` sets up and starts the daemon; `make test`
+# runs every test. Scripts under scripts/ do the work; this file names it.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export CGO_ENABLED := 0
+GOFLAGS_BUILD := -trimpath -buildvcs=false
+# oxios-init: with async preemption off, every SIGURG that arrives came from
+# outside and can be forwarded (DESIGN.md, "The PID-1 contract").
+INIT_LDFLAGS := -s -w -X runtime.godebugDefault=asyncpreemptoff=1
+LDFLAGS := -s -w
+
+.PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
+
+build:
+	@mkdir -p bin
+	go build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/oxios ./cmd/oxios
+	go build $(GOFLAGS_BUILD) -ldflags '$(INIT_LDFLAGS)' -o bin/oxios-init ./cmd/oxios-init
+	go build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/oxios-demo ./cmd/oxios-demo
+
+image: build
+	bash scripts/build-image.sh
+
+deps:
+	bash scripts/deps.sh
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+bench-init: build
+	bash scripts/bench-init.sh
+
+bench-health: build
+	bash scripts/bench-health.sh
+
+bench-runtime: image
+	bash scripts/bench-runtime.sh
+
+gauntlet: image
+	bash scripts/gauntlet.sh
+
+boot-test: image
+	bash scripts/boot-test.sh
+
+clean:
+	rm -rf bin build

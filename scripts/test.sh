@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make test`: every test, including the integration tests against a
+# containerd that the harness starts on a private socket and removes after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+
+if [ "$(id -u)" -eq 0 ]; then bash scripts/deps.sh; fi
+mkdir -p build
+make -s build
+make -s image
+go vet ./...
+GOOS=darwin go build -o /dev/null ./cmd/oxios
+go test -count=1 -timeout 45m ./... 2>&1 | tee build/test.log
