@@ -1,0 +1,110 @@
+package config
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// Built-in defaults. Port, probes and the SIGTERM->SIGINT rewrite fit the
+// real oxios daemon (DESIGN.md): it serves 127.0.0.1:4200, answers
+// /health and /health/ready, and drains only on SIGINT.
+const (
+	DefaultAddress   = "/run/containerd/containerd.sock"
+	DefaultNamespace = "oxios"
+	DefaultID        = "oxios"
+	DefaultRef       = "localhost/oxios:latest"
+	DefaultArchive   = "build/oxios-image.tar"
+	DefaultPort      = 4200
+	DefaultRuntime   = "io.containerd.runc.v2"
+	DefaultRewrite   = "15:2"
+	DefaultRestart   = "never"
+	DefaultReadiness = "http://127.0.0.1:{port}/health/ready"
+	DefaultLiveness  = "http://127.0.0.1:{port}/health"
+)
+
+// Default is the configuration used when no file exists.
+func Default() *Config {
+	data, logs, run := defaultDirs()
+	return &Config{
+		Containerd: Containerd{
+			Address:     DefaultAddress,
+			Namespace:   DefaultNamespace,
+			Runtime:     DefaultRuntime,
+			Snapshotter: "overlayfs",
+		},
+		Image: Image{Ref: DefaultRef, Archive: defaultArchive(), Pull: "missing"},
+		Container: Container{
+			ID:           DefaultID,
+			Port:         DefaultPort,
+			DataDir:      data,
+			DataMount:    "/data",
+			LogDir:       logs,
+			RunDir:       run,
+			StartTimeout: Duration(15 * time.Second),
+			StopTimeout:  Duration(10 * time.Second),
+			ReadOnly:     true,
+		},
+		Logs: Logs{MaxSize: 10 << 20, MaxFiles: 5},
+		Init: Init{
+			Restart:   DefaultRestart,
+			Rewrite:   DefaultRewrite,
+			Readiness: DefaultReadiness,
+			Liveness:  DefaultLiveness,
+		},
+	}
+}
+
+// defaultDirs: FHS paths for root, XDG paths for a user.
+func defaultDirs() (data, logs, run string) {
+	if os.Geteuid() == 0 {
+		return "/var/lib/oxios/data", "/var/log/oxios", "/run/oxios"
+	}
+	home, _ := os.UserHomeDir()
+	data = xdg("XDG_DATA_HOME", filepath.Join(home, ".local", "share"), "oxios", "data")
+	logs = xdg("XDG_STATE_HOME", filepath.Join(home, ".local", "state"), "oxios", "logs")
+	run = xdg("XDG_RUNTIME_DIR", filepath.Join(home, ".cache"), "oxios")
+	return data, logs, run
+}
+
+func xdg(env, fallback string, elem ...string) string {
+	base := os.Getenv(env)
+	if base == "" || !filepath.IsAbs(base) {
+		base = fallback
+	}
+	return filepath.Join(append([]string{base}, elem...)...)
+}
+
+func userConfigDir() string {
+	home, _ := os.UserHomeDir()
+	return xdg("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+}
+
+// defaultArchive finds build/oxios-image.tar next to the binary's bin/
+// directory (a checkout running bin/oxios), else relative to the working
+// directory.
+func defaultArchive() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(filepath.Dir(exe)), DefaultArchive)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		return filepath.Join(wd, DefaultArchive)
+	}
+	return DefaultArchive
+}
+
+// RuntimeBinary is the OCI runtime to use: the configured one, else crun
+// when installed, else runc ("" lets the shim use its own default).
+func (c *Config) RuntimeBinary() string {
+	if c.Containerd.RuntimeBinary != "" {
+		return c.Containerd.RuntimeBinary
+	}
+	if p, err := exec.LookPath("crun"); err == nil {
+		return p
+	}
+	return ""
+}

@@ -1,0 +1,45 @@
+package config
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Paths inside the container. RunMount is the host's per-container run
+// directory, bind-mounted read-write: oxios-init writes its ready file and
+// health socket there, and the host watches them.
+const (
+	RunMount     = "/run/oxios"
+	ReadyFile    = RunMount + "/ready"
+	HealthSocket = RunMount + "/health.sock"
+)
+
+// InitEnv is the OXIOS_INIT_* environment handed to oxios-init: one
+// mechanism for every supervisor option, named as oxios-init names them.
+func (c *Config) InitEnv() []string {
+	port := strconv.Itoa(c.Container.Port)
+	sub := func(s string) string { return strings.ReplaceAll(s, "{port}", port) }
+	m := map[string]string{
+		"RESTART":       c.Init.Restart,
+		"REWRITE":       c.Init.Rewrite,
+		"READINESS":     sub(c.Init.Readiness),
+		"LIVENESS":      sub(c.Init.Liveness),
+		"STARTUP":       sub(c.Init.Startup),
+		"READY_FILE":    ReadyFile,
+		"HEALTH_LISTEN": "unix:" + HealthSocket,
+		"GRACE":         c.StopGrace().String(),
+		"STALE":         strings.Join(c.Init.StaleFiles, ","),
+	}
+	for k, v := range c.Init.Extra {
+		m[strings.TrimPrefix(strings.ToUpper(k), "OXIOS_INIT_")] = sub(v)
+	}
+	var env []string
+	for k, v := range m {
+		if v != "" {
+			env = append(env, "OXIOS_INIT_"+k+"="+v)
+		}
+	}
+	sort.Strings(env)
+	return env
+}

@@ -1,0 +1,127 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// containerd IDs: [A-Za-z0-9] then [A-Za-z0-9_.-], at most 76 bytes.
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$`)
+
+func bad(key, format string, a ...any) error {
+	return &fieldError{key: key, msg: fmt.Sprintf(format, a...)}
+}
+
+func (c *Config) validate() error {
+	for _, check := range []func() error{c.checkContainerd, c.checkImage, c.checkContainer, c.checkLimits, c.checkInit} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkContainerd() error {
+	if c.Containerd.Address == "" {
+		return bad("containerd.address", "must name the containerd socket")
+	}
+	if !idRE.MatchString(c.Containerd.Namespace) {
+		return bad("containerd.namespace", "%q is not a valid namespace", c.Containerd.Namespace)
+	}
+	if c.Containerd.Runtime == "" {
+		return bad("containerd.runtime", "must name a shim such as io.containerd.runc.v2")
+	}
+	return nil
+}
+
+func (c *Config) checkImage() error {
+	if c.Image.Ref == "" {
+		return bad("image.ref", "must name an image reference")
+	}
+	switch c.Image.Pull {
+	case "missing", "always", "never":
+	default:
+		return bad("image.pull", "expected \"missing\", \"always\" or \"never\", got %q", c.Image.Pull)
+	}
+	return nil
+}
+
+func (c *Config) checkContainer() error {
+	k := c.Container
+	if !idRE.MatchString(k.ID) {
+		return bad("container.id", "%q is not a valid container id ([A-Za-z0-9][A-Za-z0-9_.-]*)", k.ID)
+	}
+	if k.Port < 1 || k.Port > 65535 {
+		return bad("container.port", "expected 1-65535, got %d", k.Port)
+	}
+	for _, e := range k.Env {
+		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
+			return bad("container.env", "expected NAME=VALUE, got %q", e)
+		}
+	}
+	if k.User != "" && !validUser(k.User) {
+		return bad("container.user", "expected UID or UID:GID, got %q", k.User)
+	}
+	for key, p := range map[string]string{"container.data_dir": k.DataDir, "container.log_dir": k.LogDir, "container.run_dir": k.RunDir} {
+		if p == "" || !filepath.IsAbs(p) {
+			return bad(key, "must be a path, got %q", p)
+		}
+	}
+	if !filepath.IsAbs(k.DataMount) {
+		return bad("container.data_mount", "must be an absolute path inside the container, got %q", k.DataMount)
+	}
+	if k.StartTimeout == 0 {
+		return bad("container.start_timeout", "must be positive")
+	}
+	return nil
+}
+
+// validUser: numeric, because the image is scratch and has no /etc/passwd.
+func validUser(u string) bool {
+	uid, gid, hasGID := strings.Cut(u, ":")
+	if _, err := strconv.ParseUint(uid, 10, 32); err != nil {
+		return false
+	}
+	if hasGID {
+		_, err := strconv.ParseUint(gid, 10, 32)
+		return err == nil
+	}
+	return true
+}
+
+func (c *Config) checkLimits() error {
+	if c.Resources.CPUs < 0 {
+		return bad("resources.cpus", "must be >= 0, got %v", c.Resources.CPUs)
+	}
+	if c.Resources.Pids < 0 {
+		return bad("resources.pids", "must be >= 0, got %d", c.Resources.Pids)
+	}
+	if c.Resources.Memory != 0 && c.Resources.Memory < 4<<20 {
+		return bad("resources.memory", "must be 0 (unlimited) or at least 4MiB")
+	}
+	if c.Logs.MaxFiles < 0 {
+		return bad("logs.max_files", "must be >= 0, got %d", c.Logs.MaxFiles)
+	}
+	return nil
+}
+
+func (c *Config) checkInit() error {
+	switch c.Init.Restart {
+	case "never", "on-failure", "always":
+	default:
+		return bad("init.restart", "expected \"never\", \"on-failure\" or \"always\", got %q", c.Init.Restart)
+	}
+	if r := c.Init.Rewrite; r != "" {
+		from, to, ok := strings.Cut(r, ":")
+		if _, err := strconv.Atoi(from); !ok || err != nil {
+			return bad("init.rewrite", "expected FROM:TO signal numbers like \"15:2\", got %q", r)
+		}
+		if _, err := strconv.Atoi(to); err != nil {
+			return bad("init.rewrite", "expected FROM:TO signal numbers like \"15:2\", got %q", r)
+		}
+	}
+	return nil
+}
