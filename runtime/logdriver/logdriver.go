@@ -1,0 +1,150 @@
+// Package logdriver owns the container's log file: one append-only file per
+// container, rotated by size, never truncated. containerd's shim runs it as
+// a logging binary (cio.BinaryIO): the container's stdout and stderr arrive
+// on fds 3 and 4, and closing fd 5 tells the shim it may start the task.
+//
+// A plain file:// log URI would be opened by the shim with O_APPEND (so no
+// truncation), but the shim holds that descriptor for the task's whole life,
+// so the file could never rotate. A logging binary owns the descriptor and
+// can rename and reopen it.
+package logdriver
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+)
+
+// Mode is the hidden argument that makes the oxios binary a log driver.
+// The shim passes the BinaryIO args as unordered key/value pairs, so the
+// driver is recognized by this key anywhere in the argument list.
+const Mode = "oxios-log-driver"
+
+// Options is what the driver needs; Args turns it into BinaryIO args.
+type Options struct {
+	Path     string // the log file
+	MaxSize  int64  // rotate when the file would exceed this; 0 = never
+	MaxFiles int    // keep PATH.1 .. PATH.N
+}
+
+// Args encodes o for cio.BinaryIO.
+func (o Options) Args() map[string]string {
+	return map[string]string{
+		Mode:        "1",
+		"file":      o.Path,
+		"max-size":  strconv.FormatInt(o.MaxSize, 10),
+		"max-files": strconv.Itoa(o.MaxFiles),
+	}
+}
+
+// IsInvocation reports whether args (os.Args[1:]) are a driver invocation.
+func IsInvocation(args []string) bool {
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == Mode {
+			return true
+		}
+	}
+	return false
+}
+
+// Parse decodes the key/value pairs the shim passes.
+func Parse(args []string) (Options, error) {
+	var o Options
+	for i := 0; i+1 < len(args); i += 2 {
+		k, v := args[i], args[i+1]
+		var err error
+		switch k {
+		case "file":
+			o.Path = v
+		case "max-size":
+			o.MaxSize, err = strconv.ParseInt(v, 10, 64)
+		case "max-files":
+			o.MaxFiles, err = strconv.Atoi(v)
+		}
+		if err != nil {
+			return o, fmt.Errorf("log driver argument %s=%q: %w", k, v, err)
+		}
+	}
+	if o.Path == "" {
+		return o, fmt.Errorf("log driver: no file argument")
+	}
+	return o, nil
+}
+
+// Main is the driver: fds 3/4 are the streams, fd 5 the ready pipe.
+func Main(args []string) error {
+	o, err := Parse(args)
+	if err != nil {
+		return err
+	}
+	w, err := Open(o)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	stdout, stderr := os.NewFile(3, "stdout"), os.NewFile(4, "stderr")
+	signalReady(os.NewFile(5, "wait"))
+	return Copy(w, stdout, stderr)
+}
+
+// signalReady writes one byte and closes: containerd 2.x shims check the
+// byte, 1.6 shims wait for the close.
+func signalReady(f *os.File) {
+	if f == nil {
+		return
+	}
+	f.Write([]byte{0})
+	f.Close()
+}
+
+// Copy writes whole lines from each stream until both end. Lines are
+// written under one lock so stdout and stderr never interleave mid-line.
+func Copy(w io.Writer, streams ...io.Reader) error {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, len(streams))
+	for _, r := range streams {
+		if r == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(r io.Reader) {
+			defer wg.Done()
+			errs <- copyLines(w, r, &mu)
+		}(r)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyLines(w io.Writer, r io.Reader, mu *sync.Mutex) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			mu.Lock()
+			_, werr := w.Write(line)
+			mu.Unlock()
+			if werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue // a line longer than the buffer goes out in pieces
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+}
