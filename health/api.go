@@ -2,12 +2,17 @@
 // probes (tcp, http, exec, listen) for the daemon supervised by oxios-init,
 // and publishes the result (health endpoint, ready file, sd_notify).
 //
-// CONTRACT STUB written before the package existed: the signatures below are
-// what cmd/oxios-init wires against. The health owner replaces the bodies and
-// may move them to other files, but keeps these names and signatures.
+// The exported API in this file is the contract cmd/oxios-init wires
+// against; the work is in spec.go (probe specs), tcp.go, http.go, exec.go,
+// listen_linux.go (sock_diag, /proc/net/tcp, ownership), runner.go (the
+// kubelet's rules) and monitor.go (exposure).
 package health
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -30,15 +35,156 @@ type Config struct {
 	ReadyFile                    string // "" = off
 }
 
+// The kubelet's defaults (k8s.io/api core/v1 Probe).
+const (
+	DefaultPeriod           = 10 * time.Second
+	DefaultTimeout          = time.Second
+	DefaultSuccessThreshold = 1
+	DefaultFailureThreshold = 3
+)
+
 // DefaultConfig returns the kubelet defaults with every probe off.
-func DefaultConfig() Config { return Config{} }
+func DefaultConfig() Config {
+	p := ProbeConfig{
+		Period:           DefaultPeriod,
+		Timeout:          DefaultTimeout,
+		SuccessThreshold: DefaultSuccessThreshold,
+		FailureThreshold: DefaultFailureThreshold,
+	}
+	return Config{Startup: p, Readiness: p, Liveness: p}
+}
+
+func (c *Config) probe(kind string) *ProbeConfig {
+	switch kind {
+	case "startup":
+		return &c.Startup
+	case "readiness":
+		return &c.Readiness
+	case "liveness":
+		return &c.Liveness
+	}
+	return nil
+}
 
 // Set applies one option by its long flag name without the leading dashes,
 // e.g. "readiness", "readiness-period", "liveness-failure-threshold",
 // "health-listen", "ready-file". known is false when name is not a health
 // option. The environment variable OXIOS_INIT_READINESS_PERIOD maps to the
 // name "readiness-period" (lower case, '_' -> '-').
-func (c *Config) Set(name, value string) (known bool, err error) { return false, nil }
+//
+// Durations are Go durations ("500ms", "10s") or, as in a Kubernetes
+// manifest, whole seconds ("10").
+func (c *Config) Set(name, value string) (known bool, err error) {
+	switch name {
+	case "health-listen":
+		if value != "" {
+			if err := checkListenAddr(value); err != nil {
+				return true, fmt.Errorf("--health-listen %q: %w", value, err)
+			}
+		}
+		c.HealthListen = value
+		return true, nil
+	case "ready-file":
+		c.ReadyFile = value
+		return true, nil
+	}
+	kind, field, _ := strings.Cut(name, "-")
+	p := c.probe(kind)
+	if p == nil {
+		return false, nil
+	}
+	if p.Period == 0 && p.Timeout == 0 && p.SuccessThreshold == 0 && p.FailureThreshold == 0 {
+		// A zero Config (not from DefaultConfig): start from the defaults.
+		d := DefaultConfig().Startup
+		d.Spec, d.InitialDelay = p.Spec, p.InitialDelay
+		*p = d
+	}
+	switch field {
+	case "":
+		if value != "" {
+			if _, err := ParseSpec(value); err != nil {
+				return true, fmt.Errorf("--%s: %w", name, err)
+			}
+		}
+		p.Spec = value
+	case "initial-delay":
+		return true, setDuration(name, value, &p.InitialDelay, true)
+	case "period":
+		return true, setDuration(name, value, &p.Period, false)
+	case "timeout":
+		return true, setDuration(name, value, &p.Timeout, false)
+	case "success-threshold":
+		return true, setCount(name, value, &p.SuccessThreshold)
+	case "failure-threshold":
+		return true, setCount(name, value, &p.FailureThreshold)
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+func setDuration(name, value string, dst *time.Duration, zeroOK bool) error {
+	d, err := time.ParseDuration(value)
+	if err != nil {
+		n, err2 := strconv.ParseUint(value, 10, 32)
+		if err2 != nil {
+			return fmt.Errorf("--%s %q: want a duration like 10s or 500ms, or whole seconds", name, value)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || (d == 0 && !zeroOK) {
+		return fmt.Errorf("--%s %q: must be positive", name, value)
+	}
+	*dst = d
+	return nil
+}
+
+func setCount(name, value string, dst *int) error {
+	n, err := strconv.Atoi(value)
+	if err != nil || n < 1 || n > 1<<20 {
+		return fmt.Errorf("--%s %q: want a whole number >= 1", name, value)
+	}
+	*dst = n
+	return nil
+}
+
+// Validate checks the whole configuration, naming the offending flag.
+func (c Config) Validate() error {
+	var errs []error
+	for k := probeKind(0); k < numKinds; k++ {
+		p := c.probe(k.String())
+		if p.Spec == "" {
+			continue
+		}
+		if _, err := ParseSpec(p.Spec); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", k, err))
+		}
+		if p.Period <= 0 {
+			errs = append(errs, fmt.Errorf("--%s-period %v: must be positive", k, p.Period))
+		}
+		if p.Timeout <= 0 {
+			errs = append(errs, fmt.Errorf("--%s-timeout %v: must be positive", k, p.Timeout))
+		}
+		if p.InitialDelay < 0 {
+			errs = append(errs, fmt.Errorf("--%s-initial-delay %v: must not be negative", k, p.InitialDelay))
+		}
+		if p.FailureThreshold < 1 {
+			errs = append(errs, fmt.Errorf("--%s-failure-threshold %d: must be >= 1", k, p.FailureThreshold))
+		}
+		if p.SuccessThreshold < 1 {
+			errs = append(errs, fmt.Errorf("--%s-success-threshold %d: must be >= 1", k, p.SuccessThreshold))
+		} else if k != kindReadiness && p.SuccessThreshold != 1 {
+			// The kubelet's API validation: liveness and startup act on one success.
+			errs = append(errs, fmt.Errorf("--%s-success-threshold %d: must be 1 for %s probes", k, p.SuccessThreshold, k))
+		}
+	}
+	if c.HealthListen != "" {
+		if err := checkListenAddr(c.HealthListen); err != nil {
+			errs = append(errs, fmt.Errorf("--health-listen %q: %w", c.HealthListen, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // ChildState is what the supervisor reports about the main child.
 type ChildState struct {
@@ -54,29 +200,26 @@ type Hooks struct {
 	Child   func() ChildState   // for /status and /metrics
 }
 
-// Monitor owns the probe runners and the exposure of their results.
-type Monitor struct{}
-
 // NewMonitor validates cfg and prepares (does not start) the monitor.
 func NewMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
-	return &Monitor{}, nil
+	return newMonitor(cfg, hooks, log)
 }
 
 // Start opens the health endpoint, if configured. It must be called before
 // the first child starts.
-func (m *Monitor) Start() error { return nil }
+func (m *Monitor) Start() error { return m.start() }
 
 // ChildStarted resets every probe and starts the runners for the child
 // whose PID is pid (listen:// matches sockets against its process tree).
-func (m *Monitor) ChildStarted(pid int) {}
+func (m *Monitor) ChildStarted(pid int) { m.childStarted(pid) }
 
 // ChildExited stops the runners and marks the daemon not ready.
-func (m *Monitor) ChildExited(status int) {}
+func (m *Monitor) ChildExited(status int) { m.childExited(status) }
 
 // Close stops everything and removes the ready file.
-func (m *Monitor) Close() error { return nil }
+func (m *Monitor) Close() error { return m.close() }
 
 // Query asks the supervisor listening on addr for the state of one kind
 // ("readiness", "liveness", "startup"); nil means 200. It backs
 // `oxios-init probe KIND`.
-func Query(addr, kind string, timeout time.Duration) error { return nil }
+func Query(addr, kind string, timeout time.Duration) error { return query(addr, kind, timeout) }

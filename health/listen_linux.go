@@ -1,0 +1,216 @@
+package health
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenMode is how a listenProber sees sockets; it only ever degrades.
+type listenMode uint8
+
+const (
+	modeSockDiag listenMode = iota // NETLINK_SOCK_DIAG, as `ss -ltn`
+	modeProcNet                    // /proc/net/tcp and tcp6
+	modeConnect                    // a TCP connect, like tcp://
+)
+
+func (m listenMode) String() string {
+	return [...]string{"sock_diag", "/proc/net/tcp", "connect"}[m]
+}
+
+// listenProber decides readiness by seeing a LISTEN socket on the port,
+// without connecting: the daemon never notices it. When it can tell, the
+// socket must belong to the supervised process tree; a foreign listener on
+// the port (the old layer's "orphaned" daemon, another service) is a
+// failure, not readiness.
+type listenProber struct {
+	host netip.Addr // invalid = any address
+	port uint16
+	dial string // fallback connect address
+	root atomic.Int64
+
+	mu      sync.Mutex // Probe may be called by Query and the runner alike
+	mode    listenMode
+	diag    *sockDiag
+	found   []listener // reused per probe
+	matched []uint32   // reused per probe
+	procBuf []byte
+	// owned is the inode last proven to belong to the tree: while it keeps
+	// listening, a probe costs two netlink round trips and nothing else.
+	owned uint32
+
+	dNone, dFull, dForeign, dOK, dOKUnknown string
+}
+
+func newListenProber(host string, port int) *listenProber {
+	p := &listenProber{port: uint16(port)}
+	dialHost := "127.0.0.1"
+	if host != "" {
+		p.host = netip.MustParseAddr(host)
+		dialHost = host
+		if p.host.IsUnspecified() {
+			p.host = netip.Addr{}
+			dialHost = "127.0.0.1"
+		}
+	}
+	p.dial = net.JoinHostPort(dialHost, strconv.Itoa(port))
+	ps := strconv.Itoa(port)
+	p.dNone = "no LISTEN socket on port " + ps
+	p.dFull = "LISTEN socket on port " + ps + ": accept queue full"
+	p.dForeign = "LISTEN socket on port " + ps + " belongs to a process outside the supervised tree"
+	p.dOK = "listening on port " + ps
+	p.dOKUnknown = "listening on port " + ps + " (owner not verifiable)"
+	return p
+}
+
+// SetRoot sets the supervised PID whose tree must own the listener; 0
+// disables the ownership check.
+func (p *listenProber) SetRoot(pid int) {
+	p.root.Store(int64(pid))
+	p.mu.Lock()
+	p.owned = 0
+	p.mu.Unlock()
+}
+
+func (p *listenProber) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.diag != nil {
+		p.diag.Close()
+		p.diag = nil
+	}
+	return nil
+}
+
+func (p *listenProber) Probe(ctx context.Context, deadline time.Time) Result {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		switch p.mode {
+		case modeSockDiag:
+			if err := p.scanSockDiag(); err != nil {
+				p.degrade()
+				continue
+			}
+		case modeProcNet:
+			if err := p.scanProcNet(); err != nil {
+				p.degrade()
+				continue
+			}
+		default:
+			return dialProbe(ctx, p.dial, deadline)
+		}
+		return p.judge()
+	}
+}
+
+func (p *listenProber) degrade() {
+	if p.diag != nil {
+		p.diag.Close()
+		p.diag = nil
+	}
+	p.mode++
+}
+
+func (p *listenProber) scanSockDiag() error {
+	if p.diag == nil {
+		d, err := newSockDiag()
+		if err != nil {
+			return err
+		}
+		p.diag = d
+	}
+	var err error
+	p.found = p.found[:0]
+	if p.found, err = p.diag.listeners(unix.AF_INET, p.found); err != nil {
+		return err
+	}
+	p.found, err = p.diag.listeners(unix.AF_INET6, p.found)
+	return err
+}
+
+func (p *listenProber) scanProcNet() error {
+	var err4, err6 error
+	p.found = p.found[:0]
+	p.found, err4 = procNetListeners(procRoot+"/net/tcp", &p.procBuf, p.found)
+	p.found, err6 = procNetListeners(procRoot+"/net/tcp6", &p.procBuf, p.found)
+	if err4 != nil && err6 != nil {
+		return err4
+	}
+	return nil
+}
+
+// matches reports whether a listener on addr accepts connections for p's
+// host: the same address, or a wildcard (:: also takes IPv4 unless
+// IPV6_V6ONLY, which neither source reports; we accept it).
+func (p *listenProber) matches(l listener) bool {
+	if l.port != p.port {
+		return false
+	}
+	if !p.host.IsValid() || l.addr.IsUnspecified() {
+		return true
+	}
+	return l.addr.Unmap() == p.host
+}
+
+func (p *listenProber) judge() Result {
+	p.matched = p.matched[:0]
+	anyFree := false
+	for _, l := range p.found {
+		if !p.matches(l) {
+			continue
+		}
+		if !l.full() {
+			anyFree = true
+		}
+		p.matched = append(p.matched, l.inode)
+		if p.owned != 0 && l.inode == p.owned {
+			if l.full() {
+				return Result{Failure, p.dFull}
+			}
+			return Result{Success, p.dOK}
+		}
+	}
+	if len(p.matched) == 0 {
+		p.owned = 0
+		return Result{Failure, p.dNone}
+	}
+	if !anyFree {
+		return Result{Failure, p.dFull}
+	}
+	root := int(p.root.Load())
+	if root <= 0 {
+		return Result{Success, p.dOKUnknown}
+	}
+	ino, canTell := ownerOf(root, p.matched)
+	switch {
+	case ino != 0:
+		p.owned = ino
+		return Result{Success, p.dOK}
+	case !canTell:
+		return Result{Success, p.dOKUnknown}
+	}
+	return Result{Failure, p.dForeign}
+}
+
+// listenPollCap is the accelerating schedule's cap for listen:// while the
+// daemon starts. There is no kernel event for listen() short of seccomp
+// notification or eBPF, so the socket table is polled; one poll is two
+// netlink round trips filtered to LISTEN sockets in the kernel, a few
+// microseconds, and invisible to the daemon (see bench/health for the CPU
+// it costs).
+const listenPollCap = 5 * time.Millisecond
+
+func (p *listenProber) fastCap() time.Duration {
+	if p.mode == modeConnect {
+		return 0
+	}
+	return listenPollCap
+}

@@ -1,0 +1,360 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/sirupsen/logrus"
+)
+
+// Monitor owns the probe runners and the exposure of their results.
+type Monitor struct {
+	cfg     Config
+	hooks   Hooks
+	log     *logrus.Logger
+	runners [numKinds]*runner // nil when that probe is off
+
+	mu        sync.Mutex
+	gen       uint64 // child generation: verdicts of an old child are ignored
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	pid       int
+	childUp   bool
+	startedAt time.Time
+	started   bool // startup probe succeeded (or none)
+	probeOK   bool // readiness probe's state (true when none)
+	live      bool
+	ready     bool // published state
+	notified  bool // READY=1 sent
+	closed    bool
+
+	ln  net.Listener
+	srv *http.Server
+}
+
+func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = logrus.New()
+		log.SetOutput(io.Discard)
+	}
+	m := &Monitor{cfg: cfg, hooks: hooks, log: log, live: true}
+	for k := probeKind(0); k < numKinds; k++ {
+		pc := *cfg.probe(k.String())
+		if pc.Spec == "" {
+			continue
+		}
+		spec, _ := ParseSpec(pc.Spec) // validated above
+		p, err := NewProber(spec)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", k, err)
+		}
+		m.runners[k] = newRunner(k, pc, p)
+	}
+	return m, nil
+}
+
+func (m *Monitor) start() error {
+	if m.cfg.HealthListen == "" {
+		return nil
+	}
+	ln, err := listenHealth(m.cfg.HealthListen)
+	if err != nil {
+		return fmt.Errorf("--health-listen %s: %w", m.cfg.HealthListen, err)
+	}
+	m.ln = ln
+	m.srv = &http.Server{
+		Handler:           m.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		ErrorLog:          nil,
+	}
+	go func() {
+		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.WithError(err).Error("health endpoint stopped")
+		}
+	}()
+	m.log.WithField("addr", m.cfg.HealthListen).Debug("health endpoint listening")
+	return nil
+}
+
+func (m *Monitor) childStarted(pid int) {
+	m.stopRunners()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	m.gen++
+	gen := m.gen
+	m.pid, m.childUp, m.startedAt = pid, true, time.Now()
+	m.started = m.runners[kindStartup] == nil
+	m.probeOK = m.runners[kindReadiness] == nil
+	m.live = true
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	for _, r := range m.runners {
+		if r == nil {
+			continue
+		}
+		r.reset()
+		if rs, ok := r.prober.(rootSetter); ok {
+			rs.SetRoot(pid)
+		}
+	}
+	if m.started {
+		m.startGatedLocked(ctx, gen)
+	} else {
+		m.goRun(ctx, gen, kindStartup, m.startedAt.Add(m.runners[kindStartup].cfg.InitialDelay))
+	}
+	m.publishLocked()
+}
+
+// startGatedLocked starts readiness and liveness, which the startup probe
+// gates. Their initialDelay counts from the child's start, as the
+// kubelet's does.
+func (m *Monitor) startGatedLocked(ctx context.Context, gen uint64) {
+	now := time.Now()
+	for _, k := range []probeKind{kindReadiness, kindLiveness} {
+		r := m.runners[k]
+		if r == nil {
+			continue
+		}
+		at := m.startedAt.Add(r.cfg.InitialDelay)
+		if at.Before(now) {
+			at = now
+		}
+		m.goRun(ctx, gen, k, at)
+	}
+}
+
+func (m *Monitor) goRun(ctx context.Context, gen uint64, k probeKind, at time.Time) {
+	r := m.runners[k]
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		r.run(ctx, at, func(v verdict, res Result) { m.decide(ctx, gen, k, v, res) })
+	}()
+}
+
+// decide acts on a runner's verdict. It runs on the runner's goroutine.
+func (m *Monitor) decide(ctx context.Context, gen uint64, k probeKind, v verdict, res Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.gen || m.closed || !m.childUp || ctx.Err() != nil {
+		return
+	}
+	entry := m.log.WithFields(logrus.Fields{"probe": k.String(), "pid": m.pid, "detail": res.Detail})
+	switch v {
+	case vStarted:
+		entry.Info("startup probe succeeded")
+		m.started = true
+		m.startGatedLocked(ctx, gen)
+	case vReady:
+		entry.Info("readiness probe succeeded")
+		m.probeOK = true
+	case vNotReady:
+		entry.Warn("readiness probe failed: not ready")
+		m.probeOK = false
+	case vRestart:
+		reason := k.String() + " probe failed: " + res.Detail
+		entry.Warn("probe failed: restarting the daemon")
+		m.live = false
+		// A daemon about to be stopped takes no more traffic.
+		m.probeOK = false
+		if m.hooks.Restart != nil {
+			// Asynchronously: the supervisor's stop path calls ChildExited,
+			// which waits for this very runner to return.
+			go m.hooks.Restart(reason)
+		}
+	}
+	m.publishLocked()
+}
+
+func (m *Monitor) childExited(status int) {
+	m.stopRunners()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	m.childUp, m.pid = false, 0
+	m.started = false
+	m.probeOK = m.runners[kindReadiness] == nil
+	m.log.WithField("status", status).Debug("child exited: probes stopped")
+	m.publishLocked()
+}
+
+func (m *Monitor) stopRunners() {
+	m.mu.Lock()
+	cancel := m.cancel
+	m.cancel = nil
+	m.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	m.wg.Wait()
+}
+
+func (m *Monitor) close() error {
+	m.stopRunners()
+	m.mu.Lock()
+	m.closed = true
+	m.childUp = false
+	m.publishLocked()
+	m.mu.Unlock()
+	var errs []error
+	for _, r := range m.runners {
+		if r == nil {
+			continue
+		}
+		if c, ok := r.prober.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := m.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, m.srv.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readyLocked: the kubelet's pod readiness for one container.
+func (m *Monitor) readyLocked() bool {
+	return m.childUp && m.started && m.probeOK && m.live && !m.closed
+}
+
+// publishLocked makes the ready file and sd_notify follow the state.
+func (m *Monitor) publishLocked() {
+	ready := m.readyLocked()
+	if ready == m.ready {
+		return
+	}
+	m.ready = ready
+	m.log.WithFields(logrus.Fields{"ready": ready, "pid": m.pid}).Info("readiness changed")
+	if m.cfg.ReadyFile != "" {
+		var err error
+		if ready {
+			err = createReadyFile(m.cfg.ReadyFile, m.pid)
+		} else {
+			err = os.Remove(m.cfg.ReadyFile)
+			if errors.Is(err, os.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil {
+			m.log.WithError(err).WithField("ready-file", m.cfg.ReadyFile).Error("cannot update the ready file")
+		}
+	}
+	if ready && !m.notified {
+		// READY=1 means "start-up finished" to systemd: once per life.
+		if sent, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+			m.log.WithError(err).Warn("sd_notify READY=1 failed (NOTIFY_SOCKET)")
+		} else if sent {
+			m.notified = true
+		}
+	}
+}
+
+// createReadyFile writes PATH atomically: a reader sees it whole or not at
+// all (written under a temporary name in the same directory, then renamed).
+func createReadyFile(path string, pid int) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, werr := fmt.Fprintf(f, "%d\n", pid)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
+
+// state is the monitor's published state, copied under the lock.
+type state struct {
+	childUp, started, ready, live bool
+}
+
+func (m *Monitor) state() state {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return state{childUp: m.childUp, started: m.childUp && m.started, ready: m.ready, live: m.live}
+}
+
+func checkListenAddr(a string) error {
+	if p, ok := strings.CutPrefix(a, "unix:"); ok {
+		if p == "" {
+			return errors.New("empty socket path")
+		}
+		return nil
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT or unix:/path: %w", err)
+	}
+	if port == "0" {
+		return nil
+	}
+	_, err = parsePort(port)
+	return err
+}
+
+func listenHealth(addr string) (net.Listener, error) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		ln, err := net.Listen("unix", p)
+		if err != nil && errors.Is(err, errAddrInUse) && staleSocket(p) {
+			// A socket left by a previous run that nobody answers on.
+			os.Remove(p)
+			ln, err = net.Listen("unix", p)
+		}
+		return ln, err
+	}
+	return net.Listen("tcp", addr)
+}
+
+var errAddrInUse = syscall.EADDRINUSE
+
+func staleSocket(p string) bool {
+	fi, err := os.Lstat(p)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return false
+	}
+	c, err := net.DialTimeout("unix", p, time.Second)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return true
+}
+
+// Addr is the health endpoint's address (useful with port 0), or nil.
+func (m *Monitor) Addr() net.Addr {
+	if m.ln == nil {
+		return nil
+	}
+	return m.ln.Addr()
+}
+
+// Ready reports whether the daemon is ready now.
+func (m *Monitor) Ready() bool { return m.state().ready }

@@ -1,0 +1,64 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Status is the outcome of one probe.
+type Status uint8
+
+const (
+	// Unknown means the probe could not be run (it is retried, never counted).
+	Unknown Status = iota
+	// Success means the daemon answered as healthy.
+	Success
+	// Failure means the daemon answered, or failed to answer in time, as unhealthy.
+	Failure
+)
+
+func (s Status) String() string {
+	switch s {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	}
+	return "unknown"
+}
+
+// Result is a Status with a human-readable detail. Detail strings on the
+// hot path are constants so that a steady probe does not allocate.
+type Result struct {
+	Status Status
+	Detail string
+}
+
+// Prober runs one probe. A failed probe is a Result, never an error.
+// deadline bounds the probe (its timeout); ctx cancels it early when the
+// child exits or the monitor closes.
+type Prober interface {
+	Probe(ctx context.Context, deadline time.Time) Result
+}
+
+// rootSetter is implemented by probers that need the supervised PID
+// (listen:// matches socket owners against its process tree).
+type rootSetter interface {
+	SetRoot(pid int)
+}
+
+// NewProber builds the prober for a parsed spec.
+func NewProber(s Spec) (Prober, error) {
+	switch s.Kind {
+	case KindTCP:
+		return newTCPProber(s.Host, s.Port), nil
+	case KindHTTP, KindHTTPS:
+		return newHTTPProber(s.URL), nil
+	case KindExec:
+		return newExecProber(s.Argv), nil
+	case KindListen:
+		return newListenProber(s.Host, s.Port), nil
+	}
+	return nil, fmt.Errorf("%w: unknown kind %q", ErrSpec, s.Kind)
+}

@@ -1,0 +1,227 @@
+package health
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// probeKind is startup, readiness or liveness.
+type probeKind uint8
+
+const (
+	kindStartup probeKind = iota
+	kindReadiness
+	kindLiveness
+	numKinds
+)
+
+var kindNames = [numKinds]string{"startup", "readiness", "liveness"}
+
+func (k probeKind) String() string { return kindNames[k] }
+
+// firstRetry is where the accelerating pre-success schedule starts: a daemon
+// that is up within a millisecond is seen within a millisecond.
+const firstRetry = time.Millisecond
+
+// fastPoller is implemented by probers cheap and invisible enough to run on
+// a short fixed cadence while the daemon starts (listen:// via sock_diag
+// costs two netlink round trips and the daemon never sees it). Their
+// accelerating schedule stops doubling at this cap instead of the period.
+type fastPoller interface {
+	fastCap() time.Duration
+}
+
+// verdict is what a runner decided after a probe; the monitor acts on it.
+type verdict uint8
+
+const (
+	vNone     verdict = iota
+	vStarted          // startup succeeded
+	vReady            // readiness reached successThreshold
+	vNotReady         // readiness reached failureThreshold
+	vRestart          // liveness or startup failed: restart the daemon
+)
+
+// runner applies the kubelet's rules to one probe of one child.
+type runner struct {
+	kind   probeKind
+	cfg    ProbeConfig
+	prober Prober
+
+	// clock is time.Now; the hot path calls it a few times per probe.
+	now func() time.Time
+
+	// Exposed state, read by /status and /metrics.
+	mu        sync.Mutex
+	last      Result
+	lastAt    time.Time
+	lastDur   time.Duration
+	successes int // consecutive
+	failures  int // consecutive
+	everOK    bool
+	counts    [3]atomic.Uint64 // by Status
+	skipped   atomic.Uint64    // ticks dropped because a probe overran
+}
+
+func newRunner(kind probeKind, cfg ProbeConfig, p Prober) *runner {
+	return &runner{kind: kind, cfg: cfg, prober: p, now: time.Now}
+}
+
+// reset forgets the previous child's results (counters stay: they are
+// totals for /metrics).
+func (r *runner) reset() {
+	r.mu.Lock()
+	r.last, r.lastAt, r.lastDur = Result{}, time.Time{}, 0
+	r.successes, r.failures, r.everOK = 0, 0, false
+	r.mu.Unlock()
+}
+
+// snapshot is a copy of the exposed state.
+type snapshot struct {
+	Last                Result
+	At                  time.Time
+	Dur                 time.Duration
+	Successes, Failures int
+	Counts              [3]uint64
+	Skipped             uint64
+}
+
+func (r *runner) snapshot() snapshot {
+	r.mu.Lock()
+	s := snapshot{Last: r.last, At: r.lastAt, Dur: r.lastDur, Successes: r.successes, Failures: r.failures}
+	r.mu.Unlock()
+	for i := range s.Counts {
+		s.Counts[i] = r.counts[i].Load()
+	}
+	s.Skipped = r.skipped.Load()
+	return s
+}
+
+// run probes until ctx ends or a final verdict (started, restart) is
+// reached. start is when the probe may first run (child start plus
+// initialDelay, or the startup probe's success if that is later). decide
+// receives every verdict other than vNone; it must not block.
+//
+// Schedule: before the first success, startup and readiness are retried
+// from firstRetry doubling up to the period (up to fastCap for cheap
+// probers); the startup probe's budget is failureThreshold x period from
+// its first run. After that, probes run on the period grid; a probe that
+// overruns skips the ticks it missed instead of running them back to back.
+func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, Result)) {
+	timer := time.NewTimer(time.Until(start))
+	defer timer.Stop()
+
+	period := r.cfg.Period
+	accelerate := r.kind != kindLiveness
+	interval := firstRetry
+	maxInterval := period
+	if fp, ok := r.prober.(fastPoller); ok && accelerate {
+		if c := fp.fastCap(); c > 0 && c < maxInterval {
+			maxInterval = c
+		}
+	}
+	budget := time.Duration(r.cfg.FailureThreshold) * period
+	var deadline time.Time // startup budget end, set at the first run
+	next := start
+
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		t0 := r.now()
+		if deadline.IsZero() {
+			deadline = t0.Add(budget)
+		}
+		res := r.prober.Probe(ctx, t0.Add(r.cfg.Timeout))
+		t1 := r.now()
+		if ctx.Err() != nil {
+			return
+		}
+		v := r.record(res, t0, t1, accelerate, deadline)
+		if v != vNone {
+			decide(v, res)
+			if v == vStarted || v == vRestart {
+				return
+			}
+		}
+		r.mu.Lock()
+		fast := accelerate && !r.everOK
+		r.mu.Unlock()
+		if fast && t1.Before(deadline) {
+			// Accelerating retry: never past the budget's end, so the
+			// final verdict comes on time.
+			next = t1.Add(interval)
+			if interval < maxInterval {
+				interval *= 2
+				if interval > maxInterval {
+					interval = maxInterval
+				}
+			}
+			if next.After(deadline) {
+				next = deadline
+			}
+		} else {
+			if fast || next.Before(start) {
+				next = t1 // leave the fast phase: the grid starts here
+			}
+			next = next.Add(period)
+			// Drop the ticks a slow probe overran.
+			for !next.After(t1) {
+				next = next.Add(period)
+				r.skipped.Add(1)
+			}
+		}
+		timer.Reset(next.Sub(r.now()))
+	}
+}
+
+// record counts one result and returns the verdict it causes.
+func (r *runner) record(res Result, t0, t1 time.Time, accelerate bool, deadline time.Time) verdict {
+	r.counts[res.Status].Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last, r.lastAt, r.lastDur = res, t1, t1.Sub(t0)
+	switch res.Status {
+	case Unknown:
+		// "Could not probe": retried on the schedule, never counted.
+		if r.kind == kindStartup && !t1.Before(deadline) && r.failures > 0 {
+			return vRestart
+		}
+		return vNone
+	case Success:
+		r.successes++
+		r.failures = 0
+	case Failure:
+		r.failures++
+		r.successes = 0
+	}
+	switch r.kind {
+	case kindStartup:
+		if r.successes >= r.cfg.SuccessThreshold {
+			r.everOK = true
+			return vStarted
+		}
+		// The budget, not the count, ends an accelerated startup: a
+		// millisecond-spaced retry must not use up failureThreshold.
+		if res.Status == Failure && !t1.Before(deadline) {
+			return vRestart
+		}
+	case kindReadiness:
+		if res.Status == Success && r.successes == r.cfg.SuccessThreshold {
+			r.everOK = true
+			return vReady
+		}
+		if res.Status == Failure && r.failures == r.cfg.FailureThreshold && r.everOK {
+			return vNotReady
+		}
+	case kindLiveness:
+		if res.Status == Failure && r.failures >= r.cfg.FailureThreshold {
+			return vRestart
+		}
+	}
+	return vNone
+}

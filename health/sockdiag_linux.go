@@ -1,0 +1,148 @@
+package health
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// sockDiag asks the kernel for LISTEN sockets through NETLINK_SOCK_DIAG,
+// as `ss -ltn` does. It keeps one netlink socket and one receive buffer for
+// its whole life: a probe that runs every few milliseconds while the daemon
+// starts must not open sockets or allocate per run. (vishvananda/netlink's
+// SocketDiagTCP dumps every TCP socket in every state, opens a netlink
+// socket per call and allocates per socket; the tests cross-check this
+// parser against it.)
+type sockDiag struct {
+	fd  int
+	seq uint32
+	req [nlmsgHdrLen + inetDiagReqLen]byte
+	buf []byte
+}
+
+const (
+	nlmsgHdrLen       = 16
+	inetDiagReqLen    = 56
+	inetDiagMsgLen    = 72
+	sockDiagByFamily  = 20 // SOCK_DIAG_BY_FAMILY
+	tcpListenState    = 10 // TCP_LISTEN
+	sockDiagRecvBytes = 32 << 10
+)
+
+// listener is one LISTEN socket as the kernel reports it.
+type listener struct {
+	addr   netip.Addr
+	port   uint16
+	inode  uint32
+	queued uint32 // accept queue length (sk_ack_backlog)
+	max    uint32 // backlog (sk_max_ack_backlog)
+	hasMax bool   // /proc/net/tcp does not report the backlog
+}
+
+// full reports whether the kernel drops new SYNs for this listener
+// (sk_acceptq_is_full: ack_backlog > max_ack_backlog).
+func (l listener) full() bool { return l.hasMax && l.queued > l.max }
+
+var errSockDiagUnavailable = errors.New("sock_diag netlink unavailable")
+
+func newSockDiag() (*sockDiag, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("%w: socket(AF_NETLINK, NETLINK_SOCK_DIAG): %v", errSockDiagUnavailable, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: bind: %v", errSockDiagUnavailable, err)
+	}
+	d := &sockDiag{fd: fd, buf: make([]byte, sockDiagRecvBytes)}
+	ne := binary.NativeEndian
+	ne.PutUint32(d.req[0:], uint32(len(d.req)))
+	ne.PutUint16(d.req[4:], sockDiagByFamily)
+	ne.PutUint16(d.req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	d.req[nlmsgHdrLen+1] = unix.IPPROTO_TCP
+	// Only LISTEN sockets: the kernel filters, so the daemon's open
+	// connections never cross into user space.
+	ne.PutUint32(d.req[nlmsgHdrLen+4:], 1<<tcpListenState)
+	return d, nil
+}
+
+func (d *sockDiag) Close() error { return unix.Close(d.fd) }
+
+// listeners appends the LISTEN sockets of family (AF_INET or AF_INET6) to
+// out and returns it.
+func (d *sockDiag) listeners(family uint8, out []listener) ([]listener, error) {
+	ne := binary.NativeEndian
+	d.seq++
+	ne.PutUint32(d.req[8:], d.seq)
+	d.req[nlmsgHdrLen] = family
+	if _, err := unix.Write(d.fd, d.req[:]); err != nil {
+		return out, fmt.Errorf("sock_diag send: %w", err)
+	}
+	for {
+		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("sock_diag receive: %w", err)
+		}
+		b := d.buf[:n]
+		for len(b) >= nlmsgHdrLen {
+			mlen := int(ne.Uint32(b[0:]))
+			typ := ne.Uint16(b[4:])
+			seq := ne.Uint32(b[8:])
+			if mlen < nlmsgHdrLen || mlen > len(b) {
+				return out, errors.New("sock_diag: truncated message")
+			}
+			msg := b[nlmsgHdrLen:mlen]
+			b = b[nlmAlign(mlen):]
+			if seq != d.seq {
+				continue // a reply to an earlier, abandoned request
+			}
+			switch typ {
+			case unix.NLMSG_DONE:
+				return out, nil
+			case unix.NLMSG_ERROR:
+				if len(msg) >= 4 {
+					if e := int32(ne.Uint32(msg)); e != 0 {
+						return out, fmt.Errorf("sock_diag: %w", unix.Errno(-e))
+					}
+				}
+				return out, nil
+			case sockDiagByFamily:
+				if l, ok := parseInetDiagMsg(msg); ok {
+					out = append(out, l)
+				}
+			}
+		}
+	}
+}
+
+func nlmAlign(n int) int { return (n + 3) &^ 3 }
+
+func parseInetDiagMsg(m []byte) (listener, bool) {
+	if len(m) < inetDiagMsgLen || m[1] != tcpListenState {
+		return listener{}, false
+	}
+	ne := binary.NativeEndian
+	var a netip.Addr
+	switch m[0] {
+	case unix.AF_INET:
+		a = netip.AddrFrom4([4]byte(m[8:12]))
+	case unix.AF_INET6:
+		a = netip.AddrFrom16([16]byte(m[8:24]))
+	default:
+		return listener{}, false
+	}
+	return listener{
+		addr:   a,
+		port:   binary.BigEndian.Uint16(m[4:6]),
+		queued: ne.Uint32(m[56:]),
+		max:    ne.Uint32(m[60:]),
+		inode:  ne.Uint32(m[68:]),
+		hasMax: true,
+	}, true
+}
