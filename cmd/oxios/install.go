@@ -1,9 +1,214 @@
 package main
 
-import "io"
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
 
-// CONTRACT STUB: owned by the hostsvc work. The CLI dispatcher calls these
-// for `oxios install`, `oxios uninstall` and `oxios daemon install|uninstall`;
-// args are the arguments after the subcommand. They return the exit code.
-func cmdInstall(args []string, stdout, stderr io.Writer) int   { return 1 }
-func cmdUninstall(args []string, stdout, stderr io.Writer) int { return 1 }
+	"github.com/a7garden/oxios/hostsvc"
+	"github.com/a7garden/oxios/runtime/config"
+)
+
+// installFlags are the flags of `oxios install` and `oxios uninstall`.
+type installFlags struct {
+	user     bool
+	dryRun   bool
+	now      bool
+	config   string
+	watchdog time.Duration
+}
+
+func parseInstallFlags(name string, args []string, stderr io.Writer, install bool) (*installFlags, error) {
+	f := &installFlags{}
+	fs := flag.NewFlagSet("oxios "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&f.user, "user", false, "the per-user service (systemd --user, a LaunchAgent) instead of the system one")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would be written or run, change nothing")
+	if install {
+		fs.BoolVar(&f.now, "now", false, "also enable and start the service")
+		fs.StringVar(&f.config, "config", "", "config file the service runs with (default: the lookup order of `oxios start`)")
+		fs.DurationVar(&f.watchdog, "watchdog", 0, "systemd WatchdogSec (e.g. 30s); oxios feeds it while the daemon is live; 0 = off")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// cmdInstall is `oxios install [--user] [--dry-run] [--now] [--config FILE]`.
+func cmdInstall(args []string, stdout, stderr io.Writer) int {
+	f, err := parseInstallFlags("install", args, stderr, true)
+	if err != nil {
+		return usageExit(err)
+	}
+	spec, err := installSpec(f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "oxios install: %v\n", err)
+		return 1
+	}
+	in, err := newInstaller(f.user, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "oxios install: %v\n", err)
+		return 1
+	}
+	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now}); err != nil {
+		fmt.Fprintf(stderr, "oxios install: %v\n", err)
+		fmt.Fprintln(stderr, installHint(err, f.user, in, append([]string{"install"}, args...)))
+		return 1
+	}
+	if !f.dryRun && !f.now {
+		fmt.Fprintln(stderr, startHint(in.Manager, f.user))
+	}
+	return 0
+}
+
+// cmdUninstall is `oxios uninstall [--user] [--dry-run]`: stop, disable,
+// remove, reload.
+func cmdUninstall(args []string, stdout, stderr io.Writer) int {
+	f, err := parseInstallFlags("uninstall", args, stderr, false)
+	if err != nil {
+		return usageExit(err)
+	}
+	in, err := newInstaller(f.user, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
+		return 1
+	}
+	if err := in.Uninstall(f.user, hostsvc.Options{DryRun: f.dryRun}); err != nil {
+		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
+		fmt.Fprintln(stderr, installHint(err, f.user, in, append([]string{"uninstall"}, args...)))
+		return 1
+	}
+	return 0
+}
+
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+// installSpec resolves what the service runs: this binary, by its absolute
+// path, and the config file `oxios start` would read, made absolute
+// (systemd and launchd start it from /).
+func installSpec(f *installFlags, stderr io.Writer) (hostsvc.Spec, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return hostsvc.Spec{}, fmt.Errorf("locate the oxios binary: %w", err)
+	}
+	exe, err = filepath.Abs(exe)
+	if err != nil {
+		return hostsvc.Spec{}, fmt.Errorf("locate the oxios binary: %w", err)
+	}
+	path, _ := config.Locate(f.config)
+	if f.user && f.config == "" && os.Getenv(config.EnvVar) == "" && os.Geteuid() == 0 {
+		// root asking for a --user service still means the user's config.
+		if dir, err := os.UserConfigDir(); err == nil {
+			path = filepath.Join(dir, "oxios", "config.toml")
+		}
+	}
+	if path == "" {
+		return hostsvc.Spec{}, errors.New("no config path: pass --config FILE")
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return hostsvc.Spec{}, fmt.Errorf("--config: %w", err)
+	}
+	spec := hostsvc.Spec{Binary: filepath.Clean(exe), Config: path, User: f.user, Watchdog: f.watchdog}
+	// The unit's timeouts follow the config's: a missing file means the
+	// built-in defaults, which the service will also run with.
+	cfg, err := config.Load(path)
+	switch {
+	case errors.Is(err, config.ErrNotFound):
+		fmt.Fprintf(stderr, "oxios install: note: %s does not exist yet; the service will run with the built-in defaults until it does\n", path)
+		cfg = config.Default()
+	case err != nil:
+		return hostsvc.Spec{}, err
+	}
+	spec.Grace = cfg.StopGrace()
+	// Readiness budget plus an image import on a slow disk.
+	spec.StartTimeout = max(hostsvc.DefaultStartTimeout, cfg.Container.StartTimeout.D()+time.Minute)
+	return spec, nil
+}
+
+func newInstaller(user bool, stdout io.Writer) (*hostsvc.Installer, error) {
+	m := hostsvc.Systemd
+	switch runtime.GOOS {
+	case "darwin":
+		m = hostsvc.Launchd
+	case "linux":
+	default:
+		return nil, fmt.Errorf("no service manager support on %s (systemd on Linux, launchd on macOS)", runtime.GOOS)
+	}
+	file, logDir, err := hostsvc.DefaultPaths(m, user)
+	if err != nil {
+		return nil, err
+	}
+	return &hostsvc.Installer{Manager: m, Path: file, LogDir: logDir, UID: os.Getuid(),
+		Run: hostsvc.ExecRunner, Out: stdout}, nil
+}
+
+// installHint is the next step after a failure, said at the CLI boundary:
+// what to run. "run with sudo" is said only to a user who is not root (to
+// root, a permission error means a read-only or protected path instead).
+func installHint(err error, user bool, in *hostsvc.Installer, args []string) string {
+	root := os.Geteuid() == 0
+	var pe *hostsvc.PathError
+	var ce *hostsvc.CommandError
+	switch {
+	case errors.As(err, &pe) && errors.Is(err, fs.ErrPermission) && !root && !user:
+		exe, _ := os.Executable()
+		return fmt.Sprintf("hint: %s is writable only by root; run with sudo:\n  sudo %s %s\nor install a service for your user only:\n  %s %s --user",
+			filepath.Dir(pe.Path), shellQuote(exe), shellJoin(args), shellQuote(exe), args[0])
+	case errors.As(err, &pe):
+		return fmt.Sprintf("hint: check that %s is writable (a read-only file system, or a protected path, stops even root)", filepath.Dir(pe.Path))
+	case errors.As(err, &ce):
+		cmd := shellJoin(ce.Args)
+		if !root && !user {
+			return "hint: run it yourself with sudo: sudo " + cmd
+		}
+		return "hint: the file is in place; fix the cause above, then run: " + cmd
+	}
+	return ""
+}
+
+func startHint(m hostsvc.Manager, user bool) string {
+	if m == hostsvc.Launchd {
+		return "note: launchd loaded the job; it starts at boot (or login); `oxios status` shows it"
+	}
+	u := ""
+	if user {
+		u = "--user "
+	}
+	return fmt.Sprintf("note: start it with: systemctl %senable --now %s (or install with --now)", u, hostsvc.UnitName)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it, for hints the
+// user can paste.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '-' || r == '_' || r == '.' || r == '=' || r == ':' || r == ',' || r == '@' ||
+			r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}

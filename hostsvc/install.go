@@ -1,0 +1,255 @@
+package hostsvc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Manager is the host's service manager.
+type Manager string
+
+const (
+	Systemd Manager = "systemd"
+	Launchd Manager = "launchd"
+)
+
+// Runner runs a service-manager command (systemctl, launchctl) and returns
+// its combined output. Tests of the install logic replace it; the boot test
+// runs the real systemctl inside a booted machine.
+type Runner func(name string, args ...string) ([]byte, error)
+
+// ExecRunner runs the command for real.
+func ExecRunner(name string, args ...string) ([]byte, error) {
+	return exec.Command(name, args...).CombinedOutput()
+}
+
+// Installer installs and removes the service for one manager.
+type Installer struct {
+	Manager Manager
+	// Path is the unit or plist file.
+	Path string
+	// LogDir holds launchd's stdout/stderr file for the CLI.
+	LogDir string
+	// UID is the user whose launchd domain (gui/UID) a --user job joins.
+	UID int
+	Run Runner
+	// Out receives one line per step done (or, with DryRun, to be done).
+	Out io.Writer
+}
+
+// Options are the install and uninstall switches.
+type Options struct {
+	DryRun bool // print the file (or the steps) and change nothing
+	Now    bool // enable and start after installing
+}
+
+// CommandError is a service-manager command that failed.
+type CommandError struct {
+	Args   []string
+	Output string
+	Err    error
+}
+
+func (e *CommandError) Error() string {
+	msg := fmt.Sprintf("%s: %v", strings.Join(e.Args, " "), e.Err)
+	if out := strings.TrimSpace(e.Output); out != "" {
+		msg += ": " + out
+	}
+	return msg
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// PathError is a file the installer could not write or remove; errors.Is
+// with fs.ErrPermission tells the caller a privilege problem.
+type PathError struct {
+	Op   string // "write", "remove", "create directory"
+	Path string
+	Err  error
+}
+
+func (e *PathError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err) }
+func (e *PathError) Unwrap() error { return e.Err }
+
+// DefaultPaths returns where the unit or plist goes for the manager, for
+// the system or (user) for the invoking user.
+func DefaultPaths(m Manager, user bool) (file, logDir string, err error) {
+	home, herr := os.UserHomeDir()
+	if user && herr != nil {
+		return "", "", fmt.Errorf("a --user service needs $HOME: %w", herr)
+	}
+	switch m {
+	case Systemd:
+		if !user {
+			return filepath.Join("/etc/systemd/system", UnitName), "", nil
+		}
+		base := os.Getenv("XDG_CONFIG_HOME")
+		if base == "" || !filepath.IsAbs(base) {
+			base = filepath.Join(home, ".config")
+		}
+		return filepath.Join(base, "systemd", "user", UnitName), "", nil
+	case Launchd:
+		if !user {
+			return filepath.Join("/Library/LaunchDaemons", Label+".plist"), "/Library/Logs/oxios", nil
+		}
+		return filepath.Join(home, "Library", "LaunchAgents", Label+".plist"),
+			filepath.Join(home, "Library", "Logs", "oxios"), nil
+	}
+	return "", "", fmt.Errorf("unknown service manager %q", m)
+}
+
+// Render returns the file for s.
+func (in *Installer) Render(s Spec) ([]byte, error) {
+	if in.Manager == Launchd {
+		return RenderPlist(s, in.LogDir)
+	}
+	return RenderUnit(s)
+}
+
+// Install writes the service file atomically (a second install replaces the
+// first), reloads the manager, and with opts.Now enables and starts it.
+func (in *Installer) Install(s Spec, opts Options) error {
+	data, err := in.Render(s)
+	if err != nil {
+		return err
+	}
+	if opts.DryRun {
+		_, err := in.Out.Write(data)
+		return err
+	}
+	if err := writeAtomic(in.Path, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(in.Out, "wrote %s\n", in.Path)
+	if in.Manager == Launchd && in.LogDir != "" {
+		if err := os.MkdirAll(in.LogDir, 0o755); err != nil {
+			return &PathError{Op: "create directory", Path: in.LogDir, Err: err}
+		}
+	}
+	for _, step := range in.installSteps(s.User, opts.Now) {
+		if err := in.run(step); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Uninstall stops and disables the service, removes its file, and reloads.
+// A service that is not installed is not an error.
+func (in *Installer) Uninstall(user bool, opts Options) error {
+	if _, err := os.Lstat(in.Path); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(in.Out, "not installed: no %s\n", in.Path)
+		return nil
+	}
+	// Fail before stopping anything when the file cannot be removed: a
+	// half-done uninstall (service stopped, file still there) helps nobody.
+	if err := checkWritableDir(filepath.Dir(in.Path)); err != nil && !opts.DryRun {
+		return &PathError{Op: "remove", Path: in.Path, Err: err}
+	}
+	before, after := in.uninstallSteps(user)
+	for _, step := range before {
+		if err := in.runOrPrint(step, opts.DryRun); err != nil {
+			return err
+		}
+	}
+	if opts.DryRun {
+		fmt.Fprintf(in.Out, "would remove %s\n", in.Path)
+	} else {
+		if err := os.Remove(in.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return &PathError{Op: "remove", Path: in.Path, Err: err}
+		}
+		fmt.Fprintf(in.Out, "removed %s\n", in.Path)
+	}
+	for _, step := range after {
+		if err := in.runOrPrint(step, opts.DryRun); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step is one service-manager command; a step that may fail (unloading a
+// job that is not loaded) is tolerated.
+type step struct {
+	args     []string
+	tolerate bool
+}
+
+func (in *Installer) systemctl(user bool, args ...string) []string {
+	if user {
+		return append([]string{"systemctl", "--user"}, args...)
+	}
+	return append([]string{"systemctl"}, args...)
+}
+
+func (in *Installer) launchdDomain(user bool) string {
+	if user {
+		return "gui/" + strconv.Itoa(in.UID)
+	}
+	return "system"
+}
+
+func (in *Installer) installSteps(user, now bool) []step {
+	if in.Manager == Launchd {
+		d := in.launchdDomain(user)
+		// bootout first: bootstrap refuses a label that is already loaded,
+		// and a reinstall must replace the old job, not fail on it.
+		steps := []step{
+			{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true},
+			{args: []string{"launchctl", "bootstrap", d, in.Path}},
+		}
+		if now {
+			steps = append(steps,
+				step{args: []string{"launchctl", "enable", d + "/" + Label}},
+				step{args: []string{"launchctl", "kickstart", d + "/" + Label}})
+		}
+		return steps
+	}
+	steps := []step{{args: in.systemctl(user, "daemon-reload")}}
+	if now {
+		steps = append(steps, step{args: in.systemctl(user, "enable", "--now", UnitName)})
+	}
+	return steps
+}
+
+func (in *Installer) uninstallSteps(user bool) (before, after []step) {
+	if in.Manager == Launchd {
+		d := in.launchdDomain(user)
+		return []step{{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true}}, nil
+	}
+	// disable --now = stop + disable; the stop runs ExecStopPost, which
+	// removes the task even if the CLI is gone.
+	return []step{{args: in.systemctl(user, "disable", "--now", UnitName)}},
+		[]step{
+			{args: in.systemctl(user, "daemon-reload")},
+			{args: in.systemctl(user, "reset-failed", UnitName), tolerate: true},
+		}
+}
+
+func (in *Installer) runOrPrint(s step, dryRun bool) error {
+	if dryRun {
+		fmt.Fprintf(in.Out, "would run: %s\n", strings.Join(s.args, " "))
+		return nil
+	}
+	return in.run(s)
+}
+
+func (in *Installer) run(s step) error {
+	out, err := in.Run(s.args[0], s.args[1:]...)
+	if err != nil {
+		if s.tolerate {
+			return nil
+		}
+		return &CommandError{Args: s.args, Output: string(bytes.TrimSpace(out)), Err: err}
+	}
+	fmt.Fprintf(in.Out, "ran: %s\n", strings.Join(s.args, " "))
+	return nil
+}

@@ -1,0 +1,86 @@
+package hostsvc
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+
+	"howett.net/plist"
+)
+
+// Label is the launchd job label; the old layer used the same one, so an
+// install replaces its job.
+const Label = "com.a7garden.oxios"
+
+// Job is the launchd job, encoded by howett.net/plist (never by a string
+// template: every string is escaped by the encoder). Field order is the
+// encoder's sorted key order, which keeps the output deterministic.
+type Job struct {
+	Label             string            `plist:"Label"`
+	ProgramArguments  []string          `plist:"ProgramArguments"`
+	RunAtLoad         bool              `plist:"RunAtLoad"`
+	KeepAlive         KeepAlive         `plist:"KeepAlive"`
+	ThrottleInterval  int               `plist:"ThrottleInterval"`
+	ExitTimeOut       int               `plist:"ExitTimeOut"`
+	ProcessType       string            `plist:"ProcessType"`
+	WorkingDirectory  string            `plist:"WorkingDirectory"`
+	StandardOutPath   string            `plist:"StandardOutPath"`
+	StandardErrorPath string            `plist:"StandardErrorPath"`
+	Environment       map[string]string `plist:"EnvironmentVariables,omitempty"`
+}
+
+// KeepAlive restarts the job only when it did not exit successfully: the
+// launchd spelling of systemd's Restart=on-failure.
+type KeepAlive struct {
+	SuccessfulExit bool `plist:"SuccessfulExit"`
+}
+
+// JobFor returns the launchd job for s. logDir receives the CLI's own
+// stdout and stderr (the daemon's log is the task's log, kept by oxios).
+func JobFor(s Spec, logDir string) (Job, error) {
+	if err := s.validate(); err != nil {
+		return Job{}, err
+	}
+	s = s.withDefaults()
+	log := filepath.Join(logDir, "oxiosd.log")
+	return Job{
+		Label:            Label,
+		ProgramArguments: s.StartArgs(),
+		RunAtLoad:        true,
+		KeepAlive:        KeepAlive{SuccessfulExit: false},
+		// launchd's minimum spacing between two starts of the job.
+		ThrottleInterval: ceilSeconds(s.RestartDelay),
+		// launchd sends SIGTERM, then SIGKILL after ExitTimeOut seconds: it
+		// must outlast the task's grace period, as TimeoutStopSec does.
+		ExitTimeOut:       ceilSeconds(s.StopTimeout()),
+		ProcessType:       "Background",
+		WorkingDirectory:  "/",
+		StandardOutPath:   log,
+		StandardErrorPath: log,
+	}, nil
+}
+
+// RenderPlist renders the launchd job for s as an XML property list.
+func RenderPlist(s Spec, logDir string) ([]byte, error) {
+	job, err := JobFor(s, logDir)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := plist.NewEncoderForFormat(&b, plist.XMLFormat)
+	enc.Indent("\t")
+	if err := enc.Encode(job); err != nil {
+		return nil, fmt.Errorf("encode launchd plist: %w", err)
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+func ceilSeconds(d interface{ Seconds() float64 }) int {
+	s := d.Seconds()
+	n := int(s)
+	if float64(n) < s {
+		n++
+	}
+	return n
+}
