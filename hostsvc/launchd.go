@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"unicode/utf8"
 
 	"howett.net/plist"
 )
@@ -43,6 +44,11 @@ func JobFor(s Spec, logDir string) (Job, error) {
 	}
 	s = s.withDefaults()
 	log := filepath.Join(logDir, "oxiosd.log")
+	for _, v := range []string{s.Binary, s.Config, log} {
+		if err := xmlSafe(v); err != nil {
+			return Job{}, err
+		}
+	}
 	return Job{
 		Label:            Label,
 		ProgramArguments: s.StartArgs(),
@@ -83,4 +89,19 @@ func ceilSeconds(d interface{ Seconds() float64 }) int {
 		n++
 	}
 	return n
+}
+
+// xmlSafe refuses what an XML 1.0 plist cannot carry: bytes that are not
+// UTF-8 and the control characters outside XML's Char production. (macOS
+// file systems store UTF-8 names, so no real path is lost.)
+func xmlSafe(v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%q is not UTF-8, which a launchd plist cannot hold", v)
+	}
+	for _, r := range v {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return fmt.Errorf("%q holds control character %U, which a launchd plist cannot hold", v, r)
+		}
+	}
+	return nil
 }
