@@ -82,7 +82,7 @@ func (d *sockDiag) listeners(family uint8, out []listener) ([]listener, error) {
 		return out, fmt.Errorf("sock_diag send: %w", err)
 	}
 	for {
-		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
+		n, err := unix.Read(d.fd, d.buf)
 		if err == unix.EINTR {
 			continue
 		}

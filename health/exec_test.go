@@ -1,0 +1,75 @@
+package health
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestExecExitCodes(t *testing.T) {
+	for spec, want := range map[string]Status{
+		"exec:true":                     Success,
+		"exec:false":                    Failure,
+		"exec:sh -c 'echo hi; exit 3'":  Failure,
+		"exec:/nonexistent/oxios-probe": Unknown,
+		"exec:sh -c 'kill -KILL $$'":    Failure,
+	} {
+		r := probeOnce(t, mustProber(t, spec), 5*time.Second)
+		if r.Status != want {
+			t.Errorf("%s: %+v, want %v", spec, r, want)
+		}
+	}
+	r := probeOnce(t, mustProber(t, "exec:sh -c 'echo hi; exit 3'"), 5*time.Second)
+	if r.Detail != "exit 3: hi" {
+		t.Errorf("detail %q", r.Detail)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// An exec probe that ignores SIGTERM is killed at its timeout, with
+// whatever it forked, and reaped.
+func TestExecIgnoresSIGTERM(t *testing.T) {
+	pids := filepath.Join(t.TempDir(), "pids")
+	spec := "exec:sh -c 'trap \"\" TERM; sleep 30 & echo $$ $! > " + pids + "; wait'"
+	start := time.Now()
+	r := probeOnce(t, mustProber(t, spec), 300*time.Millisecond)
+	el := time.Since(start)
+	if r.Status != Failure || !strings.Contains(r.Detail, "timed out") {
+		t.Fatalf("SIGTERM-ignoring probe: %+v", r)
+	}
+	if el > 1500*time.Millisecond {
+		t.Fatalf("probe returned after %v, timeout 300ms", el)
+	}
+	b, err := os.ReadFile(pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	sh, _ := strconv.Atoi(f[0])
+	sleeper, _ := strconv.Atoi(f[1])
+	// The shell is our child: reaped by Wait, so it is gone, not a zombie.
+	if err := syscall.Kill(sh, 0); err == nil && alive(sh) {
+		t.Errorf("probe shell %d still alive", sh)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(sleeper) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(sleeper) {
+		t.Errorf("the probe's grandchild %d survived the timeout", sleeper)
+	}
+}
