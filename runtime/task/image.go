@@ -1,0 +1,115 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/errdefs"
+)
+
+// ensureImage returns the configured image, importing the archive or
+// pulling the reference when it is absent (per image.pull), and unpacked.
+func (r *Runtime) ensureImage(ctx context.Context) (client.Image, error) {
+	ic := r.cfg.Image
+	if ic.Pull == "always" {
+		return r.pull(ctx)
+	}
+	img, err := r.client.GetImage(ctx, ic.Ref)
+	switch {
+	case err == nil:
+	case !errdefs.IsNotFound(err):
+		return nil, r.wrapUnavailable(err)
+	case ic.Pull == "never":
+		return nil, fmt.Errorf("image %s not in containerd namespace %s and image.pull = \"never\"", ic.Ref, r.cfg.Containerd.Namespace)
+	case ic.Archive != "" && !isRegistryRef(ic.Ref):
+		img, err = r.importArchive(ctx)
+	default:
+		img, err = r.pull(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return img, r.unpack(ctx, img)
+}
+
+// isRegistryRef: "localhost/..." names a local build, not a registry
+// (no port, so it is not localhost:5000/...).
+func isRegistryRef(ref string) bool {
+	host, _, ok := strings.Cut(ref, "/")
+	if !ok || host == "localhost" {
+		return false
+	}
+	return strings.ContainsAny(host, ".:")
+}
+
+func (r *Runtime) importArchive(ctx context.Context) (client.Image, error) {
+	path := r.cfg.Image.Archive
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("%w: %s (image %s is not in containerd either)", ErrArchiveMissing, path, r.cfg.Image.Ref)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open image archive %s: %w", path, err)
+	}
+	defer f.Close()
+	r.progress("importing %s", path)
+	imgs, err := r.client.Import(ctx, f, client.WithImportPlatform(nil))
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, r.wrapUnavailable(err))
+	}
+	return r.pickImported(ctx, imgs)
+}
+
+// pickImported returns the configured ref from what the archive held; an
+// archive whose single image carries another name is tagged with the ref.
+func (r *Runtime) pickImported(ctx context.Context, imgs []images.Image) (client.Image, error) {
+	ref := r.cfg.Image.Ref
+	for _, im := range imgs {
+		if im.Name == ref {
+			return client.NewImage(r.client, im), nil
+		}
+	}
+	if len(imgs) != 1 {
+		return nil, fmt.Errorf("archive %s holds %d images, none named %s (set image.ref)", r.cfg.Image.Archive, len(imgs), ref)
+	}
+	im := images.Image{Name: ref, Target: imgs[0].Target}
+	is := r.client.ImageService()
+	if _, err := is.Create(ctx, im); errdefs.IsAlreadyExists(err) {
+		_, err = is.Update(ctx, im)
+		if err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	return client.NewImage(r.client, im), nil
+}
+
+func (r *Runtime) pull(ctx context.Context) (client.Image, error) {
+	ref := r.cfg.Image.Ref
+	r.progress("pulling %s", ref)
+	resolver := docker.NewResolver(docker.ResolverOptions{PlainHTTP: r.cfg.Image.PlainHTTP})
+	img, err := r.client.Pull(ctx, ref, client.WithResolver(resolver), client.WithPullUnpack,
+		client.WithPullSnapshotter(r.cfg.Containerd.Snapshotter))
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, r.wrapUnavailable(err))
+	}
+	return img, nil
+}
+
+func (r *Runtime) unpack(ctx context.Context, img client.Image) error {
+	sn := r.cfg.Containerd.Snapshotter
+	ok, err := img.IsUnpacked(ctx, sn)
+	if err != nil || ok {
+		return err
+	}
+	if err := img.Unpack(ctx, sn); err != nil {
+		return fmt.Errorf("unpack %s with snapshotter %s: %w", img.Name(), sn, err)
+	}
+	return nil
+}

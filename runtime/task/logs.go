@@ -1,0 +1,127 @@
+package task
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// TailLines returns the last n lines of path.
+func TailLines(path string, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return lastLines(f, n)
+}
+
+// lastLines reads from the end in blocks, so a large log costs only what
+// is shown.
+func lastLines(f *os.File, n int) ([]string, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	const block = 64 << 10
+	off := st.Size()
+	var buf []byte
+	for off > 0 && strings.Count(string(buf), "\n") <= n {
+		step := min(int64(block), off)
+		off -= step
+		chunk := make([]byte, step)
+		if _, err := f.ReadAt(chunk, off); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		buf = append(chunk, buf...)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(buf), "\n"), "\n")
+	if len(buf) == 0 {
+		return nil, nil
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines, nil
+}
+
+// LogOptions select what Logs prints.
+type LogOptions struct {
+	Lines  int  // last N lines; <= 0 = the whole current file
+	Follow bool // keep printing new lines, across rotation, until ctx ends
+}
+
+// Logs writes the container's log to w.
+func (r *Runtime) Logs(ctx context.Context, w io.Writer, o LogOptions) error {
+	return WriteLogs(ctx, r.cfg.LogPath(), w, o)
+}
+
+// WriteLogs works without containerd: the log is a host file.
+func WriteLogs(ctx context.Context, path string, w io.Writer, o LogOptions) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("log %s: %w", path, err)
+	}
+	defer func() { f.Close() }()
+	if err := writeStart(f, w, o.Lines); err != nil {
+		return err
+	}
+	if !o.Follow {
+		return nil
+	}
+	return follow(ctx, path, f, w)
+}
+
+func writeStart(f *os.File, w io.Writer, n int) error {
+	if n <= 0 {
+		_, err := io.Copy(w, f)
+		return err
+	}
+	lines, err := lastLines(f, n)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+	_, err = f.Seek(0, io.SeekEnd)
+	return err
+}
+
+// follow copies what is appended and reopens the path when the driver
+// rotates it (the open file was renamed to .1: the inode changed).
+func follow(ctx context.Context, path string, f *os.File, w io.Writer) error {
+	r := bufio.NewReader(f)
+	for ctx.Err() == nil {
+		if _, err := io.Copy(w, r); err != nil {
+			return err
+		}
+		if rotated(path, f) {
+			nf, err := os.Open(path)
+			if err == nil {
+				io.Copy(w, r) // the rest of the old file
+				f.Close()
+				f = nf
+				r.Reset(f)
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	f.Close()
+	return nil
+}
+
+func rotated(path string, f *os.File) bool {
+	a, err1 := os.Stat(path)
+	b, err2 := f.Stat()
+	return err1 == nil && err2 == nil && !os.SameFile(a, b)
+}

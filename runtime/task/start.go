@@ -1,0 +1,333 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+
+	"github.com/a7garden/oxios/runtime/logdriver"
+)
+
+// Started is what Start did.
+type Started struct {
+	PID       uint32
+	URL       string
+	LogPath   string
+	Adopted   bool   // it was already running and ready: nothing created
+	Cleaned   string // a leftover removed on the way ("" = none)
+	Recreated bool   // the container was rebuilt (config or image changed)
+	Ready     time.Duration
+}
+
+// NotReadyError is a start that failed after the task was created. The
+// task and container are gone; Tail holds the last lines of the log.
+type NotReadyError struct {
+	Reason  string
+	LogPath string
+	Tail    []string
+}
+
+func (e *NotReadyError) Error() string { return "daemon did not become ready: " + e.Reason }
+func (e *NotReadyError) Unwrap() error { return ErrNotReady }
+
+// Start runs the daemon unless it already runs, and returns once it is
+// ready. It holds the host start lock throughout, so parallel starts end
+// with one task.
+func (r *Runtime) Start(ctx context.Context) (*Started, error) {
+	ctx = r.ctx(ctx)
+	t0 := time.Now()
+	unlock, err := r.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctr, err := r.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &Started{URL: r.cfg.URL(), LogPath: r.cfg.LogPath()}
+	if ctr, err = r.adoptOrClean(ctx, ctr, res); err != nil || res.Adopted {
+		return res, err
+	}
+	if err := r.checkLegacy(); err != nil {
+		return nil, err
+	}
+	if err := r.guardPort(); err != nil {
+		return nil, err
+	}
+	img, err := r.ensureImage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ctr, err = r.ensureContainer(ctx, ctr, img, res); err != nil {
+		return nil, err
+	}
+	task, exitCh, err := r.startTask(ctx, ctr)
+	if err != nil {
+		r.remove(ctx, ctr)
+		return nil, err
+	}
+	if err := r.waitReady(ctx, task, exitCh); err != nil {
+		return nil, r.failStart(ctx, ctr, err)
+	}
+	res.PID, res.Ready = task.Pid(), time.Since(t0)
+	return res, nil
+}
+
+// adoptOrClean handles what an earlier run left: a running task is adopted
+// (when its config still matches) and waited for; an exited or never
+// started task is deleted, keeping the container for ensureContainer.
+func (r *Runtime) adoptOrClean(ctx context.Context, ctr client.Container, res *Started) (client.Container, error) {
+	if ctr == nil {
+		return nil, nil
+	}
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return ctr, nil
+	}
+	if err != nil {
+		return nil, r.wrapUnavailable(err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return nil, r.wrapUnavailable(err)
+	}
+	if st.Status == client.Running || st.Status == client.Paused {
+		return r.adopt(ctx, ctr, task, res)
+	}
+	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("delete leftover task %s: %w", r.cfg.Container.ID, err)
+	}
+	res.Cleaned = fmt.Sprintf("removed the %s task left by an earlier run (exit code %d)", st.Status, st.ExitStatus)
+	return ctr, nil
+}
+
+// adopt: a running task whose container matches the config is the daemon;
+// wait for it to be ready instead of starting a second one. One that no
+// longer matches is stopped so the caller recreates it.
+func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.Task, res *Started) (client.Container, error) {
+	if changed, err := r.changed(ctx, ctr); err != nil {
+		return nil, err
+	} else if changed {
+		r.progress("config or image changed: replacing the running container %s", r.cfg.Container.ID)
+		if err := r.stopTask(ctx, task); err != nil {
+			return nil, err
+		}
+		return ctr, nil
+	}
+	exitCh, err := task.Wait(ctx)
+	if err != nil {
+		return nil, r.wrapUnavailable(err)
+	}
+	if err := r.waitReady(ctx, task, exitCh); err != nil {
+		return nil, r.failStart(ctx, ctr, err)
+	}
+	res.Adopted, res.PID = true, task.Pid()
+	return ctr, nil
+}
+
+// changed compares the running container's hash label with the config.
+// An image that is gone from containerd cannot be compared: keep running.
+func (r *Runtime) changed(ctx context.Context, ctr client.Container) (bool, error) {
+	labels, err := ctr.Labels(ctx)
+	if err != nil {
+		return false, r.wrapUnavailable(err)
+	}
+	img, err := r.client.GetImage(ctx, r.cfg.Image.Ref)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, r.wrapUnavailable(err)
+	}
+	d, err := r.desiredSpec(ctx, img)
+	if err != nil {
+		return false, err
+	}
+	return labels[LabelHash] != d.hash, nil
+}
+
+// ensureContainer reuses a container with the current hash and replaces
+// any other.
+func (r *Runtime) ensureContainer(ctx context.Context, ctr client.Container, img client.Image, res *Started) (client.Container, error) {
+	d, err := r.desiredSpec(ctx, img)
+	if err != nil {
+		return nil, fmt.Errorf("build the container spec: %w", err)
+	}
+	if ctr != nil {
+		labels, err := ctr.Labels(ctx)
+		if err == nil && labels[LabelHash] == d.hash {
+			return ctr, nil
+		}
+		res.Recreated = true
+		if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("delete outdated container %s: %w", r.cfg.Container.ID, err)
+		}
+	}
+	if err := r.prepareDirs(img); err != nil {
+		return nil, err
+	}
+	return r.createContainer(ctx, img, d)
+}
+
+func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desired) (client.Container, error) {
+	id, sn := r.cfg.Container.ID, r.cfg.Containerd.Snapshotter
+	snap := id + "-rootfs"
+	// A crash between snapshot and container creation leaves the snapshot.
+	if err := r.client.SnapshotService(sn).Remove(ctx, snap); err != nil && !errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("remove leftover snapshot %s: %w", snap, err)
+	}
+	ctr, err := r.client.NewContainer(ctx, id,
+		client.WithImage(img),
+		client.WithSnapshotter(sn),
+		client.WithNewSnapshot(snap, img),
+		r.runtimeOpt(),
+		client.WithSpec(d.spec),
+		client.WithContainerLabels(map[string]string{
+			LabelHash: d.hash,
+			LabelPort: strconv.Itoa(r.cfg.Container.Port),
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", id, r.wrapUnavailable(err))
+	}
+	return ctr, nil
+}
+
+// startTask creates the task with the log driver as its IO, waits before
+// starting (so an instant exit is never missed), and starts it.
+func (r *Runtime) startTask(ctx context.Context, ctr client.Container) (client.Task, <-chan client.ExitStatus, error) {
+	if err := r.clearReady(); err != nil {
+		return nil, nil, err
+	}
+	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles}
+	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.logBin, lo.Args()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("create task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+	}
+	exitCh, err := task.Wait(ctx)
+	if err == nil {
+		err = task.Start(ctx)
+	}
+	if err != nil {
+		task.Delete(ctx, client.WithProcessKill)
+		return nil, nil, fmt.Errorf("start task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+	}
+	ctr.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)})
+	return task, exitCh, nil
+}
+
+// failStart removes the task and container and returns the log tail.
+func (r *Runtime) failStart(ctx context.Context, ctr client.Container, cause error) error {
+	r.remove(ctx, ctr)
+	var nr *NotReadyError
+	if errors.As(cause, &nr) {
+		nr.Tail, _ = TailLines(r.cfg.LogPath(), 30)
+		return nr
+	}
+	return cause
+}
+
+// remove kills and deletes the task and container, whatever state it is in.
+func (r *Runtime) remove(ctx context.Context, ctr client.Container) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if task, err := ctr.Task(ctx, nil); err == nil {
+		r.stopTask(ctx, task)
+	}
+	ctr.Delete(ctx, client.WithSnapshotCleanup)
+}
+
+// prepareDirs creates the data, log and run directories. The data and run
+// directories are handed to the container's user when oxios creates them;
+// an existing data directory (say ~/.oxios) is never chowned.
+func (r *Runtime) prepareDirs(img client.Image) error {
+	uid, gid := r.containerUser(img)
+	k := r.cfg.Container
+	if err := mkdirOwned(k.DataDir, uid, gid, false); err != nil {
+		return err
+	}
+	if err := mkdirOwned(r.runDir(), uid, gid, true); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(k.LogDir, 0o755); err != nil {
+		return fmt.Errorf("log dir %s: %w", k.LogDir, err)
+	}
+	return nil
+}
+
+func mkdirOwned(dir string, uid, gid int, always bool) error {
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if (always || os.IsNotExist(statErr)) && uid >= 0 && os.Geteuid() == 0 {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return fmt.Errorf("chown %s to %d:%d: %w", dir, uid, gid, err)
+		}
+	}
+	return nil
+}
+
+// containerUser is the numeric user the task runs as (-1 when unknown).
+func (r *Runtime) containerUser(img client.Image) (int, int) {
+	u := r.cfg.Container.User
+	if u == "" {
+		if ic, err := img.Spec(context.Background()); err == nil {
+			u = ic.Config.User
+		}
+	}
+	return parseUser(u)
+}
+
+func parseUser(u string) (int, int) {
+	us, gs, hasG := strings.Cut(u, ":")
+	uid, err := strconv.Atoi(us)
+	if err != nil {
+		return -1, -1
+	}
+	gid := uid
+	if hasG {
+		if g, err := strconv.Atoi(gs); err == nil {
+			gid = g
+		}
+	}
+	return uid, gid
+}
+
+// stopTask: SIGTERM (oxios-init rewrites it for the daemon), wait for the
+// exit event up to the grace, then SIGKILL every process, then delete.
+func (r *Runtime) stopTask(ctx context.Context, task client.Task) error {
+	exitCh, err := task.Wait(ctx)
+	if err != nil {
+		return r.wrapUnavailable(err)
+	}
+	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
+		return fmt.Errorf("SIGTERM task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+	}
+	select {
+	case <-exitCh:
+	case <-time.After(r.hostGrace()):
+		task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+		<-exitCh
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+	}
+	return nil
+}
+
+// hostGrace outlasts oxios-init's own grace (the same stop_timeout), so
+// that oxios-init gets to run its TERM, grace, KILL sequence itself.
+func (r *Runtime) hostGrace() time.Duration { return r.cfg.StopGrace() + 2*time.Second }

@@ -1,0 +1,173 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+)
+
+// Status is `oxios status --json`; the field names are a stable schema.
+type Status struct {
+	// State: "running", "stopped", "stale" (the task exited and was not
+	// removed), "created", "paused", "orphaned" (no task, port in use).
+	State       string     `json:"state"`
+	PID         uint32     `json:"pid,omitempty"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	ExitCode    *uint32    `json:"exit_code,omitempty"`
+	Ready       bool       `json:"ready"`
+	Restarts    int        `json:"restarts"`
+	ImageDigest string     `json:"image_digest,omitempty"`
+	Image       string     `json:"image"`
+	Port        int        `json:"port"`
+	URL         string     `json:"url"`
+	ID          string     `json:"id"`
+	Namespace   string     `json:"namespace"`
+	Log         string     `json:"log"`
+}
+
+// Running is the LSB meaning: exit 0 from `status`.
+func (s *Status) Running() bool { return s.State == "running" }
+
+// String is the old layer's wording, so users and scripts keep reading it.
+func (s *Status) String() string {
+	switch s.State {
+	case "running":
+		if !s.Ready {
+			return fmt.Sprintf("running (PID %d, not ready)", s.PID)
+		}
+		return fmt.Sprintf("running (PID %d)", s.PID)
+	case "stale":
+		code := uint32(0)
+		if s.ExitCode != nil {
+			code = *s.ExitCode
+		}
+		return fmt.Sprintf("stale (PID %d dead, exit code %d)", s.PID, code)
+	case "orphaned":
+		return fmt.Sprintf("orphaned (no task, port %d in use)", s.Port)
+	}
+	return s.State
+}
+
+// Status reads containerd (the source of truth) and oxios-init's health
+// endpoint. A containerd outage is an error, never "stopped".
+func (r *Runtime) Status(ctx context.Context) (*Status, error) {
+	ctx = r.ctx(ctx)
+	k := r.cfg.Container
+	s := &Status{State: "stopped", Port: k.Port, URL: r.cfg.URL(), ID: k.ID,
+		Namespace: r.cfg.Containerd.Namespace, Log: r.cfg.LogPath(), Image: r.cfg.Image.Ref}
+	ctr, err := r.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ctr == nil {
+		r.markOrphaned(s)
+		return s, nil
+	}
+	r.containerInfo(ctx, ctr, s)
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		r.markOrphaned(s)
+		return s, nil
+	}
+	if err != nil {
+		return nil, r.wrapUnavailable(err)
+	}
+	return s, r.taskInfo(ctx, task, s)
+}
+
+func (r *Runtime) markOrphaned(s *Status) {
+	if portListening(s.Port) {
+		s.State = "orphaned"
+	}
+}
+
+func portListening(port int) bool {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func (r *Runtime) containerInfo(ctx context.Context, ctr client.Container, s *Status) {
+	info, err := ctr.Info(ctx)
+	if err != nil {
+		return
+	}
+	if t, err := time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt]); err == nil {
+		s.StartedAt = &t
+	}
+	if img, err := r.client.GetImage(ctx, info.Image); err == nil {
+		s.ImageDigest = img.Target().Digest.String()
+		s.Image = info.Image
+	}
+}
+
+func (r *Runtime) taskInfo(ctx context.Context, task client.Task, s *Status) error {
+	st, err := task.Status(ctx)
+	if err != nil {
+		return r.wrapUnavailable(err)
+	}
+	s.PID = task.Pid()
+	switch st.Status {
+	case client.Running:
+		s.State = "running"
+		r.supervisorInfo(s)
+	case client.Stopped:
+		s.State = "stale"
+		code := st.ExitStatus
+		s.ExitCode = &code
+	default:
+		s.State = string(st.Status)
+	}
+	return nil
+}
+
+// supervisorInfo asks oxios-init (GET /status on its unix socket) for
+// readiness and restarts; without it, ready means the port answers.
+func (r *Runtime) supervisorInfo(s *Status) {
+	var rep struct {
+		Ready bool `json:"ready"`
+		Child struct {
+			Restarts int `json:"restarts"`
+		} `json:"child"`
+	}
+	if err := r.supervisorGet("/status", &rep); err != nil {
+		s.Ready = portListening(s.Port)
+		return
+	}
+	s.Ready, s.Restarts = rep.Ready && portListening(s.Port), rep.Child.Restarts
+}
+
+// supervisorGet GETs path from oxios-init's health endpoint; a non-200
+// answer is an error. v (may be nil) receives the JSON body.
+func (r *Runtime) supervisorGet(path string, v any) error {
+	sock := r.healthSocket()
+	hc := &http.Client{
+		Timeout: time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+	}
+	resp, err := hc.Get("http://oxios-init" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("oxios-init %s: %s", path, resp.Status)
+	}
+	if v == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}

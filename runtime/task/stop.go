@@ -1,0 +1,62 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+)
+
+// Stopped is what Stop did.
+type Stopped struct {
+	WasRunning bool
+	ExitCode   uint32
+	Took       time.Duration
+}
+
+// Stop stops the task (SIGTERM, exit event up to the grace, SIGKILL to
+// all) and deletes task and container. Stopping what is not there is not
+// an error: stop is idempotent.
+func (r *Runtime) Stop(ctx context.Context) (*Stopped, error) {
+	ctx = r.ctx(ctx)
+	t0 := time.Now()
+	unlock, err := r.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	res := &Stopped{}
+	ctr, err := r.load(ctx)
+	if err != nil || ctr == nil {
+		return res, err
+	}
+	if err := r.stopAndDelete(ctx, ctr, res); err != nil {
+		return nil, err
+	}
+	res.Took = time.Since(t0)
+	return res, nil
+}
+
+func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *Stopped) error {
+	task, err := ctr.Task(ctx, nil)
+	switch {
+	case errdefs.IsNotFound(err):
+	case err != nil:
+		return r.wrapUnavailable(err)
+	default:
+		st, _ := task.Status(ctx)
+		res.WasRunning = st.Status == client.Running || st.Status == client.Paused
+		if err := r.stopTask(ctx, task); err != nil {
+			return err
+		}
+		if st, err := task.Status(ctx); err == nil {
+			res.ExitCode = st.ExitStatus
+		}
+	}
+	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+// Package task owns the daemon's containerd side on the host: the image,
+// the container and its task, readiness, stop, status and logs. containerd
+// is the source of truth; nothing is recorded on the host but the log and
+// a start lock. It takes io.Writers and never prints on its own.
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+
+	"github.com/a7garden/oxios/runtime/config"
+)
+
+// Errors callers branch on (the CLI turns them into hints).
+var (
+	ErrUnreachable    = errors.New("containerd not reachable")
+	ErrPortInUse      = errors.New("port already in use")
+	ErrArchiveMissing = errors.New("image archive missing")
+	ErrNotReady       = errors.New("daemon did not become ready")
+	ErrLegacyRunning  = errors.New("the old oxios daemon is running")
+	ErrNotRunning     = errors.New("not running")
+)
+
+// Labels on the container.
+const (
+	LabelHash      = "oxios.hash"       // config+image hash: recreate when it changes
+	LabelStartedAt = "oxios.started-at" // RFC 3339, set when the task starts
+	LabelPort      = "oxios.port"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	Config *config.Config
+	// LogDriver is the binary the shim runs as the logging binary
+	// (re-executed in logdriver mode); default: this executable.
+	LogDriver string
+	// Out receives progress lines (the CLI passes stderr); nil = discard.
+	Out io.Writer
+}
+
+// Runtime is one connection to containerd for one configured container.
+type Runtime struct {
+	cfg    *config.Config
+	client *client.Client
+	out    io.Writer
+	logBin string
+}
+
+// Connect dials containerd and checks that it answers.
+func Connect(ctx context.Context, o Options) (*Runtime, error) {
+	cfg := o.Config
+	addr := cfg.Containerd.Address
+	if _, err := os.Stat(addr); err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, addr, err)
+	}
+	cl, err := client.New(addr, client.WithDefaultNamespace(cfg.Containerd.Namespace), client.WithTimeout(2*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, addr, err)
+	}
+	r := &Runtime{cfg: cfg, client: cl, out: o.Out, logBin: o.LogDriver}
+	if r.out == nil {
+		r.out = io.Discard
+	}
+	if r.logBin == "" {
+		r.logBin, _ = os.Executable()
+	}
+	if err := r.ping(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Runtime) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := r.client.Version(ctx); err != nil {
+		return fmt.Errorf("%w at %s: %v", ErrUnreachable, r.cfg.Containerd.Address, err)
+	}
+	return nil
+}
+
+// Close closes the connection; the task keeps running.
+func (r *Runtime) Close() error { return r.client.Close() }
+
+// Client is the containerd client (for tests and benchmarks).
+func (r *Runtime) Client() *client.Client { return r.client }
+
+// Config is the configuration the runtime was built with.
+func (r *Runtime) Config() *config.Config { return r.cfg }
+
+func (r *Runtime) ctx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.cfg.Containerd.Namespace)
+}
+
+func (r *Runtime) progress(format string, a ...any) {
+	fmt.Fprintf(r.out, format+"\n", a...)
+}
+
+// load returns the container, or nil when there is none.
+func (r *Runtime) load(ctx context.Context) (client.Container, error) {
+	c, err := r.client.LoadContainer(ctx, r.cfg.Container.ID)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, r.wrapUnavailable(err)
+	}
+	return c, nil
+}
+
+// wrapUnavailable marks a lost connection as ErrUnreachable so that callers
+// never take an outage for an exit.
+func (r *Runtime) wrapUnavailable(err error) error {
+	if err != nil && errdefs.IsUnavailable(err) {
+		return fmt.Errorf("%w at %s: %v", ErrUnreachable, r.cfg.Containerd.Address, err)
+	}
+	return err
+}
