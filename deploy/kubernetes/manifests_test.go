@@ -1,0 +1,286 @@
+// Package kubernetes holds the Kubernetes manifests for oxios; this test
+// decodes them strictly into the k8s.io/api types and checks them against
+// oxios-init's defaults and against the real oxios-init binary.
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/supervisor"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+func decodeStrict(t *testing.T, file string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// UnmarshalStrict: an unknown or duplicate field (a typo such as
+	// readOnlyRootFileSystem) is an error, not silently dropped.
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+func manifests(t *testing.T) (*appsv1.Deployment, *corev1.Service) {
+	var d appsv1.Deployment
+	var s corev1.Service
+	decodeStrict(t, "deployment.yaml", &d)
+	decodeStrict(t, "service.yaml", &s)
+	if d.APIVersion != "apps/v1" || d.Kind != "Deployment" || s.APIVersion != "v1" || s.Kind != "Service" {
+		t.Fatalf("kinds: %s %s, %s %s", d.APIVersion, d.Kind, s.APIVersion, s.Kind)
+	}
+	return &d, &s
+}
+
+func envOf(c corev1.Container) map[string]string {
+	m := map[string]string{}
+	for _, e := range c.Env {
+		m[e.Name] = e.Value
+	}
+	return m
+}
+
+func port(t *testing.T, c corev1.Container, name string) int32 {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p.ContainerPort
+		}
+	}
+	t.Fatalf("container has no port named %q", name)
+	return 0
+}
+
+func TestManifestsMatchOxiosInit(t *testing.T) {
+	d, svc := manifests(t)
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	env := envOf(c)
+
+	if c.Image != "localhost/oxios:latest" {
+		t.Errorf("image %q", c.Image)
+	}
+	if !slices.Equal(c.Command, []string{"/usr/local/bin/oxios-init", "--"}) {
+		t.Errorf("command %q: oxios-init must be the entrypoint", c.Command)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("one daemon per data dir: want replicas 1 and Recreate")
+	}
+
+	// Grace: the manifest's OXIOS_INIT_GRACE is oxios-init's default, and the
+	// kubelet waits longer than that before its SIGKILL.
+	var sup supervisor.Config
+	sup.Defaults()
+	grace, err := time.ParseDuration(env["OXIOS_INIT_GRACE"])
+	if err != nil || grace != sup.Grace {
+		t.Errorf("OXIOS_INIT_GRACE=%q, want oxios-init's default %v", env["OXIOS_INIT_GRACE"], sup.Grace)
+	}
+	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= grace {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed oxios-init's grace %v", pod.TerminationGracePeriodSeconds, grace)
+	}
+	if env["OXIOS_INIT_REWRITE"] != "15:2" {
+		t.Errorf("OXIOS_INIT_REWRITE=%q: the daemon drains only on SIGINT", env["OXIOS_INIT_REWRITE"])
+	}
+
+	// Probes hit oxios-init's health endpoint on the port it listens on.
+	_, hp, err := net.SplitHostPort(env["OXIOS_INIT_HEALTH_LISTEN"])
+	if err != nil {
+		t.Fatalf("OXIOS_INIT_HEALTH_LISTEN: %v", err)
+	}
+	if strconv.Itoa(int(port(t, c, "health"))) != hp {
+		t.Errorf("port health=%d, OXIOS_INIT_HEALTH_LISTEN port %s", port(t, c, "health"), hp)
+	}
+	for name, pc := range map[string]struct {
+		p    *corev1.Probe
+		path string
+	}{"startup": {c.StartupProbe, "/startupz"}, "readiness": {c.ReadinessProbe, "/readyz"}, "liveness": {c.LivenessProbe, "/livez"}} {
+		p := pc.p
+		if p == nil || p.HTTPGet == nil {
+			t.Errorf("%s probe: want httpGet", name)
+			continue
+		}
+		if p.HTTPGet.Path != pc.path || p.HTTPGet.Port != intstr.FromString("health") {
+			t.Errorf("%s probe: GET %s on %v, want %s on the health port", name, p.HTTPGet.Path, p.HTTPGet.Port.String(), pc.path)
+		}
+		if (name == "liveness" || name == "startup") && p.SuccessThreshold > 1 {
+			t.Errorf("%s probe: successThreshold must be 1", name)
+		}
+	}
+	// oxios-init restarts a hung daemon within its liveness budget plus the
+	// grace; the kubelet's liveness must give it that long before it acts.
+	initBudget := health.DefaultPeriod*health.DefaultFailureThreshold + grace
+	lp := c.LivenessProbe
+	kubeBudget := time.Duration(lp.PeriodSeconds*lp.FailureThreshold) * time.Second
+	if kubeBudget <= initBudget {
+		t.Errorf("kubelet liveness budget %v must exceed oxios-init's %v (liveness %v x %d + grace)", kubeBudget, initBudget, health.DefaultPeriod, health.DefaultFailureThreshold)
+	}
+	sp := c.StartupProbe
+	if time.Duration(sp.PeriodSeconds*sp.FailureThreshold)*time.Second < 15*time.Second {
+		t.Errorf("startup budget shorter than oxios' 15 s readiness timeout")
+	}
+
+	// The single-host hardening.
+	sc := c.SecurityContext
+	psc := pod.SecurityContext
+	switch {
+	case sc == nil || psc == nil:
+		t.Fatal("missing securityContext")
+	case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot:
+		t.Error("runAsNonRoot must be true")
+	case sc.RunAsUser == nil || *sc.RunAsUser != 65532:
+		t.Error("runAsUser must be the image's USER 65532")
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Error("readOnlyRootFilesystem must be true")
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Error("allowPrivilegeEscalation must be false")
+	case sc.Privileged != nil && *sc.Privileged:
+		t.Error("privileged")
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0:
+		t.Error("capabilities: drop ALL, add nothing")
+	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault,
+		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Error("seccompProfile must be RuntimeDefault")
+	}
+	mounts := map[string]bool{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = true
+	}
+	if !mounts["/data"] || !mounts["/tmp"] {
+		t.Errorf("a read-only rootfs needs writable /data and /tmp, have %v", mounts)
+	}
+
+	// The Service reaches the pods and their http port.
+	for k, v := range svc.Spec.Selector {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("Service selector %s=%s does not match the pod", k, v)
+		}
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort != intstr.FromString("http") {
+		t.Errorf("Service ports %v", svc.Spec.Ports)
+	}
+	if p, _ := strconv.Atoi(strings.TrimPrefix(env["OXIOS_DEMO_LISTEN"], "0.0.0.0:")); int32(p) != port(t, c, "http") {
+		t.Errorf("OXIOS_DEMO_LISTEN=%q does not match port http", env["OXIOS_DEMO_LISTEN"])
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func goBuild(t *testing.T, pkg, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// TestManifestRunsUnderOxiosInit runs the real oxios-init and demo daemon
+// with the manifest's environment (ports moved to free ones: tests never
+// use fixed ports) and asks the endpoints the kubelet would probe. An
+// OXIOS_INIT_* name oxios-init does not know fails here.
+func TestManifestRunsUnderOxiosInit(t *testing.T) {
+	d, _ := manifests(t)
+	c := d.Spec.Template.Spec.Containers[0]
+	dir := t.TempDir()
+	initBin, demoBin := filepath.Join(dir, "oxios-init"), filepath.Join(dir, "oxios-demo")
+	goBuild(t, "./cmd/oxios-init", initBin)
+	goBuild(t, "./cmd/oxios-demo", demoBin)
+
+	app, hp := strconv.Itoa(freePort(t)), strconv.Itoa(freePort(t))
+	env := []string{"PATH=/usr/bin:/bin"}
+	for k, v := range envOf(c) {
+		v = strings.ReplaceAll(v, ":4200", ":"+app)
+		v = strings.ReplaceAll(v, "0.0.0.0:9000", "127.0.0.1:"+hp)
+		v = strings.ReplaceAll(v, "0.0.0.0:", "127.0.0.1:")
+		if k == "OXIOS_DEMO_DATA_DIR" {
+			v = filepath.Join(dir, "data")
+		}
+		env = append(env, k+"="+v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := append(c.Command[1:], demoBin)
+	cmd := exec.CommandContext(ctx, initBin, args...)
+	cmd.Env = env
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	base := "http://127.0.0.1:" + hp
+	for _, path := range []string{c.StartupProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path, c.LivenessProbe.HTTPGet.Path} {
+		if err := waitOK(ctx, base+path, done); err != nil {
+			t.Fatalf("GET %s: %v\noxios-init log:\n%s", path, err, logs.String())
+		}
+	}
+	// The kubelet's stop: SIGTERM to PID 1, which must exit within the
+	// manifest's terminationGracePeriodSeconds.
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if limit := time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second; time.Since(start) > limit {
+			t.Errorf("oxios-init took %v to stop, beyond %v", time.Since(start), limit)
+		}
+		if err != nil {
+			t.Logf("oxios-init exit: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatalf("oxios-init did not stop\n%s", logs.String())
+	}
+}
+
+// waitOK polls url like the kubelet does (its startup probe here runs
+// every second; we ask every 20 ms) until it answers 200.
+func waitOK(ctx context.Context, url string, exited <-chan error) error {
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("oxios-init exited: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("no 200 before the deadline (last: %v)", err)
+		case <-tick.C:
+		}
+	}
+}
