@@ -85,6 +85,7 @@ type Init struct {
 	Readiness  string   `toml:"readiness"`
 	Liveness   string   `toml:"liveness"`
 	Startup    string   `toml:"startup"`
+	Lock       string   `toml:"lock"`
 	StaleFiles []string `toml:"stale_files"`
 	// Extra is passed verbatim (keys without the OXIOS_INIT_ prefix are
 	// given it), for oxios-init options this file has no key for.

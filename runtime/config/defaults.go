@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,7 @@ const (
 	DefaultRestart   = "never"
 	DefaultReadiness = "http://127.0.0.1:{port}/health/ready"
 	DefaultLiveness  = "http://127.0.0.1:{port}/health"
+	DefaultLock      = "{data}/.oxios-init.lock"
 )
 
 // Default is the configuration used when no file exists.
@@ -52,6 +54,7 @@ func Default() *Config {
 			Rewrite:   DefaultRewrite,
 			Readiness: DefaultReadiness,
 			Liveness:  DefaultLiveness,
+			Lock:      DefaultLock,
 		},
 	}
 }
@@ -103,8 +106,17 @@ func (c *Config) RuntimeBinary() string {
 	if c.Containerd.RuntimeBinary != "" {
 		return c.Containerd.RuntimeBinary
 	}
-	if p, err := exec.LookPath("crun"); err == nil {
+	if p, err := exec.LookPath("crun"); err == nil && !hybridWithV2Controllers() {
 		return p
 	}
 	return ""
+}
+
+// hybridWithV2Controllers: crun refuses cgroup "hybrid mode" (v1
+// controllers plus a cgroup2 mount at /sys/fs/cgroup/unified) when any
+// controller is attached to the v2 side ("drop all controllers from
+// cgroupv2"); runc copes. Seen on the test VM (hugetlb on v2).
+func hybridWithV2Controllers() bool {
+	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	return err == nil && len(strings.TrimSpace(string(b))) > 0
 }

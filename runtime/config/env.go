@@ -16,10 +16,12 @@ const (
 )
 
 // InitEnv is the OXIOS_INIT_* environment handed to oxios-init: one
-// mechanism for every supervisor option, named as oxios-init names them.
+// mechanism for every supervisor option, named as oxios-init names them
+// (cmd/oxios-init/options.go). {port} and {data} (container.data_mount)
+// are substituted.
 func (c *Config) InitEnv() []string {
 	port := strconv.Itoa(c.Container.Port)
-	sub := func(s string) string { return strings.ReplaceAll(s, "{port}", port) }
+	sub := strings.NewReplacer("{port}", port, "{data}", c.Container.DataMount).Replace
 	m := map[string]string{
 		"RESTART":       c.Init.Restart,
 		"REWRITE":       c.Init.Rewrite,
@@ -29,7 +31,8 @@ func (c *Config) InitEnv() []string {
 		"READY_FILE":    ReadyFile,
 		"HEALTH_LISTEN": "unix:" + HealthSocket,
 		"GRACE":         c.StopGrace().String(),
-		"STALE":         strings.Join(c.Init.StaleFiles, ","),
+		"LOCK":          sub(c.Init.Lock),
+		"STALE":         strings.Join(c.Init.StaleFiles, ":"),
 	}
 	for k, v := range c.Init.Extra {
 		m[strings.TrimPrefix(strings.ToUpper(k), "OXIOS_INIT_")] = sub(v)
@@ -42,4 +45,18 @@ func (c *Config) InitEnv() []string {
 	}
 	sort.Strings(env)
 	return env
+}
+
+// Expand substitutes {port} and {data} in a container.env or args value.
+func (c *Config) Expand(s string) string {
+	return strings.NewReplacer("{port}", strconv.Itoa(c.Container.Port), "{data}", c.Container.DataMount).Replace(s)
+}
+
+// ContainerEnv is container.env, expanded.
+func (c *Config) ContainerEnv() []string {
+	out := make([]string, len(c.Container.Env))
+	for i, e := range c.Container.Env {
+		out[i] = c.Expand(e)
+	}
+	return out
 }

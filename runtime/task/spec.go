@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 
 	"github.com/containerd/containerd/api/types/runc/options"
@@ -12,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/a7garden/oxios/runtime/config"
@@ -53,8 +55,21 @@ func (r *Runtime) desiredSpec(ctx context.Context, img client.Image) (*desired, 
 // specOpts: the image's config, then the hardened defaults of issue 5.
 func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpts, error) {
 	k := r.cfg.Container
+	ic, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
+	}
+	user := k.User
+	if user == "" {
+		user = ic.Config.User
+	}
+	uid, gid := parseUser(user)
+	if uid < 0 {
+		return nil, fmt.Errorf("image %s user %q is not numeric UID[:GID] (a scratch image has no /etc/passwd): set container.user", img.Name(), user)
+	}
 	opts := []oci.SpecOpts{
-		oci.WithImageConfig(img),
+		withImageProcess(ic.Config),
+		oci.WithUIDGID(uint32(uid), uint32(gid)),
 		oci.WithHostNamespace(specs.NetworkNamespace),
 		oci.WithHostHostsFile,
 		oci.WithHostResolvconf,
@@ -62,27 +77,55 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 		withCaps(k.Port),
 		oci.WithMounts(r.mounts()),
 		seccomp.WithDefaultProfile(),
-		oci.WithEnv(append(append([]string{}, k.Env...), r.cfg.InitEnv()...)),
+		oci.WithEnv(append(r.cfg.ContainerEnv(), r.cfg.InitEnv()...)),
 	}
 	if argv, err := r.argv(ctx, img); err != nil {
 		return nil, err
 	} else if argv != nil {
 		opts = append(opts, oci.WithProcessArgs(argv...))
 	}
-	if k.User != "" {
-		opts = append(opts, oci.WithUser(k.User))
-	}
 	if k.ReadOnly {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
-	return append(opts, r.resources()...), nil
+	opts = append(opts, r.resources()...)
+	return append(opts, withOCIVersion), nil
+}
+
+// withOCIVersion: the runtime-spec module says 1.3.0, but Debian 12's crun
+// (1.8) refuses any ociVersion that is not 1.0.x ("unknown version
+// specified"). Nothing here needs a newer spec than 1.0.2.
+func withOCIVersion(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	s.Version = "1.0.2-dev"
+	return nil
+}
+
+// withImageProcess applies the image's env, argv and working directory.
+// Not oci.WithImageConfig: it resolves additional groups from the rootfs'
+// /etc/group, which needs the snapshot mounted, and the hash is computed
+// before any snapshot exists. Users are numeric here (scratch image).
+func withImageProcess(ic ocispec.ImageConfig) oci.SpecOpts {
+	return func(ctx context.Context, c oci.Client, ctr *containers.Container, s *oci.Spec) error {
+		if err := oci.WithEnv(ic.Env)(ctx, c, ctr, s); err != nil {
+			return err
+		}
+		s.Process.Args = append(append([]string{}, ic.Entrypoint...), ic.Cmd...)
+		s.Process.Cwd = ic.WorkingDir
+		if s.Process.Cwd == "" {
+			s.Process.Cwd = "/"
+		}
+		return nil
+	}
 }
 
 // argv: command replaces ENTRYPOINT+CMD, args replaces only CMD.
 func (r *Runtime) argv(ctx context.Context, img client.Image) ([]string, error) {
 	k := r.cfg.Container
+	args := make([]string, len(k.Args))
+	for i, a := range k.Args {
+		args[i] = r.cfg.Expand(a)
+	}
 	if len(k.Command) > 0 {
-		return append(append([]string{}, k.Command...), k.Args...), nil
+		return append(append([]string{}, k.Command...), args...), nil
 	}
 	if len(k.Args) == 0 {
 		return nil, nil
@@ -91,7 +134,7 @@ func (r *Runtime) argv(ctx context.Context, img client.Image) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	return append(append([]string{}, ic.Config.Entrypoint...), k.Args...), nil
+	return append(append([]string{}, ic.Config.Entrypoint...), args...), nil
 }
 
 // withCaps drops every capability; NET_BIND_SERVICE is kept only for a
