@@ -67,7 +67,14 @@ func startDemo(t *testing.T, env []string, args ...string) *proc {
 	if args == nil {
 		args = []string{"--listen", "127.0.0.1:0"}
 	}
-	cmd := exec.Command(demoBin, args...)
+	return startDemoWith(t, demoBin, env, args...)
+}
+
+// startDemoWith runs bin (the demo, or oxios-init around it) and collects
+// its log lines.
+func startDemoWith(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	p := &proc{t: t, cmd: cmd, changed: make(chan struct{}), exited: make(chan struct{})}
 	outR, outW, err := os.Pipe()
