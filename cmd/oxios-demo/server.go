@@ -230,15 +230,13 @@ func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"ready": ok, "state": phase})
 }
 
+// handleDebug applies a toggle before answering, so the next request sees
+// it. /debug/hang still answers its own request: the hang gate was passed
+// already, and only later requests (and connections) go unanswered.
 func (s *server) handleDebug(name string, apply func()) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		// Answer first: after /debug/hang nothing on this connection is
-		// answered any more, the toggle's own reply included otherwise.
-		writeJSON(w, http.StatusOK, map[string]any{"debug": name})
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
 		apply()
+		writeJSON(w, http.StatusOK, map[string]any{"debug": name})
 	}
 }
 
