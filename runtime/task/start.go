@@ -231,7 +231,8 @@ func (r *Runtime) failStart(ctx context.Context, ctr client.Container, cause err
 	r.remove(ctx, ctr)
 	var nr *NotReadyError
 	if errors.As(cause, &nr) {
-		nr.Tail, _ = TailLines(r.cfg.LogPath(), 30)
+		nr.LogPath = r.cfg.LogPath()
+		nr.Tail, _ = TailLines(nr.LogPath, 30)
 		return nr
 	}
 	return cause

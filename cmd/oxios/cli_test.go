@@ -1,0 +1,225 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+
+	"github.com/a7garden/oxios/internal/ctrtest"
+	"github.com/a7garden/oxios/internal/testenv"
+)
+
+// cli is one oxios configuration against a private containerd.
+type cli struct {
+	t      *testing.T
+	bin    string
+	ctrd   *ctrtest.Containerd
+	config string
+	id     string
+	port   int
+	dir    string
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newCLI(t *testing.T, extra string) *cli {
+	t.Helper()
+	bin := testenv.Bin(t, "oxios")
+	ctrd := ctrtest.StartDaemon(t)
+	archive := testenv.ImageArchive(t)
+	dir, err := os.MkdirTemp("", "oxc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b := make([]byte, 4)
+	rand.Read(b)
+	c := &cli{t: t, bin: bin, ctrd: ctrd, id: "c-" + hex.EncodeToString(b), port: freePort(t), dir: dir}
+	c.config = filepath.Join(dir, "oxios.toml")
+	text := fmt.Sprintf(`[containerd]
+address = %q
+[image]
+archive = %q
+[container]
+id = %q
+port = %d
+data_dir = "data"
+log_dir = "logs"
+run_dir = "run"
+stop_timeout = "3s"
+env = ["OXIOS_DEMO_LISTEN=127.0.0.1:{port}"]
+[init]
+extra = { readiness_period = "50ms", liveness_period = "500ms" }
+%s`, ctrd.Address, archive, c.id, c.port, extra)
+	if err := os.WriteFile(c.config, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// run runs bin/oxios with the test's config; it returns stdout, stderr
+// and the exit code.
+func (c *cli) run(args ...string) (string, string, int) {
+	c.t.Helper()
+	if !strings.Contains(strings.Join(args, " "), "--config") {
+		args = append(args, "--config", c.config)
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = append(os.Environ(), "CONTAINERD_ADDRESS=", "NOTIFY_SOCKET=")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (c *cli) url() string { return fmt.Sprintf("http://127.0.0.1:%d", c.port) }
+
+func (c *cli) hasContainer() bool {
+	c.t.Helper()
+	cl, err := client.New(c.ctrd.Address)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := namespaces.WithNamespace(context.Background(), "oxios")
+	_, err = cl.LoadContainer(ctx, c.id)
+	if err != nil && !errdefs.IsNotFound(err) {
+		c.t.Fatal(err)
+	}
+	return err == nil
+}
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The "done when" of issue 2, through the real CLI.
+func TestCLIStartStatusStop(t *testing.T) {
+	c := newCLI(t, "")
+	out, errs, code := c.run("start")
+	if code != 0 || !strings.Contains(out, "ready") || !strings.Contains(out, c.url()) {
+		t.Fatalf("start: %d\n%s\n%s", code, out, errs)
+	}
+	if httpStatus(c.url()) != 200 {
+		t.Fatalf("%s does not answer 200", c.url())
+	}
+	out, _, code = c.run("status")
+	if code != 0 || !strings.HasPrefix(out, "running (PID ") {
+		t.Fatalf("status: %d %q", code, out)
+	}
+	out, _, code = c.run("status", "--json")
+	if code != 0 || !strings.Contains(out, `"state": "running"`) || !strings.Contains(out, `"image_digest": "sha256:`) {
+		t.Fatalf("status --json: %d %s", code, out)
+	}
+	out, _, code = c.run("start")
+	if code != 0 || !strings.Contains(out, "already running") {
+		t.Fatalf("second start: %d %q", code, out)
+	}
+	out, errs, code = c.run("stop")
+	if code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("stop: %d %s %s", code, out, errs)
+	}
+	if c.hasContainer() {
+		t.Fatal("container left after stop")
+	}
+	out, _, code = c.run("status")
+	if code != 3 || strings.TrimSpace(out) != "stopped" {
+		t.Fatalf("status after stop: %d %q", code, out)
+	}
+	out, _, code = c.run("stop")
+	if code != 0 || !strings.Contains(out, "not running") {
+		t.Fatalf("second stop: %d %q", code, out)
+	}
+	out, _, code = c.run("log", "-n", "5")
+	if code != 0 || out == "" {
+		t.Fatalf("log -n 5: %d %q", code, out)
+	}
+}
+
+func TestCLIBadInput(t *testing.T) {
+	c := newCLI(t, "")
+	t.Run("containerd unreachable", func(t *testing.T) {
+		c.t = t
+		_, errs, code := c.run("start", "--address", "/nonexistent/containerd.sock")
+		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") != 0 ||
+			!strings.Contains(errs, "/nonexistent/containerd.sock") || !strings.Contains(errs, "start containerd") {
+			t.Fatalf("%d %q", code, errs)
+		}
+		if _, _, code := c.run("status", "--address", "/nonexistent/containerd.sock"); code != 4 {
+			t.Fatalf("status with containerd down: exit %d, want 4 (unknown)", code)
+		}
+	})
+	t.Run("port taken", func(t *testing.T) {
+		c.t = t
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", c.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, errs, code := c.run("start")
+		if code == 0 || !strings.Contains(errs, fmt.Sprintf("port %d", c.port)) || c.hasContainer() {
+			t.Fatalf("%d %q", code, errs)
+		}
+	})
+	t.Run("archive missing", func(t *testing.T) {
+		c.t = t
+		bad := newCLI(t, "")
+		text, _ := os.ReadFile(bad.config)
+		os.WriteFile(bad.config, []byte(strings.Replace(string(text), "oxios-image.tar", "missing.tar", 1)), 0o644)
+		_, errs, code := bad.run("start")
+		if code == 0 || !strings.Contains(errs, "missing.tar") || !strings.Contains(errs, "make image") {
+			t.Fatalf("%d %q", code, errs)
+		}
+	})
+	t.Run("config syntax", func(t *testing.T) {
+		c.t = t
+		p := filepath.Join(t.TempDir(), "bad.toml")
+		os.WriteFile(p, []byte("[container]\nport = \"x\n"), 0o644)
+		_, errs, code := c.run("start", "--config", p)
+		if code == 0 || !strings.Contains(errs, p+":2") {
+			t.Fatalf("%d %q", code, errs)
+		}
+	})
+	t.Run("unknown key", func(t *testing.T) {
+		c.t = t
+		p := filepath.Join(t.TempDir(), "bad.toml")
+		os.WriteFile(p, []byte("[container]\nprot = 1\n"), 0o644)
+		_, errs, code := c.run("status", "--config", p)
+		if code == 0 || !strings.Contains(errs, p+":2: key container.prot: unknown key") {
+			t.Fatalf("%d %q", code, errs)
+		}
+	})
+}

@@ -1,0 +1,165 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// Notifier receives sd_notify(3) style states ("READY=1", "STATUS=...",
+// "STOPPING=1", "WATCHDOG=1"). The CLI passes go-systemd's SdNotify.
+type Notifier func(state string)
+
+// ForegroundOptions configure Foreground.
+type ForegroundOptions struct {
+	Notify Notifier
+	// Watchdog is systemd's WatchdogSec (0 = off); WATCHDOG=1 is sent at
+	// half of it, and only while oxios-init reports the daemon live.
+	Watchdog time.Duration
+	// OnReady is called once the daemon is ready (the CLI prints it).
+	OnReady func(*Started)
+}
+
+// Foreground starts (or adopts) the daemon and stays attached until the
+// task exits or ctx is cancelled (SIGTERM/SIGINT in the CLI), which stops
+// it gracefully. It returns the task's exit code. A containerd restart
+// while attached is waited out, never taken for an exit.
+func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started, int, error) {
+	notify := o.Notify
+	if notify == nil {
+		notify = func(string) {}
+	}
+	notify("STATUS=starting " + r.cfg.Container.ID)
+	st, err := r.Start(ctx)
+	if err != nil {
+		return nil, 1, err
+	}
+	if o.OnReady != nil {
+		o.OnReady(st)
+	}
+	notify(fmt.Sprintf("READY=1\nSTATUS=running (PID %d), ready on %s", st.PID, st.URL))
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go r.watchdog(wctx, o.Watchdog, notify)
+	code, err := r.waitExit(ctx)
+	if ctx.Err() == nil {
+		notify(fmt.Sprintf("STATUS=exited with code %d", code))
+		r.cleanupExited()
+		return st, code, err
+	}
+	notify("STOPPING=1\nSTATUS=stopping")
+	res, err := r.Stop(context.Background())
+	if err != nil {
+		return st, 1, err
+	}
+	return st, int(res.ExitCode), nil
+}
+
+// cleanupExited deletes the task and container after the daemon exited on
+// its own, so the next start does not have to.
+func (r *Runtime) cleanupExited() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r.Stop(ctx)
+}
+
+// waitExit waits for the task's exit event. When containerd goes away the
+// Wait channel reports Unavailable: reconnect and Wait again.
+func (r *Runtime) waitExit(ctx context.Context) (int, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		code, err := r.waitOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return code, err
+		}
+		if !errdefs.IsUnavailable(err) && !isTransport(err) {
+			return 1, err
+		}
+		r.progress("containerd unavailable (%v): reconnecting", err)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+		r.client.Reconnect()
+	}
+}
+
+func (r *Runtime) waitOnce(ctx context.Context) (int, error) {
+	nctx := r.ctx(ctx)
+	ctr, err := r.client.LoadContainer(nctx, r.cfg.Container.ID)
+	if errdefs.IsNotFound(err) {
+		return 0, nil // removed by `oxios stop` from another shell
+	}
+	if err != nil {
+		return 1, err
+	}
+	task, err := ctr.Task(nctx, nil)
+	if errdefs.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 1, err
+	}
+	ch, err := task.Wait(nctx)
+	if err != nil {
+		return 1, err
+	}
+	select {
+	case es := <-ch:
+		code, _, err := es.Result()
+		return int(code), err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// isTransport: a Wait cut by a dying containerd may surface as a plain
+// gRPC transport error rather than Unavailable.
+func isTransport(err error) bool {
+	s := err.Error()
+	for _, sub := range []string{"transport is closing", "connection refused", "error reading from server", "EOF", "connection reset"} {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// watchdog pings systemd at half the interval while oxios-init's liveness
+// holds; a hung daemon then stops the pings and systemd acts.
+func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify Notifier) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if r.Live() {
+				notify("WATCHDOG=1")
+			}
+		}
+	}
+}
+
+// Live asks oxios-init's /livez (200 = live). Without a health endpoint
+// a listening port counts as live.
+func (r *Runtime) Live() bool {
+	err := r.supervisorGet("/livez", nil)
+	if err == nil {
+		return true
+	}
+	if r.supervised() {
+		return false
+	}
+	return portListening(r.cfg.Container.Port)
+}
+
