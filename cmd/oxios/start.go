@@ -111,4 +111,3 @@ func cmdStop(c commonFlags, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "oxios stopped (exit code %d, %d ms)\n", res.ExitCode, res.Took.Milliseconds())
 	return 0
 }
-

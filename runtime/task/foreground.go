@@ -162,4 +162,3 @@ func (r *Runtime) Live() bool {
 	}
 	return portListening(r.cfg.Container.Port)
 }
-
