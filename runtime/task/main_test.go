@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/oci"
+
 	"github.com/a7garden/oxios/internal/ctrtest"
 	"github.com/a7garden/oxios/internal/testenv"
 	"github.com/a7garden/oxios/runtime/config"
@@ -98,4 +100,18 @@ func newEnvNoDaemon(t *testing.T) *config.Config {
 	c := config.Default()
 	c.Containerd.Address = filepath.Join(t.TempDir(), "none.sock")
 	return c
+}
+
+func (e *env) spec(t testing.TB, r *Runtime) *oci.Spec {
+	t.Helper()
+	ctx := r.ctx(context.Background())
+	ctr, err := r.client.LoadContainer(ctx, e.cfg.Container.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ctr.Spec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
