@@ -14,6 +14,8 @@
 #   OXIOS_IMAGE_REVISION  the org.opencontainers.image.revision label
 #                         (default: git rev-parse HEAD, else "unknown")
 #   OXIOS_IMAGE_STORAGE   buildah/podman storage driver: vfs (default) or overlay
+#   OXIOS_IMAGE_BIN       directory holding oxios-init and oxios-demo (default bin,
+#                         i.e. `make build`'s output)
 #
 # buildah and podman build in a private, temporary storage root (removed on
 # exit), with chroot isolation and nothing pulled (FROM scratch), so the
@@ -35,6 +37,7 @@ out=${OXIOS_IMAGE_OUT:-build/oxios-image.tar}
 ref=${OXIOS_IMAGE_REF:-localhost/oxios:latest}
 engine=${OXIOS_IMAGE_ENGINE:-buildah}
 driver=${OXIOS_IMAGE_STORAGE:-vfs}
+bindir=${OXIOS_IMAGE_BIN:-bin}
 
 die() { echo "build-image: $*" >&2; exit 1; }
 
@@ -52,10 +55,10 @@ shift $((OPTIND - 1))
 # --- preconditions, each with the next step -------------------------------
 [ -f Containerfile ] || die "Containerfile not found in $(pwd)"
 for b in oxios-init oxios-demo; do
-	[ -x "bin/$b" ] || die "bin/$b is missing: run 'make build' first (or 'make image', which does)"
+	[ -x "$bindir/$b" ] || die "$bindir/$b is missing: run 'make build' first (or 'make image', which does)"
 	# A dynamically linked binary would not start on scratch.
-	if command -v go >/dev/null && ! go version -m "bin/$b" 2>/dev/null | grep -q 'CGO_ENABLED=0'; then
-		die "bin/$b was not built with CGO_ENABLED=0: it would not run on scratch; rebuild with 'make build'"
+	if command -v go >/dev/null && ! go version -m "$bindir/$b" 2>/dev/null | grep -q 'CGO_ENABLED=0'; then
+		die "$bindir/$b was not built with CGO_ENABLED=0: it would not run on scratch; rebuild with 'make build'"
 	fi
 done
 case $engine in
@@ -90,7 +93,7 @@ trap cleanup EXIT
 
 ctx=$work/context
 mkdir -p "$ctx/bin" "$ctx/data"
-cp bin/oxios-init bin/oxios-demo "$ctx/bin/"
+cp "$bindir/oxios-init" "$bindir/oxios-demo" "$ctx/bin/"
 # Only content, mode and owner may reach the layer: a checkout's umask or a
 # copy's mtime must not change the digest.
 chmod 0755 "$ctx/bin/oxios-init" "$ctx/bin/oxios-demo" "$ctx/bin" "$ctx/data"

@@ -34,11 +34,19 @@ func TestImage(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireTool(t, "buildah")
 	root := testenv.RepoRoot(t)
-	testenv.Bin(t, "oxios-init") // `make build`: the binaries the image holds
 	dir := t.TempDir()
+	// `make build`, then a private copy of its output: other test packages
+	// run `make build` in parallel, and the tree moves under six people, so
+	// bin/ may change between the two builds; the image step is what is
+	// under test here.
+	bins := filepath.Join(dir, "bin")
+	os.Mkdir(bins, 0o755)
+	for _, name := range []string{"oxios-init", "oxios-demo"} {
+		copyFile(t, testenv.Bin(t, name), filepath.Join(bins, name))
+	}
 
-	a := buildImage(t, root, filepath.Join(dir, "a.tar"))
-	b := buildImage(t, root, filepath.Join(dir, "b.tar"))
+	a := buildImage(t, root, bins, filepath.Join(dir, "a.tar"))
+	b := buildImage(t, root, bins, filepath.Join(dir, "b.tar"))
 	if a.manifestDigest != b.manifestDigest {
 		t.Fatalf("two builds of the same binaries differ: %s vs %s", a.manifestDigest, b.manifestDigest)
 	}
@@ -57,13 +65,13 @@ type ociArchive struct {
 	config         ocispec.Image
 }
 
-func buildImage(t *testing.T, root, out string) *ociArchive {
+func buildImage(t *testing.T, root, bins, out string) *ociArchive {
 	t.Helper()
 	cmd := exec.Command("bash", "scripts/build-image.sh", "-o", out)
 	cmd.Dir = root
 	// A fixed revision label: a commit landing between the two builds
-	// (six people share this tree) must not make them differ.
-	cmd.Env = append(os.Environ(), "OXIOS_IMAGE_REVISION=image-test")
+	// must not make them differ.
+	cmd.Env = append(os.Environ(), "OXIOS_IMAGE_REVISION=image-test", "OXIOS_IMAGE_BIN="+bins)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	start := time.Now()
@@ -213,5 +221,55 @@ func checkImport(t *testing.T, archive string) {
 	}
 	if _, err := c.GetImage(ctx, imageRef); err != nil {
 		t.Fatalf("containerd has no %s after importing %s (imported %q): %v", imageRef, archive, names, err)
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImageFromFreshClone is the contract as stated: two builds of the same
+// commit, each `make build` + scripts/build-image.sh in a fresh clone of
+// HEAD (after `make clean` the second time), give the same manifest digest.
+// The Go build cache is shared, as on any machine; that the compiler's
+// output is reproducible is Go's guarantee with -trimpath -buildvcs=false.
+func TestImageFromFreshClone(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "buildah")
+	testenv.RequireTool(t, "git")
+	testenv.RequireTool(t, "make")
+	clone := filepath.Join(t.TempDir(), "oxios")
+	runIn(t, "", "git", "clone", "--quiet", "--shared", testenv.RepoRoot(t), clone)
+
+	var digests []string
+	for i := 0; i < 2; i++ {
+		if i > 0 {
+			runIn(t, clone, "make", "-s", "clean")
+		}
+		runIn(t, clone, "make", "-s", "build")
+		out := filepath.Join(clone, "build", "oxios-image.tar")
+		runIn(t, clone, "bash", "scripts/build-image.sh")
+		digests = append(digests, readArchive(t, out).manifestDigest)
+	}
+	if digests[0] != digests[1] {
+		t.Fatalf("two fresh builds of the same commit differ: %s vs %s", digests[0], digests[1])
+	}
+	t.Logf("manifest %s, both builds", digests[0])
+}
+
+func runIn(t *testing.T, dir, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s (in %s): %v\n%s", name, strings.Join(args, " "), dir, err, out)
 	}
 }
