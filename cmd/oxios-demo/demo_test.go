@@ -436,3 +436,18 @@ func TestConfigFileSyntaxError(t *testing.T) {
 		t.Fatalf("error does not name %s line 2:\n%s", cfg, p.logText())
 	}
 }
+
+// A stop signal before the socket opens is handled, not lost: the handlers
+// are installed first thing.
+func TestStopDuringListenDelay(t *testing.T) {
+	t.Parallel()
+	p := startDemo(t, []string{"OXIOS_DEMO_LISTEN_DELAY=1h"})
+	p.waitLog(`waiting before listening`)
+	p.signal(syscall.SIGINT)
+	if c := p.exitCode(); c != 0 {
+		t.Fatalf("exit code = %d after SIGINT during the listen delay", c)
+	}
+	if p.hasLog(`msg=listening`) {
+		t.Fatal("listened after the stop signal")
+	}
+}
