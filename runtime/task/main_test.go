@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if port := os.Getenv("OXIOS_TEST_LISTEN"); port != "" {
+		fakeLegacyDaemon(port)
+	}
 	os.Exit(m.Run())
 }
 

@@ -1,0 +1,249 @@
+//go:build linux
+
+package task
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func countLines(t *testing.T, path, sub string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), sub)
+}
+
+// Two runs, one log: the second run appends, nothing is truncated.
+func TestLogContinuityAcrossRuns(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := context.Background()
+	for run := 1; run <= 2; run++ {
+		if _, err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := countLines(t, e.cfg.LogPath(), "oxios-demo starting"); n != run {
+			t.Fatalf("after run %d the log holds %d runs", run, n)
+		}
+		if n := countLines(t, e.cfg.LogPath(), "msg=exit code=0"); n != run {
+			t.Fatalf("after run %d the log holds %d clean exits", run, n)
+		}
+	}
+}
+
+// A small max_size rotates the log across files while the task runs.
+func TestLogRotation(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Logs.MaxSize = 600
+	e.cfg.Logs.MaxFiles = 2
+	r := e.connect(t)
+	ctx := context.Background()
+	for run := 0; run < 3; run++ {
+		if _, err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := e.cfg.LogPath()
+	for _, f := range []string{p, p + ".1", p + ".2"} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if st.Size() > 600 {
+			t.Errorf("%s is %d bytes, over max_size", f, st.Size())
+		}
+	}
+	if _, err := os.Stat(p + ".3"); !os.IsNotExist(err) {
+		t.Errorf("more than max_files kept")
+	}
+}
+
+// A task that exited on its own is "stale"; the next start removes it and
+// runs a new one.
+func TestExitedLeftoverIsCleaned(t *testing.T) {
+	e := newEnv(t, "OXIOS_DEMO_EXIT_AFTER=1500ms", "OXIOS_DEMO_EXIT_CODE=7")
+	r := e.connect(t)
+	ctx := r.ctx(context.Background())
+	first, err := r.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, _ := r.client.LoadContainer(ctx, e.cfg.Container.ID)
+	task, _ := ctr.Task(ctx, nil)
+	ch, _ := task.Wait(ctx)
+	<-ch
+	s, err := r.Status(ctx)
+	if err != nil || s.State != "stale" || s.ExitCode == nil || *s.ExitCode != 7 || !strings.HasPrefix(s.String(), "stale (PID ") {
+		t.Fatalf("status of exited task: %+v %v", s, err)
+	}
+	second, err := r.Start(ctx)
+	if err != nil || second.Cleaned == "" || second.Adopted || second.PID == first.PID {
+		t.Fatalf("start over a leftover: %+v %v", second, err)
+	}
+}
+
+// Changing the config recreates the container; an unchanged one is reused.
+func TestRecreateWhenConfigChanges(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := context.Background()
+	first, err := r.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Container.Env = append(e.cfg.Container.Env, "CHANGED=1")
+	second, err := r.Start(ctx)
+	if err != nil || second.Adopted || second.PID == first.PID {
+		t.Fatalf("after a config change: %+v %v", second, err)
+	}
+	third, err := r.Start(ctx)
+	if err != nil || !third.Adopted || third.PID != second.PID {
+		t.Fatalf("unchanged config: %+v %v", third, err)
+	}
+}
+
+// containerd killed -9 and restarted: the task keeps running under its
+// shim, status says so, and stop still works.
+func TestContainerdRestartKeepsTask(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := context.Background()
+	st, err := r.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ctrd.Kill9()
+	if _, err := r.Status(ctx); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("status during the outage: %v, want ErrUnreachable (never \"stopped\")", err)
+	}
+	if get(t, st.URL+"/health") != 200 {
+		t.Fatal("daemon died with containerd")
+	}
+	e.ctrd.Restart()
+	r.client.Reconnect()
+	s, err := r.Status(ctx)
+	if err != nil || !s.Running() || s.PID != st.PID {
+		t.Fatalf("after restart: %+v %v", s, err)
+	}
+	if _, err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Ten parallel starts (separate connections, as ten CLIs) end with one
+// task, and every one of them reports it.
+func TestParallelStartsMakeOneTask(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	pids := make([]uint32, 10)
+	errs := make([]error, 10)
+	for i := range 10 {
+		r := e.connect(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := r.Start(context.Background())
+			errs[i] = err
+			if err == nil {
+				pids[i] = st.PID
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 10 {
+		if errs[i] != nil || pids[i] != pids[0] {
+			t.Fatalf("start %d: pid %d (first %d), %v", i, pids[i], pids[0], errs[i])
+		}
+	}
+	r := e.connect(t)
+	ctx := r.ctx(context.Background())
+	ctrs, _ := r.client.Containers(ctx)
+	if len(ctrs) != 1 {
+		t.Fatalf("%d containers", len(ctrs))
+	}
+}
+
+// The old daemon's flock on oxios.lock refuses the start, naming it.
+func TestLegacyLockHolderRefused(t *testing.T) {
+	e := newEnv(t)
+	os.MkdirAll(e.cfg.Container.DataDir, 0o755)
+	p := filepath.Join(e.cfg.Container.DataDir, "oxios.lock")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("4242\n")
+	// flock locks belong to the open file description: a second open in
+	// this process conflicts with it, as another process would.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	r := e.connect(t)
+	_, err = r.Start(context.Background())
+	var le *LegacyError
+	if !errors.As(err, &le) || le.PID != 4242 || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "kill -INT 4242") {
+		t.Fatalf("err = %v", err)
+	}
+	e.mustHaveNoContainer(t, r)
+}
+
+// An "oxios" process (the old daemon) on the port is named as such.
+func TestLegacyProcessOnPortRefused(t *testing.T) {
+	e := newEnv(t)
+	exe, _ := os.Executable()
+	fake := filepath.Join(e.dir, "oxios")
+	b, _ := os.ReadFile(exe)
+	os.WriteFile(fake, b, 0o755)
+	cmd := exec.Command(fake)
+	cmd.Env = append(os.Environ(), "OXIOS_TEST_LISTEN="+strconv.Itoa(e.cfg.Container.Port))
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	buf := make([]byte, 9)
+	out.Read(buf) // "listening" once it is bound
+	r := e.connect(t)
+	_, err := r.Start(context.Background())
+	var le *LegacyError
+	if !errors.As(err, &le) || le.PID != cmd.Process.Pid {
+		t.Fatalf("err = %v", err)
+	}
+	e.mustHaveNoContainer(t, r)
+}
+
+// fakeLegacyDaemon is TestMain's OXIOS_TEST_LISTEN mode: listen and block.
+func fakeLegacyDaemon(port string) {
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Stdout.WriteString("listening")
+	for {
+		c, err := l.Accept()
+		if err == nil {
+			c.Close()
+		}
+	}
+}
+
