@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -51,11 +52,28 @@ func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started
 		return st, code, err
 	}
 	notify("STOPPING=1\nSTATUS=stopping")
-	res, err := r.Stop(context.Background())
+	res, err := r.stopRetrying()
 	if err != nil {
 		return st, 1, err
 	}
 	return st, int(res.ExitCode), nil
+}
+
+// stopRetrying stops even when containerd has just restarted and the
+// connection is still re-establishing: Unavailable is retried (with a
+// reconnect) for up to a minute, which systemd's stop timeout outlasts.
+func (r *Runtime) stopRetrying() (*Stopped, error) {
+	deadline := time.Now().Add(time.Minute)
+	backoff := 50 * time.Millisecond
+	for {
+		res, err := r.Stop(context.Background())
+		if err == nil || !errors.Is(err, ErrUnreachable) || time.Now().After(deadline) {
+			return res, err
+		}
+		time.Sleep(backoff) // containerd is down: there is no event to wait on
+		backoff = min(backoff*2, 2*time.Second)
+		r.client.Reconnect()
+	}
 }
 
 // cleanupExited deletes the task and container after the daemon exited on
@@ -75,7 +93,7 @@ func (r *Runtime) waitExit(ctx context.Context) (int, error) {
 		if err == nil || ctx.Err() != nil {
 			return code, err
 		}
-		if !errdefs.IsUnavailable(err) && !isTransport(err) {
+		if !errdefs.IsUnavailable(err) && !errors.Is(err, ErrUnreachable) && !isTransport(err) {
 			return 1, err
 		}
 		r.progress("containerd unavailable (%v): reconnecting", err)

@@ -246,4 +246,3 @@ func fakeLegacyDaemon(port string) {
 		}
 	}
 }
-
