@@ -155,6 +155,11 @@ func RenderUnit(s Spec) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// ExecStartArgv is the argv that the unit's ExecStart= for s runs, as
+// systemd parses it: StartArgs, behind the sh wrapper when the binary's
+// path needs it (see execArgv).
+func ExecStartArgv(s Spec) []string { return execArgv(s.StartArgs()) }
+
 // execArgv returns argv, or, when systemd cannot execute argv[0] by its
 // path (a quote, backslash, control character or `$` in it; see
 // execPathSafe), argv run through `/bin/sh -c 'exec "$0" "$@"'`: the path

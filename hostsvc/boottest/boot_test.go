@@ -1,0 +1,229 @@
+// Package boottest boots a real systemd (systemd-nspawn) with oxios
+// installed by `oxios install`, against a private containerd, and runs
+// scripts/boot-test.sh in it. See that script for the steps.
+package boottest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/a7garden/oxios/hostsvc"
+	"github.com/a7garden/oxios/internal/ctrtest"
+	"github.com/a7garden/oxios/internal/testenv"
+)
+
+// Directory names the paths below live under. The binary's directory has
+// every character the old layer refused or did not escape, so its unit
+// runs it through the sh wrapper; the argv-check script's directory has
+// those systemd can execute directly (space, %, ;, #, non-ASCII).
+const (
+	hostileBinDir    = `bin "dq" 'sq' $HOME ${X} %n back\slash é 日本`
+	hostileConfigDir = `etc $USER %i "cfg" \t ü`
+	directDir        = `argv %n 100% ; #x é`
+)
+
+// bootArgs reach the argv-check program through a unit rendered by
+// hostsvc.JoinExecLine; it dumps what it received.
+var bootArgs = []string{
+	"", " ", ";", `\;`, "a b", "  lead", "trail  ", "%", "%%", "%n%i", "$", "$$", "$HOME", "${HOME}", "$1",
+	`"`, `'`, `\`, `\\`, `\"`, `"'"`, "\t\n\r\v\f\a\b", "é", "日本語", "😀", "\u00a0", "\u2028", "\x7f", "\x01",
+	"\xff\xfe", "\xc3", "line1\nExecStart=/bin/evil", "#comment", "[Service]", "a\\", "-", "@", "!", "+", ":",
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tomlString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\t", `\t`).Replace(s) + `"`
+}
+
+func nulJoin(args []string) []byte {
+	var b bytes.Buffer
+	for _, a := range args {
+		b.WriteString(a)
+		b.WriteByte(0)
+	}
+	return b.Bytes()
+}
+
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBoot(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tool := range []string{"mmdebstrap", "systemd-nspawn", "nsenter", "ctr", "curl", "flock"} {
+		testenv.RequireTool(t, tool)
+	}
+	root := testenv.RepoRoot(t)
+	oxios := testenv.Bin(t, "oxios")
+	image := testenv.ImageArchive(t)
+	addr := ctrtest.Start(t)
+
+	// A short base (not t.TempDir: the test name makes long paths) that is
+	// bind-mounted into the machine at the same path.
+	work, err := os.MkdirTemp("", "oxios-boot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	os.Chmod(work, 0o755)
+
+	bin := filepath.Join(work, hostileBinDir, "oxios")
+	copyFile(t, oxios, bin, 0o755)
+	cfgPath := filepath.Join(work, hostileConfigDir, "config.toml")
+	port := freePort(t)
+	id := "oxios-boot"
+	ns := "oxios-boot"
+	logDir := filepath.Join(work, "logs")
+	cfg := strings.Join([]string{
+		"[containerd]",
+		"address = " + tomlString(addr),
+		"namespace = " + tomlString(ns),
+		"[image]",
+		"archive = " + tomlString(image),
+		"[container]",
+		"id = " + tomlString(id),
+		"port = " + strconv.Itoa(port),
+		"data_dir = " + tomlString(filepath.Join(work, "data")),
+		"log_dir = " + tomlString(logDir),
+		"run_dir = " + tomlString(filepath.Join(work, "run")),
+		// The demo listens where oxios waits for it.
+		`env = ["OXIOS_DEMO_LISTEN=127.0.0.1:{port}"]`,
+		"",
+	}, "\n")
+	write(t, cfgPath, []byte(cfg), 0o644)
+
+	// What systemd must run for the oxios unit.
+	spec := hostsvc.Spec{Binary: bin, Config: cfgPath}
+	argv := hostsvc.ExecStartArgv(spec)
+	out := filepath.Join(work, "out")
+	write(t, filepath.Join(out, "cmdline"), nulJoin(spec.StartArgs()), 0o644)
+	// systemd keeps argv as parsed from the unit file, before the exec-time
+	// "$$" -> "$" step: that is what systemctl show and D-Bus report.
+	stored := make([]string, len(argv))
+	for i, a := range argv {
+		stored[i] = strings.ReplaceAll(a, "$", "$$")
+	}
+	stored[0] = argv[0] // the path is never expanded (and never holds a "$")
+	show := "path=" + stored[0] + " ; argv[]=" + strings.Join(stored, " ") + " ;"
+
+	// The argv-check unit.
+	script := filepath.Join(work, directDir, "dump")
+	write(t, script, []byte("#!/bin/sh\nout=\"$(dirname \"$0\")/argv.out\"\n: >\"$out\"\nfor a; do printf '%s' \"$a\" >>\"$out\"; printf '\\000' >>\"$out\"; done\n"), 0o755)
+	line, err := hostsvc.JoinExecLine(append([]string{script}, bootArgs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(out, "argv-check.service"),
+		[]byte("[Unit]\nDescription=argv check\n[Service]\nType=oneshot\nExecStart="+line+"\n"), 0o644)
+	write(t, filepath.Join(work, directDir, "argv.expect"), nulJoin(bootArgs), 0o644)
+
+	env := append(os.Environ(),
+		"BOOT_CONTAINERD_ADDRESS="+addr,
+		"BOOT_NAMESPACE="+ns,
+		"BOOT_ID="+id,
+		"BOOT_BIN="+bin,
+		"BOOT_CONFIG="+cfgPath,
+		"BOOT_PORT="+strconv.Itoa(port),
+		"BOOT_LOG="+filepath.Join(logDir, id+".log"),
+		"BOOT_BINDS="+work,
+		"BOOT_BINDS_RO="+image,
+		"BOOT_OUT="+out,
+		"BOOT_EXPECT_CMDLINE="+filepath.Join(out, "cmdline"),
+		"BOOT_EXPECT_SHOW="+show,
+		"BOOT_ARGV_UNIT="+filepath.Join(out, "argv-check.service"),
+		"BOOT_ARGV_EXPECT="+filepath.Join(work, directDir, "argv.expect"),
+	)
+	cmd := exec.Command("bash", filepath.Join(root, "scripts", "boot-test.sh"))
+	cmd.Env = env
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if testing.Verbose() {
+		cmd.Stdout = io.MultiWriter(&logs, os.Stderr)
+		cmd.Stderr = cmd.Stdout
+	}
+	start := time.Now()
+	err = cmd.Run()
+	took := time.Since(start)
+	if err != nil {
+		console, _ := os.ReadFile(filepath.Join(out, "console.log"))
+		t.Fatalf("boot test failed after %v: %v\n%s\n--- machine console (tail):\n%s", took.Round(time.Millisecond), err, logs.String(), tail(console, 40))
+	}
+	// The exact argv systemd holds for ExecStart, through D-Bus (JSON: no
+	// ambiguity from spaces, unlike systemctl show's joined form).
+	raw, err := os.ReadFile(filepath.Join(out, "execstart.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prop struct {
+		Data [][]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &prop); err != nil || len(prop.Data) != 1 || len(prop.Data[0]) < 2 {
+		t.Fatalf("busctl ExecStart %s: %v", raw, err)
+	}
+	var path string
+	var got []string
+	if err := json.Unmarshal(prop.Data[0][0], &path); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(prop.Data[0][1], &got); err != nil {
+		t.Fatal(err)
+	}
+	if path != stored[0] || !slices.Equal(got, stored) {
+		t.Errorf("systemd holds ExecStart path %q argv %q, want %q %q", path, got, stored[0], stored)
+	}
+	t.Logf("boot test passed in %v (rootfs build included only on a cold cache)", took.Round(time.Millisecond))
+}
+
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
