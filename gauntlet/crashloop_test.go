@@ -1,0 +1,191 @@
+package gauntlet
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Scenario 3: the daemon exits at once (before it listens), 50 times. The
+// delays between runs follow the configured schedule (initial, doubling,
+// capped), oxios-init does not peg the CPU, and `status` shows the
+// restarts and the current backoff.
+func TestCrashLoop(t *testing.T) {
+	rw := scenario(t, "3", "crash loop x50")
+	const (
+		restarts = 50
+		initial  = 10 * time.Millisecond
+		maxDelay = 160 * time.Millisecond
+		// tolerance on each delay: timer slack, the fork+exec of the
+		// next run, scheduling on a shared 2-core VM.
+		tolerance = 60 * time.Millisecond
+		cpuLimit  = 0.10 // of one core, oxios-init's own CPU
+	)
+	e := newEnv(t, setup{
+		restart:      "on-failure",
+		startTimeout: "10m", // the start below never sees ready: it only launches the loop
+		demoEnv:      []string{"OXIOS_DEMO_EXIT_AFTER=0s", "OXIOS_DEMO_EXIT_CODE=1"},
+		extra: map[string]string{
+			"backoff_initial": initial.String(),
+			"backoff_max":     maxDelay.String(),
+			"verbosity":       "3", // "started ... as pid N" lines time each run
+		},
+	})
+	// `oxios start` waits for a readiness that never comes; it runs in the
+	// background and is killed once the loop is measured.
+	ctx, cancel := context.WithCancel(context.Background())
+	launcher := e.command(ctx, "start")
+	var lout strings.Builder
+	launcher.Stdout, launcher.Stderr = &lout, &lout
+	if err := launcher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); launcher.Wait() })
+
+	var rep supReport
+	if !eventually(60*time.Second, 5*time.Millisecond, func() bool {
+		var err error
+		rep, err = e.supervisor()
+		return err == nil
+	}) {
+		rw.fail(t, "oxios-init's health socket %s never answered; start: %s", e.healthSocket(), lout.String())
+	}
+	st, sr := e.status()
+	initPID := int(st.PID)
+	if initPID == 0 {
+		rw.fail(t, "no task PID: %s", sr)
+	}
+	cpu0, _, _ := procStat(initPID)
+	t0 := time.Now()
+	// The loop takes ~7.5 s of backoff; sample every 20 ms (state read
+	// from oxios-init itself, no exec).
+	var sawBackoff float64
+	if !eventually(2*time.Minute, 20*time.Millisecond, func() bool {
+		r, err := e.supervisor()
+		if err == nil {
+			rep = r
+			if r.Child.State == "backoff" && r.Child.Backoff > sawBackoff {
+				sawBackoff = r.Child.Backoff
+			}
+		}
+		// One more than counted: the 50th delay is over once run 51 started.
+		return err == nil && r.Child.Restarts > restarts
+	}) {
+		rw.fail(t, "only %d restarts after 2 minutes: %+v", rep.Child.Restarts, rep)
+	}
+	wall := time.Since(t0)
+	cpu1, _, err := procStat(initPID)
+	if err != nil {
+		rw.fail(t, "oxios-init (PID %d) gone: %v", initPID, err)
+	}
+	used := float64(cpu1-cpu0) * float64(clockTick) / float64(wall)
+	rw.note("oxios-init CPU %.1f%% of a core over %v", used*100, wall.Round(time.Millisecond))
+	if used > cpuLimit {
+		rw.errorf(t, "oxios-init used %.1f%% of a core during the loop, limit %.0f%%", used*100, cpuLimit*100)
+	}
+	if sawBackoff != maxDelay.Seconds() {
+		rw.errorf(t, "oxios-init /status backoff peaked at %vs, want the cap %v", sawBackoff, maxDelay)
+	}
+
+	// status: restarts and the current backoff.
+	st, sr = e.status()
+	if st.Restarts < restarts {
+		rw.errorf(t, "status shows %d restarts, want >= %d: %s", st.Restarts, restarts, sr)
+	}
+	if !hasKeyLike(st.raw, "backoff") {
+		rw.errorf(t, "status --json has restarts=%d but no backoff field (requested from HOST)", st.Restarts)
+		t.Logf("status: %s", sr)
+	}
+
+	// The schedule, from oxios-init's own timestamps in the task log.
+	cancel()
+	launcher.Wait()
+	delays, err := runGaps(e.logPath())
+	if err != nil {
+		rw.fail(t, "%v", err)
+	}
+	if len(delays) < restarts {
+		rw.fail(t, "only %d restart gaps in %s", len(delays), e.logPath())
+	}
+	worst := time.Duration(0)
+	for i, g := range delays[:restarts] {
+		want := initial << i
+		if i >= 5 || want > maxDelay {
+			want = maxDelay
+		}
+		if g.stated != want {
+			rw.errorf(t, "restart %d: stated delay %v, schedule says %v", i+1, g.stated, want)
+			break
+		}
+		off := g.actual - want
+		if off < -2*time.Millisecond || off > tolerance {
+			rw.errorf(t, "restart %d: %v between the restart decision and the next run, schedule %v (tolerance %v)", i+1, g.actual, want, tolerance)
+			break
+		}
+		worst = max(worst, off)
+	}
+	rw.note("schedule %v doubling to %v held for %d restarts, worst lateness %v", initial, maxDelay, restarts, worst.Round(time.Millisecond))
+	rw.lost("nothing (the daemon never ran long enough to own state)")
+}
+
+func hasKeyLike(m map[string]any, sub string) bool {
+	for k := range m {
+		if strings.Contains(strings.ToLower(k), sub) {
+			return true
+		}
+	}
+	return false
+}
+
+type gap struct{ stated, actual time.Duration }
+
+var (
+	reTime      = regexp.MustCompile(`time="([^"]+)"`)
+	reRestart   = regexp.MustCompile(`msg="restarting \S+ in (\S+) \(policy`)
+	reStartedAs = regexp.MustCompile(`msg="started \S+ as pid \d+"`)
+)
+
+// runGaps pairs each "restarting X in D" line of oxios-init with the next
+// "started X as pid N" line: the stated delay D and the time it really
+// waited, both from oxios-init's own clock.
+func runGaps(logPath string) ([]gap, error) {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []gap
+	var pending *gap
+	var pendingAt time.Time
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		tm := reTime.FindStringSubmatch(line)
+		if tm == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, tm[1])
+		if err != nil {
+			continue
+		}
+		if m := reRestart.FindStringSubmatch(line); m != nil {
+			d, err := time.ParseDuration(m[1])
+			if err != nil {
+				return nil, fmt.Errorf("bad delay in %q", line)
+			}
+			pending, pendingAt = &gap{stated: d}, at
+			continue
+		}
+		if pending != nil && reStartedAs.MatchString(line) {
+			pending.actual = at.Sub(pendingAt)
+			out = append(out, *pending)
+			pending = nil
+		}
+	}
+	return out, sc.Err()
+}
