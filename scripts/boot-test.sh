@@ -18,7 +18,9 @@
 #      SIGINT) and containerd holds no task and no container afterwards;
 #   5. SIGKILL to the unit's main process: systemd restarts it, and the new
 #      oxios adopts the running task (same task PID, one task);
-#   6. poweroff: the task is stopped and removed.
+#   6. `oxios uninstall`: stop (drain), disable, remove, reload; a second
+#      `oxios install --now` starts it again;
+#   7. poweroff: the task is stopped and removed.
 #
 # Inputs (environment; paths are host paths, bind-mounted at the same path):
 #   BOOT_CONTAINERD_ADDRESS  containerd socket      BOOT_NAMESPACE, BOOT_ID
@@ -165,6 +167,9 @@ step "install: oxios install --now inside the machine"
 # to install (requested from HOST), the variable is what carries it.
 inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --config "$BOOT_CONFIG" || fail "oxios install --now"
 inside systemctl is-active --quiet oxiosd.service || fail "oxiosd.service is not active after install --now"
+inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --dry-run --config "$BOOT_CONFIG" >"$OUT/dry-run.service" ||
+	fail "oxios install --dry-run"
+inside cat /etc/systemd/system/oxiosd.service | cmp - "$OUT/dry-run.service" || fail "--dry-run printed another unit than install wrote"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$BOOT_PORT/health/ready" || true)
 [ "$code" = 200 ] || fail "GET /health/ready from the host: $code"
 read -r TASKPID TASKSTATE <<<"$(ctr_task)"
@@ -218,6 +223,21 @@ read -r PID2 STATE2 <<<"$(ctr_task)"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$BOOT_PORT/health/ready" || true)
 [ "$code" = 200 ] || fail "GET /health/ready after the restart: $code"
 echo "restarted (main pid $OLDMAIN -> $NEWMAIN), task $TASKPID adopted, still ready"
+
+# ---------------------------------------------------------------- uninstall
+step "uninstall: oxios uninstall (stop, disable, remove, reload), then install --now again"
+drained=$(grep -c 'drained, exiting' "$BOOT_LOG" || true)
+inside "$BOOT_BIN" uninstall || fail "oxios uninstall"
+[ -z "$(ctr_task)" ] || fail "task still in containerd after uninstall: $(ctr_task)"
+ctr_has_container && fail "container $ID still in containerd after uninstall"
+inside test ! -e /etc/systemd/system/oxiosd.service || fail "unit file still there"
+inside test ! -e /etc/systemd/system/multi-user.target.wants/oxiosd.service || fail "still enabled"
+load=$(inside systemctl show -p LoadState --value oxiosd.service)
+[ "$load" = not-found ] || fail "after uninstall and reload, LoadState=$load"
+[ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "the daemon did not drain at uninstall"
+inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --config "$BOOT_CONFIG" || fail "second oxios install --now"
+[ "$(ctr_task | cut -d' ' -f2)" = RUNNING ] || fail "no task after the second install"
+echo "uninstalled cleanly (task drained and removed, unit gone), installed again"
 
 # ---------------------------------------------------------------- poweroff
 step "poweroff: the machine shuts down, the task goes with it"
