@@ -70,7 +70,7 @@ func connect(c commonFlags, stderr io.Writer) (*task.Runtime, int) {
 		report(stderr, err)
 		return nil, 1
 	}
-	r, err := task.Connect(context.Background(), task.Options{Config: cfg, Out: prefixed{stderr}})
+	r, err := task.Connect(context.Background(), task.Options{Config: cfg, Out: prefixed{stderr}, Progress: isTerminal(stderr)})
 	if err != nil {
 		report(stderr, err)
 		return nil, 1
@@ -134,4 +134,14 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("oxios "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// isTerminal: progress lines only for a person watching.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ensureImage returns the configured image, importing the archive or
@@ -94,8 +95,12 @@ func (r *Runtime) pull(ctx context.Context) (client.Image, error) {
 	ref := r.cfg.Image.Ref
 	r.progress("pulling %s", ref)
 	resolver := docker.NewResolver(docker.ResolverOptions{PlainHTTP: r.cfg.Image.PlainHTTP})
-	img, err := r.client.Pull(ctx, ref, client.WithResolver(resolver), client.WithPullUnpack,
-		client.WithPullSnapshotter(r.cfg.Containerd.Snapshotter))
+	opts := []client.RemoteOpt{client.WithResolver(resolver), client.WithPullUnpack,
+		client.WithPullSnapshotter(r.cfg.Containerd.Snapshotter)}
+	if r.showProgress {
+		opts = append(opts, client.WithImageHandler(images.HandlerFunc(r.fetchProgress)))
+	}
+	img, err := r.client.Pull(ctx, ref, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, r.wrapUnavailable(err))
 	}
@@ -112,4 +117,23 @@ func (r *Runtime) unpack(ctx context.Context, img client.Image) error {
 		return fmt.Errorf("unpack %s with snapshotter %s: %w", img.Name(), sn, err)
 	}
 	return nil
+}
+
+// fetchProgress prints one line per blob as the pull reaches it (on a
+// TTY only: the CLI decides).
+func (r *Runtime) fetchProgress(_ context.Context, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	r.progress("  fetching %s %s (%d bytes)", shortMedia(d.MediaType), d.Digest.Encoded()[:12], d.Size)
+	return nil, nil
+}
+
+func shortMedia(mt string) string {
+	switch {
+	case strings.Contains(mt, "index"), strings.Contains(mt, "manifest.list"):
+		return "index   "
+	case strings.Contains(mt, "manifest"):
+		return "manifest"
+	case strings.Contains(mt, "config"):
+		return "config  "
+	}
+	return "layer   "
 }

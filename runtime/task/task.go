@@ -44,6 +44,8 @@ type Options struct {
 	LogDriver string
 	// Out receives progress lines (the CLI passes stderr); nil = discard.
 	Out io.Writer
+	// Progress adds per-blob lines while pulling (the CLI sets it on a TTY).
+	Progress bool
 }
 
 // Runtime is one connection to containerd for one configured container.
@@ -52,6 +54,8 @@ type Runtime struct {
 	client *client.Client
 	out    io.Writer
 	logBin string
+
+	showProgress bool
 }
 
 // Connect dials containerd and checks that it answers.
@@ -65,7 +69,7 @@ func Connect(ctx context.Context, o Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, addr, err)
 	}
-	r := &Runtime{cfg: cfg, client: cl, out: o.Out, logBin: o.LogDriver}
+	r := &Runtime{cfg: cfg, client: cl, out: o.Out, logBin: o.LogDriver, showProgress: o.Progress}
 	if r.out == nil {
 		r.out = io.Discard
 	}
