@@ -1,51 +1,140 @@
 package health
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// handler serves the health endpoint:
+// The health endpoint, spoken by hand over HTTP/1.1 (see http.go for why
+// not net/http):
 //
 //	/livez /readyz /startupz  200 or 503, for Kubernetes and Docker probes
 //	/status                   JSON: child, restarts, backoff, last results
-//	/metrics                  Prometheus text format (written by hand: the
-//	                          client library would double oxios-init's RSS)
-func (m *Monitor) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
-		s := m.state()
-		answer(w, s.live, "live")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		answer(w, m.state().ready, "ready")
-	})
-	mux.HandleFunc("/startupz", func(w http.ResponseWriter, r *http.Request) {
-		answer(w, m.state().started, "started")
-	})
-	mux.HandleFunc("/status", m.serveStatus)
-	mux.HandleFunc("/metrics", m.serveMetrics)
-	return mux
+//	/metrics                  Prometheus text format 0.0.4
+//
+// One request per connection (Connection: close), GET or HEAD, at most
+// maxServed connections at once, each with a deadline.
+const (
+	maxServed   = 16
+	connTimeout = 5 * time.Second
+)
+
+func (m *Monitor) serve(ln net.Listener) {
+	sem := make(chan struct{}, maxServed)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			m.log.WithError(err).Error("health endpoint: accept failed; stopped")
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			c.Close() // overloaded: a probe client retries
+			continue
+		}
+		m.conns.Add(1)
+		go func() {
+			defer m.conns.Done()
+			defer func() { <-sem }()
+			m.serveConn(c)
+		}()
+	}
 }
 
-func answer(w http.ResponseWriter, ok bool, what string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if ok {
-		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, what+"\n")
+func (m *Monitor) serveConn(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(connTimeout))
+	br := bufio.NewReaderSize(io.LimitReader(c, 8<<10), 1024)
+	line, err := readLine(br)
+	if err != nil {
 		return
 	}
-	w.WriteHeader(http.StatusServiceUnavailable)
-	io.WriteString(w, "not "+what+"\n")
+	method, rest, _ := strings.Cut(line, " ")
+	target, proto, _ := strings.Cut(rest, " ")
+	if !strings.HasPrefix(proto, "HTTP/1.") {
+		writeResponse(c, 400, "text/plain; charset=utf-8", []byte("bad request\n"), false)
+		return
+	}
+	for { // headers: none matter
+		h, err := readLine(br)
+		if err != nil {
+			return
+		}
+		if h == "" {
+			break
+		}
+	}
+	if method != "GET" && method != "HEAD" {
+		writeResponse(c, 405, "text/plain; charset=utf-8", []byte("method not allowed\n"), false)
+		return
+	}
+	path, _, _ := strings.Cut(target, "?")
+	code, ctype, body := m.route(path)
+	writeResponse(c, code, ctype, body, method == "HEAD")
+}
+
+func (m *Monitor) route(path string) (int, string, []byte) {
+	const text = "text/plain; charset=utf-8"
+	s := m.state()
+	switch path {
+	case "/livez":
+		return answer(s.live, "live")
+	case "/readyz":
+		return answer(s.ready, "ready")
+	case "/startupz":
+		return answer(s.started, "started")
+	case "/status":
+		b, _ := json.MarshalIndent(m.StatusNow(), "", "  ")
+		return 200, "application/json", append(b, '\n')
+	case "/metrics":
+		var b bytes.Buffer
+		m.writeMetrics(&b)
+		return 200, "text/plain; version=0.0.4; charset=utf-8", b.Bytes()
+	}
+	return 404, text, []byte("not found: try /livez /readyz /startupz /status /metrics\n")
+}
+
+var (
+	bodyOK  = map[string][]byte{"live": []byte("live\n"), "ready": []byte("ready\n"), "started": []byte("started\n")}
+	bodyNot = map[string][]byte{"live": []byte("not live\n"), "ready": []byte("not ready\n"), "started": []byte("not started\n")}
+)
+
+func answer(ok bool, what string) (int, string, []byte) {
+	if ok {
+		return 200, "text/plain; charset=utf-8", bodyOK[what]
+	}
+	return 503, "text/plain; charset=utf-8", bodyNot[what]
+}
+
+var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+func writeResponse(w io.Writer, code int, ctype string, body []byte, head bool) {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + statusText[code] + "\r\n")
+	b.WriteString("Content-Type: " + ctype + "\r\nContent-Length: " + strconv.Itoa(len(body)) +
+		"\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")
+	if !head {
+		b.Write(body)
+	}
+	w.Write(b.Bytes())
 }
 
 // Report is the JSON document served at /status.
@@ -114,21 +203,6 @@ func (m *Monitor) StatusNow() Report {
 		st.Probes[probeKind(k).String()] = ps
 	}
 	return st
-}
-
-func (m *Monitor) serveStatus(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(m.StatusNow())
-}
-
-func (m *Monitor) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	var b bytes.Buffer
-	m.writeMetrics(&b)
-	w.Write(b.Bytes())
 }
 
 func b01(v bool) int {
@@ -212,24 +286,13 @@ func query(addr, kind string, timeout time.Duration) error {
 	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
 		network, dialAddr, host = "unix", p, "localhost"
 	}
-	tr := &http.Transport{
-		Proxy:             nil,
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, dialAddr)
-		},
-	}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: timeout}
-	resp, err := c.Get("http://" + host + path)
+	u := &url.URL{Scheme: "http", Host: host, Path: path}
+	resp, err := httpGet(context.Background(), network, dialAddr, u, time.Now().Add(timeout))
 	if err != nil {
 		return fmt.Errorf("health endpoint %s: %w", addr, err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: %s: %s %s", ErrNotOK, kind, resp.Status, strings.TrimSpace(string(body)))
+	if resp.code != 200 {
+		return fmt.Errorf("%w: %s: HTTP %d %s", ErrNotOK, kind, resp.code, strings.TrimSpace(string(resp.body)))
 	}
 	return nil
 }

@@ -1,15 +1,17 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -17,78 +19,225 @@ const (
 	// maxRedirects and maxBody are the kubelet's limits.
 	maxRedirects = 10
 	maxBody      = 10 << 10
-	userAgent    = "oxios-init-probe/1"
+	// maxHeader bounds a response's status line and headers.
+	maxHeader = 64 << 10
+	userAgent = "oxios-init-probe/1"
 )
 
 // httpProber GETs a URL: 200-399 is success; redirects are followed only to
 // the same host (a redirect elsewhere is returned as is, like the kubelet
 // without followNonLocalRedirects); at most maxBody bytes of body are read;
 // certificates are not verified, as the kubelet does not.
+//
+// HTTP/1.1 is spoken by hand (one request per connection, Connection:
+// close) rather than through net/http: linking net/http costs oxios-init
+// more than a megabyte of resident memory, and a probe needs a status
+// line, two headers and a bounded body.
 type httpProber struct {
-	url    string
-	client *http.Client
+	url *url.URL
 }
 
 var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", maxRedirects)
 
-func newHTTPProber(url string) *httpProber {
-	tr := &http.Transport{
-		Proxy:              nil, // a probe talks to the local daemon, never via a proxy
-		DisableKeepAlives:  true,
-		DisableCompression: true,
-		TLSClientConfig:    &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet does not verify probe certificates
-		DialContext:        (&net.Dialer{}).DialContext,
+func newHTTPProber(raw string) *httpProber {
+	u, err := url.Parse(raw)
+	if err != nil { // ParseSpec accepted it; cannot happen
+		panic(err)
 	}
-	return &httpProber{url: url, client: &http.Client{
-		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= maxRedirects {
-				return errTooManyRedirects
-			}
-			if req.URL.Hostname() != via[0].URL.Hostname() {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}}
+	return &httpProber{url: u}
 }
 
 func (p *httpProber) Probe(ctx context.Context, deadline time.Time) Result {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
-	if err != nil {
-		return Result{Unknown, err.Error()}
-	}
-	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set("Accept", "*/*")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		if ctx.Err() == context.Canceled {
-			return Result{Unknown, "cancelled"}
+	u := p.url
+	for n := 1; ; n++ {
+		resp, err := httpGet(ctx, "tcp", hostPort(u), u, deadline)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Result{Unknown, "cancelled"}
+			}
+			if resp.code != 0 {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					return Result{Failure, "HTTP " + strconv.Itoa(resp.code) + ": body read timed out"}
+				}
+				return Result{Failure, "HTTP " + strconv.Itoa(resp.code) + ": body read: " + err.Error()}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return Result{Failure, "GET " + u.String() + ": timeout"}
+			}
+			return Result{Failure, "GET " + u.String() + ": " + err.Error()}
 		}
-		return Result{Failure, err.Error()}
-	}
-	defer resp.Body.Close()
-	// The kubelet reads the body (for its event message) within the same
-	// timeout; a server that stalls after its headers fails the probe.
-	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	if err != nil && !errors.Is(err, io.EOF) {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-			return Result{Failure, "HTTP " + strconv.Itoa(resp.StatusCode) + ": body read timed out"}
+		if isRedirect(resp.code) && resp.location != "" {
+			next, err := u.Parse(resp.location)
+			if err != nil {
+				return Result{Failure, "HTTP " + strconv.Itoa(resp.code) + ": bad Location " + strconv.Quote(resp.location)}
+			}
+			if next.Hostname() == p.url.Hostname() && (next.Scheme == "http" || next.Scheme == "https") {
+				if n >= maxRedirects {
+					return Result{Failure, "GET " + p.url.String() + ": " + errTooManyRedirects.Error()}
+				}
+				u = next
+				continue
+			}
+			return httpVerdict(resp, " (redirect to "+resp.location+" not followed: other host)")
 		}
-		return Result{Failure, "HTTP " + strconv.Itoa(resp.StatusCode) + ": body read: " + err.Error()}
+		return httpVerdict(resp, "")
 	}
-	code := resp.StatusCode
-	detail := "HTTP " + strconv.Itoa(code)
-	if n == maxBody {
-		detail += " (body truncated at 10 KiB)"
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case 301, 302, 303, 307, 308:
+		return true
 	}
-	if code >= 300 && code < 400 {
-		detail += " (redirect to " + resp.Header.Get("Location") + " not followed: other host)"
+	return false
+}
+
+func httpVerdict(r httpResponse, note string) Result {
+	d := "HTTP " + strconv.Itoa(r.code)
+	if r.truncated {
+		d += " (body truncated at 10 KiB)"
 	}
-	if code >= 200 && code < 400 {
-		return Result{Success, detail}
+	d += note
+	if r.code >= 200 && r.code < 400 {
+		return Result{Success, d}
 	}
-	return Result{Failure, detail}
+	return Result{Failure, d}
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// httpResponse is what a probe needs of a response.
+type httpResponse struct {
+	code      int
+	location  string
+	body      []byte // at most maxBody bytes
+	truncated bool
+}
+
+// httpGet sends one GET for u over a new connection to network/addr and
+// reads the status, the headers and at most maxBody bytes of body, all
+// before deadline. A non-zero code with an error means the body failed.
+func httpGet(ctx context.Context, network, addr string, u *url.URL, deadline time.Time) (httpResponse, error) {
+	var r httpResponse
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return r, err
+	}
+	defer conn.Close()
+	// Cancellation interrupts reads and writes by expiring the deadline.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	conn.SetDeadline(deadline)
+	if u.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: true}) //nolint:gosec // the kubelet does not verify probe certificates
+		if err := tc.Handshake(); err != nil {
+			return r, err
+		}
+		conn = tc
+	}
+	host := u.Host
+	if _, err := io.WriteString(conn, "GET "+u.RequestURI()+" HTTP/1.1\r\nHost: "+host+
+		"\r\nUser-Agent: "+userAgent+"\r\nAccept: */*\r\nConnection: close\r\n\r\n"); err != nil {
+		return r, err
+	}
+	br := bufio.NewReaderSize(io.LimitReader(conn, maxHeader+maxBody), 4096)
+	length := int64(-1)
+	for {
+		code, err := readStatus(br)
+		if err != nil {
+			return r, err
+		}
+		r.code = code
+		length = -1
+		for {
+			line, err := readLine(br)
+			if err != nil {
+				return httpResponse{}, err
+			}
+			if line == "" {
+				break
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				return httpResponse{}, fmt.Errorf("malformed header line %q", line)
+			}
+			v = strings.TrimSpace(v)
+			switch strings.ToLower(k) {
+			case "location":
+				r.location = v
+			case "content-length":
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+					length = n
+				}
+			case "transfer-encoding":
+				length = -1 // chunked framing: read raw up to the limit
+			}
+		}
+		if code >= 200 || code == 101 {
+			break
+		}
+		// 1xx informational: the real response follows.
+	}
+	if r.code == 204 || r.code == 304 || r.code/100 == 1 {
+		return r, nil
+	}
+	limit := int64(maxBody)
+	if length >= 0 && length < limit {
+		limit = length
+	}
+	buf := make([]byte, limit)
+	n, err := io.ReadFull(br, buf)
+	r.body = buf[:n]
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		if length < 0 { // close-delimited body: EOF is its end
+			return r, nil
+		}
+		return r, fmt.Errorf("body ended after %d of %d bytes", n, length)
+	}
+	if err != nil {
+		return r, err
+	}
+	// A close-delimited body of exactly 10 KiB reads as truncated: telling
+	// would mean waiting for one more byte, perhaps until the deadline.
+	r.truncated = length < 0 || length > maxBody
+	return r, nil
+}
+
+func readLine(br *bufio.Reader) (string, error) {
+	line, err := br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		return "", errors.New("header line too long")
+	}
+	if err != nil {
+		if err == io.EOF {
+			return "", io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	return strings.TrimRight(string(line), "\r\n"), nil
+}
+
+func readStatus(br *bufio.Reader) (int, error) {
+	line, err := readLine(br)
+	if err != nil {
+		return 0, err
+	}
+	proto, rest, ok := strings.Cut(line, " ")
+	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || len(rest) < 3 {
+		return 0, fmt.Errorf("malformed status line %q", line)
+	}
+	code, err := strconv.Atoi(rest[:3])
+	if err != nil || code < 100 || code > 999 || (len(rest) > 3 && rest[3] != ' ') {
+		return 0, fmt.Errorf("malformed status line %q", line)
+	}
+	return code, nil
 }

@@ -36,12 +36,14 @@ type listenProber struct {
 	dial string // fallback connect address
 	root atomic.Int64
 
-	mu      sync.Mutex // Probe may be called by Query and the runner alike
-	mode    listenMode
-	diag    *sockDiag
-	found   []listener // reused per probe
-	matched []uint32   // reused per probe
-	procBuf []byte
+	mu       sync.Mutex // Probe may be called by Query and the runner alike
+	mode     listenMode
+	diag     *sockDiag
+	found    []listener // reused per probe
+	matched  []uint32   // reused per probe
+	procBuf  []byte
+	noV6     bool      // the kernel has no IPv6: skip ::1 lookups
+	lastDump time.Time // any-host: when the socket table was last dumped
 	// owned is the inode last proven to belong to the tree: while it keeps
 	// listening, a probe costs two netlink round trips and nothing else.
 	owned uint32
@@ -119,6 +121,17 @@ func (p *listenProber) degrade() {
 	p.mode++
 }
 
+var (
+	loop4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	loop6 = netip.IPv6Loopback()
+)
+
+// dumpEvery bounds how often an any-host probe that found nothing on the
+// loopback addresses dumps the whole LISTEN table (for a daemon bound to
+// one non-loopback address only): a dump walks the kernel's whole listening
+// hash table, so it is kept off the millisecond schedule.
+const dumpEvery = 50 * time.Millisecond
+
 func (p *listenProber) scanSockDiag() error {
 	if p.diag == nil {
 		d, err := newSockDiag()
@@ -127,8 +140,43 @@ func (p *listenProber) scanSockDiag() error {
 		}
 		p.diag = d
 	}
-	var err error
 	p.found = p.found[:0]
+	if p.host.IsValid() {
+		l, ok, err := p.diag.lookup(p.host, p.port)
+		if ok {
+			p.found = append(p.found, l)
+		}
+		return err
+	}
+	// Any host: what a local client would reach first, then the table.
+	l, ok, err := p.diag.lookup(loop4, p.port)
+	if err != nil {
+		return err
+	}
+	if ok {
+		p.found = append(p.found, l)
+	}
+	if !p.noV6 {
+		l, ok, err := p.diag.lookup(loop6, p.port)
+		switch {
+		case err != nil:
+			p.noV6 = true // EAFNOSUPPORT and friends: an IPv4-only kernel
+		case ok:
+			p.found = append(p.found, l)
+		}
+	}
+	if len(p.found) > 0 {
+		return nil
+	}
+	if now := time.Now(); now.Sub(p.lastDump) >= dumpEvery {
+		p.lastDump = now
+		return p.dumpSockDiag()
+	}
+	return nil
+}
+
+func (p *listenProber) dumpSockDiag() error {
+	var err error
 	if p.found, err = p.diag.listeners(unix.AF_INET, p.found); err != nil {
 		return err
 	}
@@ -206,7 +254,7 @@ func (p *listenProber) judge() Result {
 // netlink round trips filtered to LISTEN sockets in the kernel, a few
 // microseconds, and invisible to the daemon (see bench/health for the CPU
 // it costs).
-const listenPollCap = 5 * time.Millisecond
+const listenPollCap = 7 * time.Millisecond
 
 func (p *listenProber) fastCap() time.Duration {
 	if p.mode == modeConnect {

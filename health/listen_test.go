@@ -290,3 +290,54 @@ func TestListenProbeAllocs(t *testing.T) {
 		t.Errorf("listen probe allocates %v times per run", n)
 	}
 }
+
+// The exact lookup finds what a connection would reach: the listener
+// itself, a wildcard one, and not a v6-only one from IPv4.
+func TestSockDiagLookup(t *testing.T) {
+	d, err := newSockDiag()
+	if err != nil {
+		t.Skipf("no sock_diag: %v", err)
+	}
+	defer d.Close()
+	inode := func(ln net.Listener) uint32 {
+		f, _ := ln.(*net.TCPListener).File()
+		defer f.Close()
+		var st unix.Stat_t
+		unix.Fstat(int(f.Fd()), &st)
+		return uint32(st.Ino)
+	}
+	ln4, _ := net.Listen("tcp4", "127.0.0.1:0")
+	defer ln4.Close()
+	p4 := uint16(ln4.Addr().(*net.TCPAddr).Port)
+	l, ok, err := d.lookup(loop4, p4)
+	if err != nil || !ok || l.inode != inode(ln4) || l.port != p4 {
+		t.Fatalf("lookup 127.0.0.1:%d = %+v %v %v, want inode %d", p4, l, ok, err, inode(ln4))
+	}
+	if _, ok, err := d.lookup(loop6, p4); ok || err != nil {
+		t.Errorf("lookup [::1]:%d found a v4-only listener (%v)", p4, err)
+	}
+	lnAny, _ := net.Listen("tcp", ":0")
+	defer lnAny.Close()
+	pa := uint16(lnAny.Addr().(*net.TCPAddr).Port)
+	if l, ok, _ := d.lookup(loop4, pa); !ok || l.inode != inode(lnAny) {
+		t.Errorf("lookup 127.0.0.1 does not reach the dual-stack wildcard listener: %+v", l)
+	}
+	if _, ok, _ := d.lookup(loop4, uint16(freePort(t))); ok {
+		t.Error("lookup found a listener on a free port")
+	}
+}
+
+// A daemon bound to one address other than the loopback ones is still
+// found by an any-host probe (through the table dump).
+func TestListenAnyHostNonLoopbackAddress(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no 127.0.0.2: %v", err)
+	}
+	defer ln.Close()
+	p := mustProber(t, "listen://:"+strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)).(*listenProber)
+	p.SetRoot(os.Getpid())
+	if r := probeOnce(t, p, time.Second); r.Status != Success {
+		t.Fatalf("any-host probe, listener on 127.0.0.2: %+v", r)
+	}
+}

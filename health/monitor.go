@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,8 +38,9 @@ type Monitor struct {
 	notified  bool // READY=1 sent
 	closed    bool
 
-	ln  net.Listener
-	srv *http.Server
+	ln    net.Listener
+	conns sync.WaitGroup // health endpoint connections being served
+	done  chan struct{}  // closed when the accept loop returns
 }
 
 func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
@@ -76,16 +76,10 @@ func (m *Monitor) start() error {
 		return fmt.Errorf("--health-listen %s: %w", m.cfg.HealthListen, err)
 	}
 	m.ln = ln
-	m.srv = &http.Server{
-		Handler:           m.handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       30 * time.Second,
-		ErrorLog:          nil,
-	}
+	m.done = make(chan struct{})
 	go func() {
-		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.WithError(err).Error("health endpoint stopped")
-		}
+		defer close(m.done)
+		m.serve(ln)
 	}()
 	m.log.WithField("addr", m.cfg.HealthListen).Debug("health endpoint listening")
 	return nil
@@ -223,12 +217,13 @@ func (m *Monitor) close() error {
 			errs = append(errs, c.Close())
 		}
 	}
-	if m.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if err := m.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, m.srv.Close())
+	if m.ln != nil {
+		// Closing a unix listener also removes its socket file.
+		if err := m.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
 		}
+		<-m.done
+		m.conns.Wait() // each has a deadline of connTimeout
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make bench-health`: time from a daemon's listen() to readiness through
+# oxios-init, listen:// vs tcp:// vs the old 200 ms connect-poll loop, with
+# CPU while waiting and oxios-init's RSS (bench/health/main.go).
+# BENCH_HEALTH_RUNS and BENCH_HEALTH_MAX_DELAY tune it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+mkdir -p build
+[ -x bin/oxios-init ] || make -s build
+go build -trimpath -o build/bench-health ./bench/health
+build/bench-health -init bin/oxios-init -n "${BENCH_HEALTH_RUNS:-40}" -max-delay "${BENCH_HEALTH_MAX_DELAY:-1500ms}" | tee build/bench-health.txt
