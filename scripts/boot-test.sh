@@ -242,7 +242,7 @@ echo "uninstalled cleanly (task drained and removed, unit gone), installed again
 # ---------------------------------------------------------------- poweroff
 step "poweroff: the machine shuts down, the task goes with it"
 drained=$(grep -c 'drained, exiting' "$BOOT_LOG" || true)
-inside systemctl poweroff || true
+inside systemctl poweroff --no-block || true
 wait "$NSPAWN" || true
 NSPAWN=
 [ -z "$(ctr_task)" ] || fail "task still in containerd after poweroff: $(ctr_task)"

@@ -63,7 +63,9 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now}); err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
-		fmt.Fprintln(stderr, installHint(err, f.user, in, append([]string{"install"}, args...)))
+		// The hint names the config this run resolved: under sudo, the
+		// lookup order would find root's config, not this user's.
+		fmt.Fprintln(stderr, installHint(err, f.user, in, append(append([]string{"install"}, withoutConfig(args)...), "--config", spec.Config)))
 		return 1
 	}
 	if !f.dryRun && !f.now {
@@ -168,8 +170,12 @@ func installHint(err error, user bool, in *hostsvc.Installer, args []string) str
 	switch {
 	case errors.As(err, &pe) && errors.Is(err, fs.ErrPermission) && !root && !user:
 		exe, _ := os.Executable()
-		return fmt.Sprintf("hint: %s is writable only by root; run with sudo:\n  sudo %s %s\nor install a service for your user only:\n  %s %s --user",
-			filepath.Dir(pe.Path), shellQuote(exe), shellJoin(args), shellQuote(exe), args[0])
+		hint := fmt.Sprintf("hint: %s is writable only by root; run with sudo:\n  sudo %s %s",
+			filepath.Dir(pe.Path), shellQuote(exe), shellJoin(args))
+		if args[0] == "install" {
+			hint += fmt.Sprintf("\nor install a service for your user only:\n  %s %s --user", shellQuote(exe), shellJoin(args))
+		}
+		return hint
 	case errors.As(err, &pe):
 		return fmt.Sprintf("hint: check that %s is writable (a read-only file system, or a protected path, stops even root)", filepath.Dir(pe.Path))
 	case errors.As(err, &ce):
@@ -180,6 +186,22 @@ func installHint(err error, user bool, in *hostsvc.Installer, args []string) str
 		return "hint: the file is in place; fix the cause above, then run: " + cmd
 	}
 	return ""
+}
+
+// withoutConfig drops --config FILE / --config=FILE from args.
+func withoutConfig(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--config" || a == "-config":
+			i++
+		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func startHint(m hostsvc.Manager, user bool) string {
