@@ -485,3 +485,5 @@ func randID(prefix string) string {
 }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func testenvRoot(t *testing.T) { t.Helper(); testenv.RequireRoot(t) }
