@@ -240,7 +240,8 @@ func (m *Monitor) publishLocked() {
 		return
 	}
 	m.ready = ready
-	m.log.WithFields(logrus.Fields{"ready": ready, "pid": m.pid}).Info("readiness changed")
+	// Logged last: whoever reads the log sees the file and sd_notify done.
+	defer m.log.WithFields(logrus.Fields{"ready": ready, "pid": m.pid}).Info("readiness changed")
 	if m.cfg.ReadyFile != "" {
 		var err error
 		if ready {
