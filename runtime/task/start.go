@@ -26,6 +26,32 @@ type Started struct {
 	Cleaned   string // a leftover removed on the way ("" = none)
 	Recreated bool   // the container was rebuilt (config or image changed)
 	Ready     time.Duration
+	// Steps is how long each step took (for `--verbose` and benchmarks).
+	Steps []Step
+}
+
+// Step is one named step of Start and its duration.
+type Step struct {
+	Name string
+	Took time.Duration
+}
+
+type trace struct {
+	res  *Started
+	t0   time.Time
+	last time.Time
+}
+
+func newTrace(res *Started) *trace {
+	now := time.Now()
+	return &trace{res: res, t0: now, last: now}
+}
+
+func (t *trace) step(name string) {
+	now := time.Now()
+	t.res.Steps = append(t.res.Steps, Step{name, now.Sub(t.last)})
+	t.res.Ready = now.Sub(t.t0)
+	t.last = now
 }
 
 // NotReadyError is a start that failed after the task was created. The
@@ -44,42 +70,49 @@ func (e *NotReadyError) Unwrap() error { return ErrNotReady }
 // with one task.
 func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 	ctx = r.ctx(ctx)
-	t0 := time.Now()
+	res := &Started{URL: r.cfg.URL(), LogPath: r.cfg.LogPath()}
+	tr := newTrace(res)
 	unlock, err := r.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	tr.step("lock")
 	ctr, err := r.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res := &Started{URL: r.cfg.URL(), LogPath: r.cfg.LogPath()}
 	if ctr, err = r.adoptOrClean(ctx, ctr, res); err != nil || res.Adopted {
 		return res, err
 	}
+	tr.step("inspect")
 	if err := r.checkLegacy(); err != nil {
 		return nil, err
 	}
 	if err := r.guardPort(); err != nil {
 		return nil, err
 	}
+	tr.step("guards")
 	img, err := r.ensureImage(ctx)
 	if err != nil {
 		return nil, err
 	}
+	tr.step("image")
 	if ctr, err = r.ensureContainer(ctx, ctr, img, res); err != nil {
 		return nil, err
 	}
+	tr.step("container")
 	task, exitCh, err := r.startTask(ctx, ctr)
 	if err != nil {
 		r.remove(ctx, ctr)
 		return nil, err
 	}
+	tr.step("task")
 	if err := r.waitReady(ctx, task, exitCh); err != nil {
 		return nil, r.failStart(ctx, ctr, err)
 	}
-	res.PID, res.Ready = task.Pid(), time.Since(t0)
+	tr.step("ready")
+	res.PID = task.Pid()
 	return res, nil
 }
 
@@ -222,7 +255,10 @@ func (r *Runtime) startTask(ctx context.Context, ctr client.Container) (client.T
 		task.Delete(ctx, client.WithProcessKill)
 		return nil, nil, fmt.Errorf("start task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
-	ctr.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)})
+	// The start time is informational (status): record it off the path to
+	// readiness.
+	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
+	go ctr.SetLabels(context.WithoutCancel(ctx), map[string]string{LabelStartedAt: startedAt})
 	return task, exitCh, nil
 }
 
@@ -308,25 +344,32 @@ func parseUser(u string) (int, int) {
 // stopTask: SIGTERM (oxios-init rewrites it for the daemon), wait for the
 // exit event up to the grace, then SIGKILL every process, then delete.
 func (r *Runtime) stopTask(ctx context.Context, task client.Task) error {
+	_, err := r.stopTaskCode(ctx, task)
+	return err
+}
+
+// stopTaskCode is stopTask returning the task's exit code.
+func (r *Runtime) stopTaskCode(ctx context.Context, task client.Task) (uint32, error) {
 	exitCh, err := task.Wait(ctx)
 	if err != nil {
-		return r.wrapUnavailable(err)
+		return 0, r.wrapUnavailable(err)
 	}
 	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
-		return fmt.Errorf("SIGTERM task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+		return 0, fmt.Errorf("SIGTERM task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
+	var es client.ExitStatus
 	select {
-	case <-exitCh:
+	case es = <-exitCh:
 	case <-time.After(r.hostGrace()):
 		task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
-		<-exitCh
+		es = <-exitCh
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("delete task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+		return 0, fmt.Errorf("delete task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
-	return nil
+	return es.ExitCode(), nil
 }
 
 // hostGrace outlasts oxios-init's own grace (the same stop_timeout), so

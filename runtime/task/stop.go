@@ -14,6 +14,7 @@ type Stopped struct {
 	WasRunning bool
 	ExitCode   uint32
 	Took       time.Duration
+	Steps      []Step
 }
 
 // Stop stops the task (SIGTERM, exit event up to the grace, SIGKILL to
@@ -40,6 +41,7 @@ func (r *Runtime) Stop(ctx context.Context) (*Stopped, error) {
 }
 
 func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *Stopped) error {
+	t0 := time.Now()
 	task, err := ctr.Task(ctx, nil)
 	switch {
 	case errdefs.IsNotFound(err):
@@ -48,15 +50,16 @@ func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *
 	default:
 		st, _ := task.Status(ctx)
 		res.WasRunning = st.Status == client.Running || st.Status == client.Paused
-		if err := r.stopTask(ctx, task); err != nil {
+		code, err := r.stopTaskCode(ctx, task)
+		if err != nil {
 			return err
 		}
-		if st, err := task.Status(ctx); err == nil {
-			res.ExitCode = st.ExitStatus
-		}
+		res.ExitCode = code
+		res.Steps = append(res.Steps, Step{"task", time.Since(t0)})
 	}
 	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
+	res.Steps = append(res.Steps, Step{"container", time.Since(t0)})
 	return nil
 }
