@@ -202,14 +202,17 @@ func (in *Installer) installSteps(user, now bool) []step {
 		d := in.launchdDomain(user)
 		// bootout first: bootstrap refuses a label that is already loaded,
 		// and a reinstall must replace the old job, not fail on it.
-		steps := []step{
-			{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true},
-			{args: []string{"launchctl", "bootstrap", d, in.Path}},
-		}
+		steps := []step{{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true}}
 		if now {
-			steps = append(steps,
-				step{args: []string{"launchctl", "enable", d + "/" + Label}},
-				step{args: []string{"launchctl", "kickstart", d + "/" + Label}})
+			// enable before bootstrap: launchd refuses to bootstrap a job
+			// whose label an earlier `launchctl disable` left disabled.
+			steps = append(steps, step{args: []string{"launchctl", "enable", d + "/" + Label}})
+		}
+		// bootstrap loads the job; RunAtLoad starts it (launchd has no
+		// "loaded but stopped" for such a job).
+		steps = append(steps, step{args: []string{"launchctl", "bootstrap", d, in.Path}})
+		if now {
+			steps = append(steps, step{args: []string{"launchctl", "kickstart", d + "/" + Label}})
 		}
 		return steps
 	}

@@ -130,8 +130,8 @@ func TestInstallLaunchd(t *testing.T) {
 	}
 	want := []string{
 		"launchctl bootout gui/501/com.a7garden.oxios",
-		"launchctl bootstrap gui/501 " + in.Path,
 		"launchctl enable gui/501/com.a7garden.oxios",
+		"launchctl bootstrap gui/501 " + in.Path,
 		"launchctl kickstart gui/501/com.a7garden.oxios",
 	}
 	if !slices.Equal(rec.joined(), want) {
@@ -228,5 +228,22 @@ func TestInstallWithoutPrivileges(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS") {
 		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
+
+func TestUninstallLaunchd(t *testing.T) {
+	in, rec, _ := newTestInstaller(t, Launchd)
+	if err := in.Install(testSpec, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rec.calls = nil
+	if err := in.Uninstall(false, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if w := []string{"launchctl bootout system/com.a7garden.oxios"}; !slices.Equal(rec.joined(), w) {
+		t.Errorf("ran %q, want %q", rec.joined(), w)
+	}
+	if _, err := os.Stat(in.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("plist still there: %v", err)
 	}
 }

@@ -165,9 +165,9 @@ echo "all $(tr -cd '\0' <"$BOOT_ARGV_EXPECT" | wc -c) hostile arguments arrived 
 step "install: oxios install --now inside the machine"
 # OXIOS_CONFIG as well as --config: until the CLI dispatcher hands --config
 # to install (requested from HOST), the variable is what carries it.
-inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --config "$BOOT_CONFIG" || fail "oxios install --now"
+inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "oxios install --now"
 inside systemctl is-active --quiet oxiosd.service || fail "oxiosd.service is not active after install --now"
-inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --dry-run --config "$BOOT_CONFIG" >"$OUT/dry-run.service" ||
+inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --dry-run --watchdog 2s --config "$BOOT_CONFIG" >"$OUT/dry-run.service" ||
 	fail "oxios install --dry-run"
 inside cat /etc/systemd/system/oxiosd.service | cmp - "$OUT/dry-run.service" || fail "--dry-run printed another unit than install wrote"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$BOOT_PORT/health/ready" || true)
@@ -188,6 +188,18 @@ MAIN=$(inside systemctl show -p MainPID --value oxiosd.service)
 inside cat "/proc/$MAIN/cmdline" >"$OUT/cmdline"
 cmp "$BOOT_EXPECT_CMDLINE" "$OUT/cmdline" || fail "oxios runs with another argv than rendered"
 echo "systemctl show and /proc/$MAIN/cmdline: exactly the rendered arguments"
+
+# WatchdogSec=2s: oxios must feed it (WATCHDOG=1 every second while the
+# daemon is live); systemd stamps each ping, so watch the stamp move.
+[ "$(inside systemctl show -p WatchdogUSec --value oxiosd.service)" = 2s ] || fail "WatchdogSec not 2s"
+wd0=$(inside systemctl show -p WatchdogTimestampMonotonic --value oxiosd.service)
+for _ in $(seq 1 100); do
+	wd1=$(inside systemctl show -p WatchdogTimestampMonotonic --value oxiosd.service)
+	[ "$wd1" != "$wd0" ] && break
+	sleep 0.05
+done
+[ "$wd1" != "$wd0" ] || fail "no watchdog ping from oxios within 5 s (WatchdogTimestampMonotonic stuck at $wd0)"
+echo "watchdog fed (stamp $wd0 -> $wd1 us)"
 
 # ---------------------------------------------------------------- stop
 step "stop: systemctl stop oxiosd"
@@ -235,7 +247,7 @@ inside test ! -e /etc/systemd/system/multi-user.target.wants/oxiosd.service || f
 load=$(inside systemctl show -p LoadState --value oxiosd.service)
 [ "$load" = not-found ] || fail "after uninstall and reload, LoadState=$load"
 [ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "the daemon did not drain at uninstall"
-inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --config "$BOOT_CONFIG" || fail "second oxios install --now"
+inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "second oxios install --now"
 [ "$(ctr_task | cut -d' ' -f2)" = RUNNING ] || fail "no task after the second install"
 echo "uninstalled cleanly (task drained and removed, unit gone), installed again"
 
