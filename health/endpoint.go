@@ -26,14 +26,18 @@ import (
 // maxServed connections at once, each with a deadline.
 const (
 	maxServed   = 16
-	connTimeout = 5 * time.Second
+	connTimeout = 2 * time.Second // a probe client sends its request at once
 )
 
 func (m *Monitor) serve(ln net.Listener) {
 	sem := make(chan struct{}, maxServed)
 	for {
+		// Backpressure: with every slot busy, further clients wait in the
+		// kernel's backlog rather than being reset; connTimeout frees slots.
+		sem <- struct{}{}
 		c, err := ln.Accept()
 		if err != nil {
+			<-sem
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -43,12 +47,6 @@ func (m *Monitor) serve(ln net.Listener) {
 			}
 			m.log.WithError(err).Error("health endpoint: accept failed; stopped")
 			return
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			c.Close() // overloaded: a probe client retries
-			continue
 		}
 		m.conns.Add(1)
 		go func() {

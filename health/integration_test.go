@@ -312,3 +312,40 @@ func TestIntegrationReadinessFlips(t *testing.T) {
 		t.Error("a readiness failure restarted the daemon")
 	}
 }
+
+// exec: probes run beside the supervisor's wait4(-1) reaper: their exit
+// status must reach the probe (a stolen status would read as Unknown and
+// a failing probe would never restart anything).
+func TestIntegrationExecProbeUnderReaper(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "healthy")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startInit(t, []string{
+		"--restart", "always", "--backoff-initial", "10ms", "--grace", "500ms",
+		"--liveness", "exec:test -e " + flag, "--liveness-period", "100ms", "--liveness-failure-threshold", "2",
+		"--readiness", "exec:true", "--readiness-period", "100ms",
+	})
+	next, _ := p.waitLog(0, "readiness changed", readyTrue, 20*time.Second)
+	// Let a handful of liveness probes run: every one must be counted.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := p.status()
+		pr := st.Probes["liveness"]
+		if pr.Result == "unknown" {
+			t.Fatalf("exec liveness probe result unknown (exit status stolen?): %+v", pr)
+		}
+		if pr.Successes >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("liveness probes not succeeding: %+v", pr)
+		}
+		time.Sleep(50 * time.Millisecond) // polling /status: it has no event to wait on
+	}
+	os.Remove(flag)
+	_, e := p.waitLog(next, supervisorRestart, nil, 10*time.Second)
+	if !strings.Contains(e.msg, "liveness probe failed: exit 1") {
+		t.Errorf("restart reason %q", e.msg)
+	}
+}

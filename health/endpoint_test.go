@@ -1,0 +1,211 @@
+package health
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func rawRequest(t *testing.T, network, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, req)
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+func TestEndpointHTTP(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HealthListen = "127.0.0.1:0"
+	m, err := NewMonitor(cfg, Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	addr := m.Addr().String()
+	for req, want := range map[string]string{
+		"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n":            "HTTP/1.1 503 Service Unavailable\r\n",
+		"GET /livez?verbose HTTP/1.0\r\n\r\n":                "HTTP/1.1 200 OK\r\n",
+		"GET /nope HTTP/1.1\r\n\r\n":                         "HTTP/1.1 404 Not Found\r\n",
+		"POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n\r\n": "HTTP/1.1 405 Method Not Allowed\r\n",
+		"garbage\r\n\r\n":                                    "HTTP/1.1 400 Bad Request\r\n",
+		"HEAD /status HTTP/1.1\r\n\r\n":                      "HTTP/1.1 200 OK\r\n",
+	} {
+		got := rawRequest(t, "tcp", addr, req)
+		if !strings.HasPrefix(got, want) {
+			t.Errorf("%q -> %q, want %q", req, got, want)
+		}
+		if strings.HasPrefix(req, "HEAD") && !strings.HasSuffix(got, "\r\n\r\n") {
+			t.Errorf("HEAD answered with a body: %q", got)
+		}
+	}
+	// A standard client agrees with the hand-written server.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "# TYPE oxios_init_ready gauge") || resp.Header.Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("/metrics: %d %q\n%s", resp.StatusCode, resp.Header, b)
+	}
+	// A client that connects and says nothing does not hold the endpoint.
+	var idle []net.Conn
+	for i := 0; i < maxServed+4; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	if err := Query(addr, "liveness", 2*time.Second); err != nil {
+		t.Errorf("after idle clients: %v", err)
+	}
+}
+
+func TestEndpointUnixSocketLifecycle(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "h.sock")
+	// A stale socket from a previous run (nobody listening) is replaced.
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	cfg := DefaultConfig()
+	cfg.HealthListen = "unix:" + sock
+	m, err := NewMonitor(cfg, Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	if err := Query("unix:"+sock, "liveness", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A live one is not stolen.
+	m2, _ := NewMonitor(cfg, Hooks{}, nil)
+	if err := m2.Start(); err == nil {
+		m2.Close()
+		t.Fatal("a second monitor took over a live health socket")
+	}
+	m.Close()
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after Close: %v", err)
+	}
+	if err := Query("unix:"+sock, "liveness", time.Second); err == nil {
+		t.Error("Query succeeded against a closed monitor")
+	}
+}
+
+func TestHTTPProtocolEdges(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			w.(http.Flusher).Flush() // forces chunked encoding
+			io.WriteString(w, strings.Repeat("x", 100))
+		case "/https-same-host":
+			http.Redirect(w, r, "https://"+r.Host+"/", http.StatusFound) // same host, TLS on a plain port: fails
+		case "/query":
+			if r.URL.RawQuery != "a=1&b=2" {
+				w.WriteHeader(500)
+			}
+		}
+	}))
+	defer srv.Close()
+	for path, want := range map[string]Status{"/chunked": Success, "/query?a=1&b=2": Success, "/https-same-host": Failure} {
+		if r := probeOnce(t, mustProber(t, srv.URL+path), time.Second); r.Status != want {
+			t.Errorf("%s: %+v, want %v", path, r, want)
+		}
+	}
+	// Raw servers: a 100 Continue before the answer, garbage, a huge header.
+	for name, tc := range map[string]struct {
+		answer string
+		want   Status
+	}{
+		"1xx":     {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", Success},
+		"garbage": {"SSH-2.0-OpenSSH\r\n", Failure},
+		"hugehdr": {"HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", Failure},
+		"http10":  {"HTTP/1.0 200 OK\r\n\r\nbody until close", Success},
+		"short":   {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", Failure},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			bufio.NewReader(c).ReadString('\n')
+			io.WriteString(c, tc.answer)
+			c.Close()
+		}()
+		r := probeOnce(t, mustProber(t, "http://"+ln.Addr().String()+"/"), time.Second)
+		if r.Status != tc.want {
+			t.Errorf("%s: %+v, want %v", name, r, tc.want)
+		}
+		ln.Close()
+	}
+}
+
+// The probe loop allocates (almost) nothing per tick: listen:// readiness
+// with a 1 ms period against a live listener.
+func TestRunnerSteadyStateAllocs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := DefaultConfig()
+	cfg.Readiness = ProbeConfig{Spec: "listen://:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port),
+		Period: time.Millisecond, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 3}
+	m, err := NewMonitor(cfg, Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.ChildStarted(os.Getpid())
+	waitFor(t, "ready", 2*time.Second, m.Ready)
+	r := m.runners[kindReadiness]
+	count := func() uint64 { return r.counts[Success].Load() }
+	waitFor(t, "warm-up", 2*time.Second, func() bool { return count() > 20 })
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n0 := count()
+	time.Sleep(300 * time.Millisecond) // the loop runs on its own; nothing to wait on
+	runtime.ReadMemStats(&after)
+	probes := count() - n0
+	allocs := after.Mallocs - before.Mallocs
+	if probes < 50 {
+		t.Fatalf("only %d probes in 300ms at a 1ms period", probes)
+	}
+	if per := float64(allocs) / float64(probes); per > 0.5 {
+		t.Errorf("%d allocations for %d probes (%.2f per probe)", allocs, probes, per)
+	}
+	t.Logf("%d probes, %d allocations", probes, allocs)
+	_ = fmt.Sprint()
+}
