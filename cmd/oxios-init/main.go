@@ -1,0 +1,217 @@
+// Command oxios-init is the container's PID 1: a drop-in for tini that
+// also rewrites signals, stops the whole tree, restarts with backoff,
+// cleans stale locks and runs health probes. It only wires flags and
+// environment to runtime/supervisor, runtime/stalelock and health.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/stalelock"
+	"github.com/a7garden/oxios/runtime/supervisor"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+var version = "0.1.0"
+
+func main() {
+	// Before anything installs a signal handler: which signals did our
+	// parent leave ignored? They stay ignored, here and in the child.
+	ignored := supervisor.StartupIgnored()
+	os.Exit(run(os.Args[1:], ignored, os.Stdout, os.Stderr))
+}
+
+func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "probe" {
+		return probe(args[1:], stderr)
+	}
+	o, err := parse(args, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "oxios-init: %v\n(see oxios-init -h)\n", err)
+		return 1
+	}
+	switch {
+	case o.help:
+		fmt.Fprint(stdout, usage)
+		return 0
+	case o.version:
+		fmt.Fprintf(stdout, "oxios-init version %s\n", version)
+		return 0
+	}
+	log := newLogger(o, stderr)
+
+	kept := supervisor.KeepIgnored(ignored)
+	if len(kept) > 0 {
+		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
+	}
+	o.sup.SharedChildren = hasExecProbe(o.health)
+
+	var mon *health.Monitor
+	o.sup.OnStart = func(pid int) { mon.ChildStarted(pid) }
+	o.sup.OnExit = func(status int) { mon.ChildExited(status) }
+	sup, err := supervisor.New(o.sup, kept, log) // installs the signal handlers
+	if err != nil {
+		log.Error(err)
+		return 1
+	}
+	if err := becomeInit(o, log); err != nil {
+		log.Error(err)
+		return 1
+	}
+	if o.lock != "" {
+		lk, err := stalelock.Acquire(o.lock)
+		if err != nil {
+			log.Error(err)
+			return 1
+		}
+		defer lk.Close()
+	}
+	for _, r := range stalelock.Clean(o.stale) {
+		e := log.WithField("path", r.Path)
+		switch r.Action {
+		case stalelock.Removed:
+			e.Info("removed stale file")
+		case stalelock.Missing:
+			e.Debug("stale path absent")
+		default:
+			e.Warnf("stale path %s: %s", r.Action, r.Detail)
+		}
+	}
+	mon, err = health.NewMonitor(o.health, health.Hooks{
+		Restart: sup.Restart,
+		Child: func() health.ChildState {
+			st := sup.State()
+			return health.ChildState{PID: st.PID, State: st.State, Restarts: st.Restarts, Backoff: st.Backoff}
+		},
+	}, log)
+	if err != nil {
+		log.Error(err)
+		return 1
+	}
+	if err := mon.Start(); err != nil {
+		log.Error(err)
+		return 1
+	}
+	defer mon.Close()
+	return sup.Run()
+}
+
+// becomeInit sets the subreaper and parent-death signal, and warns, as
+// tini does, when zombies would not be reparented to us.
+func becomeInit(o *options, log *logrus.Logger) error {
+	if o.subreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become a child subreaper (-s): %w", err)
+		}
+	}
+	if o.pdeathsig != 0 {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(o.pdeathsig), 0, 0, 0); err != nil {
+			return fmt.Errorf("set parent-death signal (-p): %w", err)
+		}
+	}
+	if os.Getpid() != 1 {
+		var sub int32
+		_ = unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&sub)), 0, 0, 0)
+		if sub == 0 {
+			log.Warn("oxios-init is not PID 1 and is not a child subreaper: orphaned zombies will not be reparented to it and cannot be reaped. " +
+				"Use -s (or TINI_SUBREAPER / OXIOS_INIT_SUBREAPER) or run it as PID 1.")
+		}
+	}
+	return nil
+}
+
+func hasExecProbe(c health.Config) bool {
+	for _, p := range []health.ProbeConfig{c.Startup, c.Readiness, c.Liveness} {
+		if strings.HasPrefix(strings.TrimSpace(p.Spec), "exec:") {
+			return true
+		}
+	}
+	return false
+}
+
+func newLogger(o *options, w io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.Out = w
+	if o.logFormat == "json" {
+		log.Formatter = &logrus.JSONFormatter{}
+	} else {
+		log.Formatter = &logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano, DisableColors: true}
+	}
+	// tini's verbosity: 1 (default) warnings, 2 info, 3 debug, 4 trace.
+	switch {
+	case o.verbosity <= 0:
+		log.Level = logrus.ErrorLevel
+	case o.verbosity == 1:
+		log.Level = logrus.WarnLevel
+	case o.verbosity == 2:
+		log.Level = logrus.InfoLevel
+	case o.verbosity == 3:
+		log.Level = logrus.DebugLevel
+	default:
+		log.Level = logrus.TraceLevel
+	}
+	return log
+}
+
+// probe implements `oxios-init probe readiness|liveness|startup`.
+func probe(args []string, stderr io.Writer) int {
+	addr := os.Getenv("OXIOS_INIT_HEALTH_LISTEN")
+	timeout := 2 * time.Second
+	kind := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case strings.HasPrefix(a, "-") && (name == "health-listen" || name == "timeout"):
+			if !hasVal {
+				if i+1 >= len(args) {
+					fmt.Fprintf(stderr, "oxios-init probe: --%s needs a value\n", name)
+					return 1
+				}
+				i++
+				val = args[i]
+			}
+			if name == "health-listen" {
+				addr = val
+			} else {
+				d, err := time.ParseDuration(val)
+				if err != nil {
+					fmt.Fprintf(stderr, "oxios-init probe: --timeout %q: %v\n", val, err)
+					return 1
+				}
+				timeout = d
+			}
+		case strings.HasPrefix(a, "-"):
+			fmt.Fprintf(stderr, "oxios-init probe: unknown option %s\n", a)
+			return 1
+		case kind == "":
+			kind = a
+		default:
+			fmt.Fprintf(stderr, "oxios-init probe: unexpected argument %q\n", a)
+			return 1
+		}
+	}
+	switch kind {
+	case "readiness", "liveness", "startup":
+	default:
+		fmt.Fprintf(stderr, "oxios-init probe: want readiness, liveness or startup, got %q\n", kind)
+		return 1
+	}
+	if addr == "" {
+		fmt.Fprintln(stderr, "oxios-init probe: no health endpoint: set --health-listen or OXIOS_INIT_HEALTH_LISTEN")
+		return 1
+	}
+	if err := health.Query(addr, kind, timeout); err != nil {
+		fmt.Fprintf(stderr, "oxios-init probe %s: %v\n", kind, err)
+		return 1
+	}
+	return 0
+}

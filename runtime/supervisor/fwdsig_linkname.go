@@ -1,0 +1,27 @@
+//go:build oxios_fwdsig
+
+package supervisor
+
+import (
+	"syscall"
+	_ "unsafe" // go:linkname
+)
+
+// fwdSig is the Go runtime's record of every signal disposition found at
+// start-up, before the runtime installed its handlers (runtime/signal_unix.go).
+// Reading it needs -ldflags=-checklinkname=0, hence the build tag.
+//
+//go:linkname fwdSig runtime.fwdSig
+var fwdSig [65]uintptr
+
+const sigIgn = 1 // _SIG_IGN
+
+func runtimeIgnored() []syscall.Signal {
+	var out []syscall.Signal
+	for n := 1; n < len(fwdSig); n++ {
+		if fwdSig[n] == sigIgn {
+			out = append(out, syscall.Signal(n))
+		}
+	}
+	return out
+}

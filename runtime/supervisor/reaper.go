@@ -1,0 +1,217 @@
+package supervisor
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// reapLoop is the only caller of wait4(-1) in the process. It runs for the
+// supervisor's whole life. A SIGCHLD only says "at least one child changed
+// state" (the kernel and the Go runtime both coalesce them), so every wake
+// drains all zombies until wait4 answers 0 (children alive) or ECHILD.
+// s.mu is held while draining and while a child is forked, so the daemon's
+// PID is always known before its exit can be reaped.
+func (s *Supervisor) reapLoop() {
+	for range s.chld {
+		s.reapAll()
+	}
+}
+
+func (s *Supervisor) reapAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var foreign map[int]bool // pids an in-process pidfd waits for, read lazily
+	for {
+		pid := 0
+		if s.cfg.SharedChildren {
+			p, err := peekZombie()
+			if err == syscall.ECHILD {
+				s.signalNoChildren()
+				return
+			}
+			if err != nil || p == 0 {
+				return
+			}
+			if p != s.mainPID {
+				if foreign == nil {
+					foreign = pidfdTargets()
+				}
+				if foreign[p] {
+					// An exec probe's os/exec Wait owns it and reaps it
+					// within moments; nothing to do until the next
+					// SIGCHLD, except not to spin on it.
+					s.retryReap()
+					return
+				}
+			}
+			pid = p
+		} else {
+			pid = -1
+		}
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.ECHILD {
+			s.signalNoChildren()
+			return
+		}
+		if err != nil || got <= 0 {
+			return
+		}
+		if got == s.mainPID {
+			s.mainPID = 0
+			s.mainExit <- ws // buffered 1; one main child at a time
+			continue
+		}
+		s.reaped.Add(1)
+		if s.cfg.WarnOnReap {
+			s.log.Warnf("reaped zombie process %d (%s)", got, describe(ws))
+		} else {
+			s.log.Debugf("reaped zombie process %d (%s)", got, describe(ws))
+		}
+	}
+}
+
+// retryReap asks for another pass shortly, for a zombie another goroutine
+// of this process is about to reap.
+func (s *Supervisor) retryReap() {
+	go func() {
+		s.sleep(s.cfg.retryDelay())
+		select {
+		case s.chld <- syscall.SIGCHLD:
+		default:
+		}
+	}()
+}
+
+func (s *Supervisor) signalNoChildren() {
+	select {
+	case s.noChildren <- struct{}{}:
+	default:
+	}
+}
+
+// peekZombie returns the PID of a zombie child without reaping it (0 when
+// every child is alive).
+func peekZombie() (int, error) {
+	// siginfo_t is 128 bytes; for SIGCHLD si_pid is the int32 at offset 16.
+	var info [128]byte
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, 0 /* P_ALL */, 0,
+			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOHANG|0x01000000 /* WNOWAIT */, 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(*(*int32)(unsafe.Pointer(&info[16]))), nil
+	}
+}
+
+// pidfdTargets lists the PIDs that pidfds open in this process refer to:
+// os.StartProcess keeps one for each child it will Wait for.
+func pidfdTargets() map[int]bool {
+	out := map[int]bool{}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		l, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil || l != "anon_inode:[pidfd]" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+				if p, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+					out[p] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// hasChildren reports whether any child, alive or zombie, exists.
+func hasChildren() bool {
+	var info [128]byte
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, 0, 0, uintptr(unsafe.Pointer(&info[0])),
+			syscall.WEXITED|syscall.WNOHANG|0x01000000, 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		return e != syscall.ECHILD
+	}
+}
+
+func describe(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + SignalName(ws.Signal())
+	}
+	return "exit " + strconv.Itoa(ws.ExitStatus())
+}
+
+// ExitCode is the shell's view of a wait status: the exit status, or
+// 128+N after signal N.
+func ExitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// descendants returns every process whose parent chain leads to root,
+// from one scan of /proc.
+func descendants(root int) []int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	children := map[int][]int{}
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + n + "/stat")
+		if err != nil {
+			continue
+		}
+		// comm may hold spaces and parentheses: the fields after the
+		// last ')' are "state ppid ...".
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], pid)
+	}
+	var out []int
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,170 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Real-time signals forwarded. The kernel numbers them 32..64, but glibc
+// reserves 32 and 33 for itself (thread cancellation, setxid broadcast;
+// its SIGRTMIN is 34) and musl reserves 32..34: no program can use them
+// as its own signals, and tini, which blocks with sigfillset, never sees
+// them either. So oxios-init forwards glibc's SIGRTMIN (34) to SIGRTMAX
+// (64) and leaves 32 and 33 alone.
+const (
+	SigRTMin = 34
+	SigRTMax = 64
+)
+
+// unixName is the name without "SIG" of a standard signal, from x/sys.
+func unixName(s syscall.Signal) string {
+	return strings.TrimPrefix(unix.SignalName(s), "SIG")
+}
+
+// SignalName is a printable name: "SIGTERM", "SIGRTMIN+3".
+func SignalName(s syscall.Signal) string {
+	if s >= SigRTMin && s <= SigRTMax {
+		return "SIGRTMIN+" + strconv.Itoa(int(s)-SigRTMin)
+	}
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(s))
+}
+
+// Forwardable lists every signal oxios-init catches and forwards when it
+// starts with all dispositions at default: 1..31 except those that
+// cannot be caught (KILL, STOP), SIGCHLD (it belongs to the reaper) and
+// SIGURG unless forwardURG, then 34..64.
+//
+// SIGPROF is listed but never arrives: the Go runtime keeps SIGPROF for
+// its profiler and does not deliver it to os/signal (runtime.sighandler).
+func Forwardable(forwardURG bool) []syscall.Signal {
+	var out []syscall.Signal
+	for n := 1; n <= SigRTMax; n++ {
+		s := syscall.Signal(n)
+		switch {
+		case s == syscall.SIGKILL, s == syscall.SIGSTOP, s == syscall.SIGCHLD:
+			continue
+		case s == syscall.SIGURG && !forwardURG:
+			continue
+		case n >= 32 && n < SigRTMin:
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// StartupIgnored returns the signals whose disposition was SIG_IGN when
+// this process was executed. It must run before any signal.Notify.
+//
+// The Go runtime installs its own handler over an inherited SIG_IGN for
+// most signals at start-up and remembers the original only in
+// runtime.fwdSig; builds with the oxios_fwdsig tag read it (see
+// fwdsig_linkname.go). Every build also reads SigIgn from
+// /proc/self/status, which still shows the signals the runtime leaves
+// alone until Notify (SIGHUP and SIGINT when ignored, SIGCONT, SIGTSTP,
+// SIGTTIN, SIGTTOU).
+func StartupIgnored() []syscall.Signal {
+	ign := procSigIgn()
+	for _, s := range runtimeIgnored() {
+		ign[s] = true
+	}
+	var out []syscall.Signal
+	for n := 1; n <= SigRTMax; n++ {
+		if ign[syscall.Signal(n)] {
+			out = append(out, syscall.Signal(n))
+		}
+	}
+	return out
+}
+
+func procSigIgn() map[syscall.Signal]bool {
+	out := map[syscall.Signal]bool{}
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "SigIgn:")
+		if !ok {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return out
+		}
+		for n := 1; n <= 64; n++ {
+			if mask&(1<<(n-1)) != 0 {
+				out[syscall.Signal(n)] = true
+			}
+		}
+	}
+	return out
+}
+
+// KeepIgnored makes oxios-init itself ignore sigs, so that the child
+// inherits SIG_IGN through fork and exec at no cost: Go resets only the
+// signals it handles to SIG_DFL in the child, and signal.Ignore takes a
+// signal out of that set. SIGCHLD is never ignored: an ignored SIGCHLD
+// makes the kernel discard exit statuses. It returns what it kept.
+func KeepIgnored(sigs []syscall.Signal) []syscall.Signal {
+	var kept []syscall.Signal
+	for _, s := range sigs {
+		if s == syscall.SIGCHLD || s == syscall.SIGKILL || s == syscall.SIGSTOP || s == syscall.SIGPROF {
+			continue
+		}
+		signal.Ignore(s)
+		kept = append(kept, s)
+	}
+	return kept
+}
+
+// AsyncPreemptOff reports whether the Go runtime of this binary never
+// sends itself SIGURG: GODEBUG says so, or the build linked
+// asyncpreemptoff=1 in as the runtime's GODEBUG default (Makefile
+// INIT_LDFLAGS: -X runtime.godebugDefault=asyncpreemptoff=1). A -trimpath
+// build does not record its -ldflags, and the runtime keeps the default to
+// itself, so the executable is searched for the linked string. That costs
+// a read of the binary, so it is done once, when the first SIGURG arrives.
+func AsyncPreemptOff() bool {
+	preemptOnce.Do(func() { preemptOff = asyncPreemptOff() })
+	return preemptOff
+}
+
+var (
+	preemptOnce sync.Once
+	preemptOff  bool
+)
+
+func asyncPreemptOff() bool {
+	for _, kv := range strings.Split(os.Getenv("GODEBUG"), ",") {
+		switch strings.TrimSpace(kv) {
+		case "asyncpreemptoff=1":
+			return true
+		case "asyncpreemptoff=0":
+			return false
+		}
+	}
+	exe, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		return false
+	}
+	// Spelled backwards here so that this literal is not what matches.
+	r := []byte("1=ffotpmeerpcnysa")
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return bytes.Contains(exe, r)
+}
