@@ -109,6 +109,7 @@ if [ ! -d "$ROOT" ]; then
 	if [ ! -f "$TAR" ]; then
 		echo "building $TAR (not cached)"
 		# console-getty: nobody logs in on the read-only console.
+		rm -f "$TAR.partial.tar"
 		mmdebstrap --quiet --variant=minbase --mode=root --include="$PACKAGES" \
 			--customize-hook='chroot "$1" systemctl mask console-getty.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer' \
 			--customize-hook='rm -f "$1"/etc/machine-id "$1"/var/lib/dbus/machine-id; : > "$1"/etc/machine-id' \
