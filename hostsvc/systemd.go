@@ -132,7 +132,14 @@ func RenderUnit(s Spec) ([]byte, error) {
 	// and only the CLI (the main process) may speak for the service.
 	w("Type=notify")
 	w("NotifyAccess=main")
+	if argv := ExecStartArgv(s); argv[0] != s.Binary {
+		w("# systemd cannot exec a path holding quotes, backslashes, control characters")
+		w("# or $ directly: sh execs it in place, so the main PID is still oxios.")
+	}
 	w("ExecStart=%s", start)
+	w("# Stops and removes the containerd task even when the CLI hung or crashed;")
+	w("# skipped only when the CLI died of a signal, since Restart= then starts a")
+	w("# new CLI that adopts the running task.")
 	w("ExecStopPost=%s", stop)
 	// The task's processes live under containerd's shim, outside this
 	// unit's cgroup: systemd's SIGTERM reaches only the CLI, which stops
