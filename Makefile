@@ -7,7 +7,7 @@ GOFLAGS_BUILD := -trimpath -buildvcs=false
 # oxios-init: with async preemption off, every SIGURG that arrives came from
 # outside and can be forwarded (DESIGN.md, "The PID-1 contract").
 INIT_LDFLAGS := -s -w -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
-VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION := $(shell git describe --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
