@@ -58,8 +58,10 @@ func JobFor(s Spec, logDir string) (Job, error) {
 		ThrottleInterval: ceilSeconds(s.RestartDelay),
 		// launchd sends SIGTERM, then SIGKILL after ExitTimeOut seconds: it
 		// must outlast the task's grace period, as TimeoutStopSec does.
-		ExitTimeOut:       ceilSeconds(s.StopTimeout()),
-		ProcessType:       "Background",
+		ExitTimeOut: ceilSeconds(s.StopTimeout()),
+		// Not "Background": macOS throttles CPU and I/O of such jobs, which
+		// would slow the CLI's readiness wait and its watchdog of the task.
+		ProcessType:       "Standard",
 		WorkingDirectory:  "/",
 		StandardOutPath:   log,
 		StandardErrorPath: log,
