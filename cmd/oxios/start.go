@@ -15,6 +15,7 @@ import (
 func cmdStart(c commonFlags, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("start", stderr)
 	fg := fs.Bool("foreground", false, "stay attached (for systemd/launchd): sd_notify, stop on SIGTERM/SIGINT, exit with the task's code")
+	verbose := fs.Bool("v", false, "print how long each start step took (stderr)")
 	if fs.Parse(args) != nil {
 		return 2
 	}
@@ -32,7 +33,16 @@ func cmdStart(c commonFlags, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printStarted(stdout, stderr, st)
+	if *verbose {
+		printSteps(stderr, st.Steps)
+	}
 	return 0
+}
+
+func printSteps(w io.Writer, steps []task.Step) {
+	for _, s := range steps {
+		fmt.Fprintf(w, "oxios: step %-10s %6.1f ms\n", s.Name, float64(s.Took.Microseconds())/1000)
+	}
 }
 
 func printStarted(stdout, stderr io.Writer, st *task.Started) {
