@@ -164,11 +164,9 @@ echo "all $(tr -cd '\0' <"$BOOT_ARGV_EXPECT" | wc -c) hostile arguments arrived 
 
 # ---------------------------------------------------------------- install
 step "install: oxios install --now inside the machine"
-# OXIOS_CONFIG as well as --config: until the CLI dispatcher hands --config
-# to install (requested from HOST), the variable is what carries it.
-inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "oxios install --now"
+inside "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "oxios install --now"
 inside systemctl is-active --quiet oxiosd.service || fail "oxiosd.service is not active after install --now"
-inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --dry-run --watchdog 2s --config "$BOOT_CONFIG" >"$OUT/dry-run.service" ||
+inside "$BOOT_BIN" install --dry-run --watchdog 2s --config "$BOOT_CONFIG" >"$OUT/dry-run.service" ||
 	fail "oxios install --dry-run"
 inside cat /etc/systemd/system/oxiosd.service | cmp - "$OUT/dry-run.service" || fail "--dry-run printed another unit than install wrote"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$BOOT_PORT/health/ready" || true)
@@ -248,7 +246,7 @@ inside test ! -e /etc/systemd/system/multi-user.target.wants/oxiosd.service || f
 load=$(inside systemctl show -p LoadState --value oxiosd.service)
 [ "$load" = not-found ] || fail "after uninstall and reload, LoadState=$load"
 [ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "the daemon did not drain at uninstall"
-inside env OXIOS_CONFIG="$BOOT_CONFIG" "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "second oxios install --now"
+inside "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "second oxios install --now"
 [ "$(ctr_task | cut -d' ' -f2)" = RUNNING ] || fail "no task after the second install"
 echo "uninstalled cleanly (task drained and removed, unit gone), installed again"
 

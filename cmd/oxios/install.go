@@ -42,6 +42,9 @@ func parseInstallFlags(name string, args []string, stderr io.Writer, install boo
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if install && f.config == "" {
+		f.config = configFromCommandLine(os.Args[1:])
+	}
 	return f, nil
 }
 
@@ -186,6 +189,29 @@ func installHint(err error, user bool, in *hostsvc.Installer, args []string) str
 		return "hint: the file is in place; fix the cause above, then run: " + cmd
 	}
 	return ""
+}
+
+// configFromCommandLine finds --config in the process's own command line.
+// The dispatcher treats --config as a common flag and takes it out of the
+// arguments it hands to cmdInstall; without this, `oxios install --config F`
+// would install a unit for the default config instead of F.
+func configFromCommandLine(args []string) string {
+	path := ""
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") || name != "config" {
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				break
+			}
+			i++
+			val = args[i]
+		}
+		path = val
+	}
+	return path
 }
 
 // withoutConfig drops --config FILE / --config=FILE from args.
