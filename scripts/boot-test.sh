@@ -18,9 +18,11 @@
 #      SIGINT) and containerd holds no task and no container afterwards;
 #   5. SIGKILL to the unit's main process: systemd restarts it, and the new
 #      oxios adopts the running task (same task PID, one task);
-#   6. `oxios uninstall`: stop (drain), disable, remove, reload; a second
+#   6. a crash of the CLI (SIGABRT: Go exits 2): ExecStopPost= stops and
+#      removes the task it left, and the restart starts a fresh one;
+#   7. `oxios uninstall`: stop (drain), disable, remove, reload; a second
 #      `oxios install --now` starts it again;
-#   7. poweroff: the task is stopped and removed.
+#   8. poweroff: the task is stopped and removed.
 #
 # Inputs (environment; paths are host paths, bind-mounted at the same path):
 #   BOOT_CONTAINERD_ADDRESS  containerd socket      BOOT_NAMESPACE, BOOT_ID
@@ -234,6 +236,26 @@ read -r PID2 STATE2 <<<"$(ctr_task)"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$BOOT_PORT/health/ready" || true)
 [ "$code" = 200 ] || fail "GET /health/ready after the restart: $code"
 echo "restarted (main pid $OLDMAIN -> $NEWMAIN), task $TASKPID adopted, still ready"
+
+# ---------------------------------------------------------------- crash
+step "crash: SIGABRT to the unit's main process (a Go crash: exit status 2, not a signal)"
+drained=$(grep -c 'drained, exiting' "$BOOT_LOG" || true)
+BEFORE=$(inside systemctl show -p NRestarts --value oxiosd.service)
+inside systemctl kill --kill-whom=main --signal=SIGABRT oxiosd.service
+for _ in $(seq 1 600); do
+	n=$(inside systemctl show -p NRestarts --value oxiosd.service)
+	a=$(inside systemctl is-active oxiosd.service || true)
+	[ "$n" -gt "$BEFORE" ] && [ "$a" = active ] && break
+	sleep 0.05
+done
+[ "$n" -gt "$BEFORE" ] && [ "$a" = active ] || fail "not restarted after the crash: NRestarts $n, $a"
+# ExecStopPost= (SERVICE_RESULT=exit-code) stopped and removed the task the
+# crashed CLI left; the restarted CLI started a fresh one.
+[ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "ExecStopPost did not stop the task (no drain)"
+read -r PID3 STATE3 <<<"$(ctr_task)"
+[ "$STATE3" = RUNNING ] && [ "$PID3" != "$TASKPID" ] || fail "want a fresh task after the crash: pid $TASKPID -> ${PID3:-none} ${STATE3:-}"
+[ "$(ctr --address "$SOCK" -n "$NS" tasks ls -q | wc -l)" = 1 ] || fail "more than one task"
+echo "crashed CLI: ExecStopPost drained and removed task $TASKPID, restart started task $PID3"
 
 # ---------------------------------------------------------------- uninstall
 step "uninstall: oxios uninstall (stop, disable, remove, reload), then install --now again"
