@@ -9,4 +9,4 @@ export PATH=/usr/local/go/bin:$PATH
 mkdir -p build
 [ -x bin/oxios-init ] || make -s build
 go build -trimpath -o build/bench-health ./bench/health
-build/bench-health -init bin/oxios-init -n "${BENCH_HEALTH_RUNS:-40}" -max-delay "${BENCH_HEALTH_MAX_DELAY:-1500ms}" | tee build/bench-health.txt
+build/bench-health -init bin/oxios-init -n "${BENCH_HEALTH_RUNS:-100}" -max-delay "${BENCH_HEALTH_MAX_DELAY:-1s}" | tee build/bench-health.txt

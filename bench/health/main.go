@@ -28,14 +28,31 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-func mono() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
+// stamp is CLOCK_REALTIME in ns: the clock the kernel stamps received
+// datagrams with (SO_TIMESTAMPNS), so that the benchmark's own scheduling
+// delay in reading READY=1 is not counted as oxios-init's lag.
+func stamp() int64 { return time.Now().UnixNano() }
+
+// readStamped reads one datagram with its kernel receive timestamp.
+func readStamped(c *net.UnixConn, buf, oob []byte) (int, int64, error) {
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return 0, 0, err
+	}
+	at := stamp()
+	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			at = ts.Nano()
+		}
+	}
+	return n, at, nil
 }
 
 func main() {
@@ -70,11 +87,11 @@ func runDaemon() {
 			c.Close()
 		}
 	}
-	send("start " + strconv.FormatInt(mono(), 10))
+	send("start " + strconv.FormatInt(stamp(), 10))
 	d, _ := time.ParseDuration(os.Getenv("BENCH_DELAY"))
 	time.Sleep(d)
 	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("BENCH_PORT"))
-	t := mono()
+	t := stamp()
 	if err != nil {
 		send("error " + err.Error())
 		os.Exit(1)
@@ -92,7 +109,7 @@ func runPoller() {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			t := mono()
+			t := stamp()
 			c, err := net.Dial("unixgram", os.Getenv("BENCH_EVENTS"))
 			if err == nil {
 				c.Write([]byte("READY=1 " + strconv.FormatInt(t, 10)))
@@ -151,6 +168,9 @@ func runOne(self, initBin, dir, method string, delay time.Duration) (sample, err
 		return sample{}, err
 	}
 	defer ec.Close()
+	if rc, err := ec.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+	}
 	port := freePort()
 	health := filepath.Join(dir, "health.sock")
 	env := append(os.Environ(), "BENCH_EVENTS="+events, "BENCH_PORT="+strconv.Itoa(port), "BENCH_DELAY="+delay.String(),
@@ -181,11 +201,10 @@ func runOne(self, initBin, dir, method string, delay time.Duration) (sample, err
 	var s sample
 	var tStart, tListen, tReady int64
 	var cpuStart time.Duration
-	buf := make([]byte, 512)
+	buf, oob := make([]byte, 512), make([]byte, 512)
 	ec.SetReadDeadline(time.Now().Add(delay + 60*time.Second))
 	for tReady == 0 {
-		n, err := ec.Read(buf)
-		now := mono()
+		n, now, err := readStamped(ec, buf, oob)
 		if err != nil {
 			return s, fmt.Errorf("waiting for events: %w", err)
 		}
@@ -294,7 +313,7 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 
 func report(w io.Writer, methods []string, res map[string][]sample, runs int, maxDelay time.Duration) {
 	type row struct {
-		p50, p99, max time.Duration
+		p50, p90, p99, max time.Duration
 		cpuPct        float64
 		rss, hwm      int
 	}
@@ -310,21 +329,21 @@ func report(w io.Writer, methods []string, res map[string][]sample, runs int, ma
 			r.rss = max(r.rss, s.rssKiB)
 			r.hwm = max(r.hwm, s.hwmKiB)
 		}
-		r.p50, r.p99, r.max = pct(lags, 50), pct(lags, 99), pct(lags, 100)
+		r.p50, r.p90, r.p99, r.max = pct(lags, 50), pct(lags, 90), pct(lags, 99), pct(lags, 100)
 		r.cpuPct = 100 * float64(cpu) / float64(wait)
 		rows[m] = r
 	}
 	base := rows["listen://"]
 	fmt.Fprintf(w, "bench-health: %d runs per method, listen delay uniform in [50ms, %v], readiness defaults (period 10s, timeout 1s, failure 3)\n\n", runs, maxDelay)
-	fmt.Fprintf(w, "%-12s %10s %10s %10s %12s %12s %10s %10s\n", "method", "p50 ms", "p99 ms", "max ms", "p99/listen", "CPU % core", "RSS MiB", "peak MiB")
+	fmt.Fprintf(w, "%-12s %9s %9s %9s %9s %11s %11s %11s %9s %9s\n", "method", "p50 ms", "p90 ms", "p99 ms", "max ms", "p50/listen", "p99/listen", "CPU % core", "RSS MiB", "peak MiB")
 	for _, m := range methods {
 		r := rows[m]
 		rssS, hwmS := "-", "-"
 		if m != "poll-200ms" {
 			rssS, hwmS = strconv.FormatFloat(float64(r.rss)/1024, 'f', 2, 64), strconv.FormatFloat(float64(r.hwm)/1024, 'f', 2, 64)
 		}
-		fmt.Fprintf(w, "%-12s %10s %10s %10s %11.1fx %12.3f %10s %10s\n", m, ms(r.p50), ms(r.p99), ms(r.max),
-			float64(r.p99)/float64(max(base.p99, 1)), r.cpuPct, rssS, hwmS)
+		fmt.Fprintf(w, "%-12s %9s %9s %9s %9s %10.1fx %10.1fx %11.3f %9s %9s\n", m, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max),
+			float64(r.p50)/float64(max(base.p50, 1)), float64(r.p99)/float64(max(base.p99, 1)), r.cpuPct, rssS, hwmS)
 	}
 	fmt.Fprintln(w)
 	check := func(name string, ok bool, got string) {
