@@ -314,8 +314,8 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 func report(w io.Writer, methods []string, res map[string][]sample, runs int, maxDelay time.Duration) {
 	type row struct {
 		p50, p90, p99, max time.Duration
-		cpuPct        float64
-		rss, hwm      int
+		cpuPct             float64
+		rss, hwm           int
 	}
 	rows := map[string]row{}
 	for _, m := range methods {
