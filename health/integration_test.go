@@ -1,3 +1,5 @@
+//go:build linux
+
 package health
 
 // Integration: bin/oxios-init supervising bin/oxios-demo, probes driven by
