@@ -1,6 +1,7 @@
 package hostsvc
 
 import (
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -50,4 +51,33 @@ func TestPlistRoundTrip(t *testing.T) {
 			t.Errorf("ExitTimeOut %v is not longer than the grace %v", raw["ExitTimeOut"], spec.Grace)
 		}
 	}
+}
+
+// FuzzRenderPlist renders plists for arbitrary paths: either the renderer
+// refuses the input (not UTF-8, or a control character XML cannot hold) or
+// the plist decodes back to exactly the job.
+func FuzzRenderPlist(f *testing.F) {
+	for _, name := range append(hostileNames, "<tag> & ]]> &amp; <!--", "</string><key>x</key>", "cr\rlf\n") {
+		f.Add("/opt/"+name+"/oxios", "/etc/"+name+".toml", "/var/log/"+name)
+	}
+	f.Fuzz(func(t *testing.T, bin, cfg, logDir string) {
+		spec := Spec{Binary: bin, Config: cfg}
+		data, err := RenderPlist(spec, logDir)
+		if err != nil {
+			// Only the documented refusals.
+			if spec.validate() == nil && xmlSafe(bin) == nil && xmlSafe(cfg) == nil &&
+				xmlSafe(filepath.Join(logDir, "oxiosd.log")) == nil {
+				t.Fatalf("refused %q %q %q: %v", bin, cfg, logDir, err)
+			}
+			return
+		}
+		var got Job
+		if _, err := plist.Unmarshal(data, &got); err != nil {
+			t.Fatalf("rendered an undecodable plist for %q %q %q: %v\n%s", bin, cfg, logDir, err, data)
+		}
+		want, _ := JobFor(spec, logDir)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip\n got %#v\nwant %#v", got, want)
+		}
+	})
 }
