@@ -14,7 +14,9 @@ var procRoot = "/proc"
 
 // processTree returns root and its descendants, read from
 // /proc/PID/task/TID/children (every thread's children: a child forked by
-// a non-main thread is listed under that thread only).
+// a non-main thread is listed under that thread only). Kernels built
+// without CONFIG_PROC_CHILDREN lack that file; then every process's parent
+// is read from /proc/*/stat instead.
 func processTree(root int) []int {
 	pids := []int{root}
 	seen := map[int]bool{root: true}
@@ -26,6 +28,11 @@ func processTree(root int) []int {
 		}
 		for _, tid := range tids {
 			b, err := os.ReadFile(taskDir + "/" + tid + "/children")
+			if errors.Is(err, fs.ErrNotExist) {
+				if _, serr := os.Stat(taskDir + "/" + tid); serr == nil {
+					return processTreeByStat(root)
+				}
+			}
 			if err != nil {
 				continue
 			}
@@ -38,6 +45,45 @@ func processTree(root int) []int {
 		}
 	}
 	return pids
+}
+
+// processTreeByStat builds the tree from every process's parent PID.
+func processTreeByStat(root int) []int {
+	names, _ := readDirNames(procRoot)
+	kids := map[int][]int{}
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		if ppid, ok := parentOf(pid); ok {
+			kids[ppid] = append(kids[ppid], pid)
+		}
+	}
+	pids := []int{root}
+	for i := 0; i < len(pids); i++ {
+		pids = append(pids, kids[pids[i]]...)
+	}
+	return pids
+}
+
+// parentOf reads the 4th field of /proc/PID/stat; the command name before
+// it is in parentheses and may itself hold spaces and parentheses.
+func parentOf(pid int) (int, bool) {
+	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(string(f[1]))
+	return ppid, err == nil
 }
 
 func readDirNames(dir string) ([]string, error) {
