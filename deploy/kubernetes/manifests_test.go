@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/internal/testenv"
 	"github.com/a7garden/oxios/runtime/supervisor"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -192,16 +193,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func goBuild(t *testing.T, pkg, out string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
 // TestManifestRunsUnderOxiosInit runs the real oxios-init and demo daemon
 // with the manifest's environment (ports moved to free ones: tests never
 // use fixed ports) and asks the endpoints the kubelet would probe. An
@@ -210,9 +201,8 @@ func TestManifestRunsUnderOxiosInit(t *testing.T) {
 	d, _ := manifests(t)
 	c := d.Spec.Template.Spec.Containers[0]
 	dir := t.TempDir()
-	initBin, demoBin := filepath.Join(dir, "oxios-init"), filepath.Join(dir, "oxios-demo")
-	goBuild(t, "./cmd/oxios-init", initBin)
-	goBuild(t, "./cmd/oxios-demo", demoBin)
+	// The binaries as `make build` links them (the image's flags).
+	initBin, demoBin := testenv.Bin(t, "oxios-init"), testenv.Bin(t, "oxios-demo")
 
 	app, hp := strconv.Itoa(freePort(t)), strconv.Itoa(freePort(t))
 	env := []string{"PATH=/usr/bin:/bin"}
