@@ -41,6 +41,10 @@ type Installer struct {
 	// UID is the user whose launchd domain (gui/UID) a --user job joins.
 	UID int
 	Run Runner
+	// Running reports whether the service manager is up on this host; nil
+	// means it is. Without it the file is still written (it takes effect at
+	// the next boot) but nothing is reloaded or started.
+	Running func() bool
 	// Out receives one line per step done (or, with DryRun, to be done).
 	Out io.Writer
 }
@@ -49,6 +53,17 @@ type Installer struct {
 type Options struct {
 	DryRun bool // print the file (or the steps) and change nothing
 	Now    bool // enable and start after installing
+}
+
+// ErrNotRunning is returned when the service manager is not running here
+// (a container, a chroot, a host whose PID 1 is not systemd).
+var ErrNotRunning = errors.New("the service manager is not running on this host")
+
+// SystemdRunning is sd_booted(3): systemd is PID 1 (for a system service)
+// exactly when /run/systemd/system exists.
+func SystemdRunning() bool {
+	st, err := os.Stat("/run/systemd/system")
+	return err == nil && st.IsDir()
 }
 
 // CommandError is a service-manager command that failed.
@@ -133,6 +148,13 @@ func (in *Installer) Install(s Spec, opts Options) error {
 		if err := os.MkdirAll(in.LogDir, 0o755); err != nil {
 			return &PathError{Op: "create directory", Path: in.LogDir, Err: err}
 		}
+	}
+	if in.Running != nil && !in.Running() {
+		if opts.Now {
+			return fmt.Errorf("%w: wrote %s, but cannot start it now", ErrNotRunning, in.Path)
+		}
+		fmt.Fprintf(in.Out, "%s is not running on this host: wrote %s, reloaded and started nothing\n", in.Manager, in.Path)
+		return nil
 	}
 	for _, step := range in.installSteps(s.User, opts.Now) {
 		if err := in.run(step); err != nil {

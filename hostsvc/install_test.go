@@ -247,3 +247,17 @@ func TestUninstallLaunchd(t *testing.T) {
 		t.Errorf("plist still there: %v", err)
 	}
 }
+
+func TestInstallWithoutServiceManager(t *testing.T) {
+	in, rec, out := newTestInstaller(t, Systemd)
+	in.Running = func() bool { return false }
+	if err := in.Install(testSpec, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(in.Path); err != nil || len(rec.calls) != 0 || !strings.Contains(out.String(), "not running") {
+		t.Errorf("want the file written, nothing run, a note: %v %q %q", err, rec.calls, out)
+	}
+	if err := in.Install(testSpec, Options{Now: true}); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("--now without systemd: %v, want ErrNotRunning", err)
+	}
+}

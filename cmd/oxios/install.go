@@ -159,8 +159,12 @@ func newInstaller(user bool, stdout io.Writer) (*hostsvc.Installer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &hostsvc.Installer{Manager: m, Path: file, LogDir: logDir, UID: os.Getuid(),
-		Run: hostsvc.ExecRunner, Out: stdout}, nil
+	in := &hostsvc.Installer{Manager: m, Path: file, LogDir: logDir, UID: os.Getuid(),
+		Run: hostsvc.ExecRunner, Out: stdout}
+	if m == hostsvc.Systemd && !user {
+		in.Running = hostsvc.SystemdRunning
+	}
+	return in, nil
 }
 
 // installHint is the next step after a failure, said at the CLI boundary:
@@ -181,6 +185,8 @@ func installHint(err error, user bool, in *hostsvc.Installer, args []string) str
 		return hint
 	case errors.As(err, &pe):
 		return fmt.Sprintf("hint: check that %s is writable (a read-only file system, or a protected path, stops even root)", filepath.Dir(pe.Path))
+	case errors.Is(err, hostsvc.ErrNotRunning):
+		return "hint: boot the host with systemd (or start oxios with `oxios start`); install without --now to only write the unit"
 	case errors.As(err, &ce):
 		cmd := shellJoin(ce.Args)
 		if !root && !user {
