@@ -177,6 +177,11 @@ func (in *Installer) Uninstall(user bool, opts Options) error {
 		return &PathError{Op: "remove", Path: in.Path, Err: err}
 	}
 	before, after := in.uninstallSteps(user)
+	if in.Running != nil && !in.Running() {
+		// Nothing to stop or reload; removing the file is the whole job.
+		fmt.Fprintf(in.Out, "%s is not running on this host: only removing the file\n", in.Manager)
+		before, after = nil, nil
+	}
 	for _, step := range before {
 		if err := in.runOrPrint(step, opts.DryRun); err != nil {
 			return err

@@ -260,4 +260,10 @@ func TestInstallWithoutServiceManager(t *testing.T) {
 	if err := in.Install(testSpec, Options{Now: true}); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("--now without systemd: %v, want ErrNotRunning", err)
 	}
+	if err := in.Uninstall(false, Options{}); err != nil || len(rec.calls) != 0 {
+		t.Errorf("uninstall without systemd: %v after running %q", err, rec.calls)
+	}
+	if _, err := os.Stat(in.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("unit still there: %v", err)
+	}
 }

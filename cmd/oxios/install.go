@@ -40,6 +40,8 @@ func parseInstallFlags(name string, args []string, stderr io.Writer, install boo
 		return nil, err
 	}
 	if fs.NArg() > 0 {
+		// fs.Parse printed its own errors; this one is ours to print.
+		fmt.Fprintf(stderr, "oxios %s: unexpected argument %q\n", name, fs.Arg(0))
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if install && f.config == "" {
@@ -68,7 +70,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		// The hint names the config this run resolved: under sudo, the
 		// lookup order would find root's config, not this user's.
-		fmt.Fprintln(stderr, installHint(err, f.user, in, append(append([]string{"install"}, withoutConfig(args)...), "--config", spec.Config)))
+		printHint(stderr, installHint(err, f.user, in, append(append([]string{"install"}, withoutConfig(args)...), "--config", spec.Config)))
 		return 1
 	}
 	if !f.dryRun && !f.now {
@@ -91,10 +93,16 @@ func cmdUninstall(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := in.Uninstall(f.user, hostsvc.Options{DryRun: f.dryRun}); err != nil {
 		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
-		fmt.Fprintln(stderr, installHint(err, f.user, in, append([]string{"uninstall"}, args...)))
+		printHint(stderr, installHint(err, f.user, in, append([]string{"uninstall"}, args...)))
 		return 1
 	}
 	return 0
+}
+
+func printHint(w io.Writer, hint string) {
+	if hint != "" {
+		fmt.Fprintln(w, hint)
+	}
 }
 
 func usageExit(err error) int {
