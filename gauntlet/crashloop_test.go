@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +22,10 @@ func TestCrashLoop(t *testing.T) {
 		restarts = 50
 		initial  = 10 * time.Millisecond
 		maxDelay = 160 * time.Millisecond
-		// tolerance on each delay: timer slack, the fork+exec of the
-		// next run, scheduling on a shared 2-core VM.
-		tolerance = 60 * time.Millisecond
+		// tolerance on the median delay: timer slack, the fork+exec of
+		// the next run, scheduling on a shared 2-core VM.
+		tolerance = 50 * time.Millisecond
+		lateCap   = 500 * time.Millisecond
 		cpuLimit  = 0.10 // of one core, oxios-init's own CPU
 	)
 	e := newEnv(t, setup{
@@ -92,14 +94,23 @@ func TestCrashLoop(t *testing.T) {
 		rw.errorf(t, "oxios-init /status backoff peaked at %vs, want the cap %v", sawBackoff, maxDelay)
 	}
 
-	// status: restarts and the current backoff.
-	st, sr = e.status()
-	if st.Restarts < restarts {
-		rw.errorf(t, "status shows %d restarts, want >= %d: %s", st.Restarts, restarts, sr)
+	// status: the restarts and the current backoff. The loop is in its
+	// 160 ms backoff nearly all the time; a few reads catch it there.
+	var inBackoff bool
+	for i := 0; i < 10 && !inBackoff; i++ {
+		st, sr = e.status()
+		if st.Restarts < restarts {
+			rw.errorf(t, "status shows %d restarts, want >= %d: %s", st.Restarts, restarts, sr)
+			break
+		}
+		b, ok := st.raw["backoff_seconds"].(float64)
+		inBackoff = ok && b == maxDelay.Seconds() && st.raw["child_state"] == "backoff"
 	}
-	if !hasKeyLike(st.raw, "backoff") {
-		rw.errorf(t, "status --json has restarts=%d but no backoff field (requested from HOST)", st.Restarts)
-		t.Logf("status: %s", sr)
+	if !inBackoff {
+		rw.errorf(t, "status --json never showed the current backoff (child_state \"backoff\", backoff_seconds %v) in 10 reads; last: %s",
+			maxDelay.Seconds(), strings.TrimSpace(sr.stdout))
+	} else {
+		rw.note("status: %q", strings.TrimSpace(e.oxios(30*time.Second, "status").stdout))
 	}
 
 	// The schedule, from oxios-init's own timestamps in the task log.
@@ -112,7 +123,10 @@ func TestCrashLoop(t *testing.T) {
 	if len(delays) < restarts {
 		rw.fail(t, "only %d restart gaps in %s", len(delays), e.logPath())
 	}
-	worst := time.Duration(0)
+	// Never early; the median lateness at most `tolerance` and any at most
+	// `lateCap`: a loaded 2-core machine (make test runs packages in
+	// parallel) stalls some fork+execs, but not the schedule's shape.
+	var late []time.Duration
 	for i, g := range delays[:restarts] {
 		want := initial << i
 		if i >= 5 || want > maxDelay {
@@ -123,23 +137,22 @@ func TestCrashLoop(t *testing.T) {
 			break
 		}
 		off := g.actual - want
-		if off < -2*time.Millisecond || off > tolerance {
-			rw.errorf(t, "restart %d: %v between the restart decision and the next run, schedule %v (tolerance %v)", i+1, g.actual, want, tolerance)
+		if off < -2*time.Millisecond || off > lateCap {
+			rw.errorf(t, "restart %d: waited %v, schedule %v", i+1, g.actual, want)
 			break
 		}
-		worst = max(worst, off)
+		late = append(late, off)
 	}
-	rw.note("schedule %v doubling to %v held for %d restarts, worst lateness %v", initial, maxDelay, restarts, worst.Round(time.Millisecond))
-	rw.lost("nothing (the daemon never ran long enough to own state)")
-}
-
-func hasKeyLike(m map[string]any, sub string) bool {
-	for k := range m {
-		if strings.Contains(strings.ToLower(k), sub) {
-			return true
+	slices.Sort(late)
+	if len(late) == restarts {
+		p50, p90, worst := late[restarts/2], late[restarts*9/10], late[restarts-1]
+		rw.note("schedule %v doubling to %v held for %d restarts: lateness p50 %v, p90 %v, max %v", initial, maxDelay, restarts,
+			p50.Round(time.Millisecond), p90.Round(time.Millisecond), worst.Round(time.Millisecond))
+		if p50 > tolerance {
+			rw.errorf(t, "median lateness of the restart delays %v > %v", p50, tolerance)
 		}
 	}
-	return false
+	rw.lost("nothing (the daemon never ran long enough to own state)")
 }
 
 type gap struct{ stated, actual time.Duration }
