@@ -234,6 +234,16 @@ func TestManifestRunsUnderOxiosInit(t *testing.T) {
 			t.Fatalf("GET %s: %v\noxios-init log:\n%s", path, err, logs.String())
 		}
 	}
+	// The exec form of the same probes, for clusters that prefer it:
+	// `oxios-init probe KIND` finds the endpoint through the container's
+	// OXIOS_INIT_HEALTH_LISTEN.
+	for _, kind := range []string{"startup", "readiness", "liveness"} {
+		probe := exec.CommandContext(ctx, initBin, "probe", kind)
+		probe.Env = env
+		if out, err := probe.CombinedOutput(); err != nil {
+			t.Errorf("oxios-init probe %s: %v\n%s", kind, err, out)
+		}
+	}
 	// The kubelet's stop: SIGTERM to PID 1, which must exit within the
 	// manifest's terminationGracePeriodSeconds.
 	start := time.Now()
