@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,8 +116,21 @@ func TestFullLogDisk(t *testing.T) {
 		return
 	}
 	rw.recovered(time.Since(t0))
-	rw.lost(fmt.Sprintf("the %d log lines written while full (expected)", 2*flips))
+	// What was dropped, as the log itself says (a marker line, if any).
+	logb, _ := os.ReadFile(e.logPath())
+	if m := reDropped.FindSubmatch(logb); m != nil {
+		rw.lost(fmt.Sprintf("%s log lines written while full, as the log's marker says (we made %d)", m[1], 2*flips))
+	} else {
+		rw.lost(fmt.Sprintf("the log lines written while full (we made %d; no marker in the log says how many)", 2*flips))
+	}
+	where := "CLI/status"
+	if bytes.Contains(ctrdLog, []byte("no space left on device")) {
+		where = "containerd's log (the driver's stderr)"
+	}
+	rw.note("ENOSPC reported %d time(s), in %s", reports, where)
 }
+
+var reDropped = regexp.MustCompile(`(\d+) log lines? dropped`)
 
 // flipReadiness makes the daemon unready, then ready, waiting each time
 // until oxios-init's readiness follows (it logs each change).
