@@ -41,6 +41,7 @@ func TestStartStopStorm(t *testing.T) {
 	var mu sync.Mutex
 	bad := map[string]int{} // unclear or failed results, by kind
 	calls, starts, stops := 0, 0, 0
+	did := map[string]int{} // what the calls said they did
 	t0 := time.Now()
 	for round := 0; round < rounds; round++ {
 		ops := []string{"start", "start", "start", "start", "start", "stop", "stop", "stop", "stop", "stop"}
@@ -58,6 +59,9 @@ func TestStartStopStorm(t *testing.T) {
 					starts++
 				} else {
 					stops++
+				}
+				if f := strings.Fields(r.stdout); len(f) >= 3 {
+					did[strings.Join(f[1:3], " ")]++
 				}
 				if r.code != 0 || !clearResult(op, r.stdout) {
 					bad[fmt.Sprintf("%s exit %d", op, r.code)]++
@@ -97,8 +101,9 @@ func TestStartStopStorm(t *testing.T) {
 	if len(bad) > 0 {
 		rw.errorf(t, "unclear or failed calls: %v", bad)
 	}
-	rw.note("%d calls (%d start, %d stop) in %v, %v per round", calls, starts, stops,
-		storm.Round(time.Millisecond), (storm / time.Duration(rounds)).Round(time.Millisecond))
+	rw.note("%d calls (%d start, %d stop) in %v, %v per round; %d created, %d adopted, %d stopped, %d found nothing to stop",
+		calls, starts, stops, storm.Round(time.Millisecond), (storm / time.Duration(rounds)).Round(time.Millisecond),
+		did["started (PID"], did["is already"], did["stopped (exit"], did["is not"])
 }
 
 // clearResult: every call says what it did on stdout.
