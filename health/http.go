@@ -149,14 +149,21 @@ func httpGet(ctx context.Context, network, addr string, u *url.URL, deadline tim
 		"\r\nUser-Agent: "+userAgent+"\r\nAccept: */*\r\nConnection: close\r\n\r\n"); err != nil {
 		return r, err
 	}
-	br := bufio.NewReaderSize(io.LimitReader(conn, maxHeader+maxBody), 4096)
+	return readResponse(bufio.NewReaderSize(io.LimitReader(conn, maxHeader+maxBody), 4096))
+}
+
+// readResponse parses an HTTP/1.x response: status, the headers a probe
+// uses, and at most maxBody bytes of body. A non-zero code with an error
+// means the body failed.
+func readResponse(br *bufio.Reader) (httpResponse, error) {
+	var r httpResponse
 	length := int64(-1)
 	for {
 		code, err := readStatus(br)
 		if err != nil {
-			return r, err
+			return httpResponse{}, err
 		}
-		r.code = code
+		r.code, r.location = code, ""
 		length = -1
 		for {
 			line, err := readLine(br)
