@@ -68,6 +68,13 @@ func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
 }
 
 func (m *Monitor) start() error {
+	if m.cfg.ReadyFile != "" {
+		// A ready file left by an oxios-init that was killed would claim
+		// readiness for a daemon that has not started yet.
+		if err := os.Remove(m.cfg.ReadyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--ready-file %s: remove the previous run's file: %w", m.cfg.ReadyFile, err)
+		}
+	}
 	if m.cfg.HealthListen == "" {
 		return nil
 	}

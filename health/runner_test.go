@@ -310,6 +310,10 @@ func TestChildLifecycleNoLeaks(t *testing.T) {
 func TestEndpointReadyFileAndQuery(t *testing.T) {
 	dir := t.TempDir()
 	readyFile := filepath.Join(dir, "ready")
+	// A stale ready file from a killed oxios-init must not claim readiness.
+	if err := os.WriteFile(readyFile, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, listen := range []string{"127.0.0.1:0", "unix:" + filepath.Join(dir, "health.sock")} {
 		t.Run(strings.SplitN(listen, ":", 2)[0], func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -328,8 +332,8 @@ func TestEndpointReadyFileAndQuery(t *testing.T) {
 				addr = h.m.Addr().String()
 			}
 			exists := func() bool { _, err := os.Stat(readyFile); return err == nil }
-			if err := Query(addr, "readiness", time.Second); err == nil {
-				t.Fatal("ready before any child")
+			if err := Query(addr, "readiness", time.Second); err == nil || exists() {
+				t.Fatal("ready (or a ready file) before any child")
 			}
 			h.m.ChildStarted(os.Getpid())
 			if err := Query(addr, "liveness", time.Second); err != nil {
