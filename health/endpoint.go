@@ -60,7 +60,12 @@ func (m *Monitor) serve(ln net.Listener) {
 func (m *Monitor) serveConn(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(connTimeout))
-	br := bufio.NewReaderSize(io.LimitReader(c, 8<<10), 1024)
+	m.handle(c, c)
+}
+
+// handle reads one request from r and writes its response to w.
+func (m *Monitor) handle(r io.Reader, w io.Writer) {
+	br := bufio.NewReaderSize(io.LimitReader(r, 8<<10), 1024)
 	line, err := readLine(br)
 	if err != nil {
 		return
@@ -68,7 +73,7 @@ func (m *Monitor) serveConn(c net.Conn) {
 	method, rest, _ := strings.Cut(line, " ")
 	target, proto, _ := strings.Cut(rest, " ")
 	if !strings.HasPrefix(proto, "HTTP/1.") {
-		writeResponse(c, 400, "text/plain; charset=utf-8", []byte("bad request\n"), false)
+		writeResponse(w, 400, "text/plain; charset=utf-8", []byte("bad request\n"), false)
 		return
 	}
 	for { // headers: none matter
@@ -81,12 +86,12 @@ func (m *Monitor) serveConn(c net.Conn) {
 		}
 	}
 	if method != "GET" && method != "HEAD" {
-		writeResponse(c, 405, "text/plain; charset=utf-8", []byte("method not allowed\n"), false)
+		writeResponse(w, 405, "text/plain; charset=utf-8", []byte("method not allowed\n"), false)
 		return
 	}
 	path, _, _ := strings.Cut(target, "?")
 	code, ctype, body := m.route(path)
-	writeResponse(c, code, ctype, body, method == "HEAD")
+	writeResponse(w, code, ctype, body, method == "HEAD")
 }
 
 func (m *Monitor) route(path string) (int, string, []byte) {

@@ -3,8 +3,10 @@ package health
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzReadResponse: the hand-written HTTP response parser never panics,
@@ -55,6 +57,77 @@ func FuzzConfigSet(f *testing.F) {
 		}
 		if _, err := NewMonitor(c, Hooks{}, nil); err != nil {
 			t.Fatalf("Set(%q, %q) accepted, NewMonitor: %v", name, value, err)
+		}
+	})
+}
+
+// FuzzEndpointRequest: any bytes sent to the health endpoint get either no
+// answer (an incomplete request) or a well-formed response with a status
+// the endpoint uses; /status is always valid JSON.
+func FuzzEndpointRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", "GET /status HTTP/1.1\r\n\r\n", "HEAD /metrics HTTP/1.0\r\n\r\n",
+		"POST /livez HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", "GET /status?x=1 HTTP/1.1\r\n\r\n", "\r\n\r\n", "GET / HTTP/2\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	m, err := NewMonitor(DefaultConfig(), Hooks{Child: func() ChildState { return ChildState{PID: 7, State: "running"} }}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m.ChildStarted(7)
+	defer m.Close()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		m.handle(bytes.NewReader(in), &out)
+		if out.Len() == 0 {
+			return
+		}
+		r, err := readResponse(bufio.NewReader(&out))
+		if err != nil && !bytes.HasPrefix(in, []byte("HEAD ")) {
+			t.Fatalf("unparsable response %q: %v", out.String(), err)
+		}
+		switch r.code {
+		case 200, 400, 404, 405, 503:
+		default:
+			t.Fatalf("status %d for %q", r.code, in)
+		}
+		if bytes.HasPrefix(in, []byte("GET /status")) && r.code == 200 && !json.Valid(r.body) {
+			t.Fatalf("/status is not JSON: %q", r.body)
+		}
+	})
+}
+
+// FuzzSetDuration: every duration option accepts Go durations and whole
+// seconds, refuses the rest without panicking, and what it stores
+// round-trips through its String form.
+func FuzzSetDuration(f *testing.F) {
+	for _, s := range []string{"10s", "500ms", "0", "3", "1h2m", "-1s", "1e3s", "", "4294967296", ".5s"} {
+		f.Add("readiness-period", s)
+		f.Add("liveness-initial-delay", s)
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		if !strings.HasSuffix(name, "-period") && !strings.HasSuffix(name, "-timeout") && !strings.HasSuffix(name, "-initial-delay") {
+			return
+		}
+		c := DefaultConfig()
+		known, err := c.Set(name, value)
+		if !known || err != nil {
+			return
+		}
+		kind, field, _ := strings.Cut(name, "-")
+		p := c.probe(kind)
+		got := map[string]time.Duration{"period": p.Period, "timeout": p.Timeout, "initial-delay": p.InitialDelay}[field]
+		if got < 0 {
+			t.Fatalf("Set(%q, %q) stored %v", name, value, got)
+		}
+		c2 := DefaultConfig()
+		if _, err := c2.Set(name, got.String()); err != nil {
+			t.Fatalf("Set(%q, %q) stored %v, whose String %q is refused: %v", name, value, got, got.String(), err)
+		}
+		p2 := c2.probe(kind)
+		if again := map[string]time.Duration{"period": p2.Period, "timeout": p2.Timeout, "initial-delay": p2.InitialDelay}[field]; again != got {
+			t.Fatalf("round trip %v -> %v", got, again)
 		}
 	})
 }
