@@ -141,7 +141,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 		if ctx.Err() != nil {
 			return
 		}
-		v := r.record(res, t0, t1, accelerate, deadline)
+		v := r.record(res, t0, t1, deadline)
 		if v != vNone {
 			decide(v, res)
 			if v == vStarted || v == vRestart {
@@ -180,7 +180,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 }
 
 // record counts one result and returns the verdict it causes.
-func (r *runner) record(res Result, t0, t1 time.Time, accelerate bool, deadline time.Time) verdict {
+func (r *runner) record(res Result, t0, t1, deadline time.Time) verdict {
 	r.counts[res.Status].Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
