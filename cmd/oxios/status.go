@@ -44,6 +44,9 @@ func cmdStatus(c commonFlags, args []string, stdout, stderr io.Writer) int {
 		enc.Encode(s)
 	} else {
 		fmt.Fprintln(stdout, s.String())
+		for _, d := range s.Details() {
+			fmt.Fprintln(stdout, "  "+d)
+		}
 	}
 	if s.Running() {
 		return lsbRunning

@@ -11,11 +11,13 @@ package logdriver
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Mode is the hidden argument that makes the oxios binary a log driver.
@@ -28,6 +30,11 @@ type Options struct {
 	Path     string // the log file
 	MaxSize  int64  // rotate when the file would exceed this; 0 = never
 	MaxFiles int    // keep PATH.1 .. PATH.N
+	// Report is a file (on another filesystem than Path: the run dir)
+	// where the driver states a write error while it lasts; status shows
+	// it. The shim gives the driver no stderr (/dev/null), so this is the
+	// only way out for the error.
+	Report string
 }
 
 // Args encodes o for cio.BinaryIO.
@@ -37,6 +44,7 @@ func (o Options) Args() map[string]string {
 		"file":      o.Path,
 		"max-size":  strconv.FormatInt(o.MaxSize, 10),
 		"max-files": strconv.Itoa(o.MaxFiles),
+		"report":    o.Report,
 	}
 }
 
@@ -63,6 +71,8 @@ func Parse(args []string) (Options, error) {
 			o.MaxSize, err = strconv.ParseInt(v, 10, 64)
 		case "max-files":
 			o.MaxFiles, err = strconv.Atoi(v)
+		case "report":
+			o.Report = v
 		}
 		if err != nil {
 			return o, fmt.Errorf("log driver argument %s=%q: %w", k, v, err)
@@ -87,7 +97,26 @@ func Main(args []string) error {
 	defer w.Close()
 	stdout, stderr := os.NewFile(3, "stdout"), os.NewFile(4, "stderr")
 	signalReady(os.NewFile(5, "wait"))
-	return Copy(w, stdout, stderr)
+	return Copy(w, reporter{o.Report}, stdout, stderr)
+}
+
+// reporter writes the current error to the report file, and removes it
+// when writing works again ("writing again" lines).
+type reporter struct{ path string }
+
+func (r reporter) Write(p []byte) (int, error) {
+	if r.path == "" {
+		return len(p), nil
+	}
+	if bytes.Contains(p, []byte("writing again")) {
+		os.Remove(r.path)
+		return len(p), nil
+	}
+	tmp := r.path + ".tmp"
+	if err := os.WriteFile(tmp, p, 0o644); err != nil {
+		return 0, err
+	}
+	return len(p), os.Rename(tmp, r.path)
 }
 
 // signalReady writes one byte and closes: containerd 2.x shims check the
@@ -102,8 +131,17 @@ func signalReady(f *os.File) {
 
 // Copy writes whole lines from each stream until both end. Lines are
 // written under one lock so stdout and stderr never interleave mid-line.
-func Copy(w io.Writer, streams ...io.Reader) error {
-	var mu sync.Mutex
+//
+// A write error (a full disk) never stops the reading: if the driver
+// stopped reading, the daemon's next write to its stdout would get
+// SIGPIPE and kill it. Lines are dropped instead, the error is reported
+// once on errw, and once writing works again a marker line says how many
+// were lost.
+func Copy(w io.Writer, errw io.Writer, streams ...io.Reader) error {
+	if errw == nil {
+		errw = io.Discard
+	}
+	l := &lossy{w: w, errw: errw}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(streams))
 	for _, r := range streams {
@@ -113,7 +151,7 @@ func Copy(w io.Writer, streams ...io.Reader) error {
 		wg.Add(1)
 		go func(r io.Reader) {
 			defer wg.Done()
-			errs <- copyLines(w, r, &mu)
+			errs <- copyLines(l, r)
 		}(r)
 	}
 	wg.Wait()
@@ -126,17 +164,44 @@ func Copy(w io.Writer, streams ...io.Reader) error {
 	return nil
 }
 
-func copyLines(w io.Writer, r io.Reader, mu *sync.Mutex) error {
+// lossy writes lines, counting instead of failing when the file cannot
+// take them.
+type lossy struct {
+	mu      sync.Mutex
+	w       io.Writer
+	errw    io.Writer
+	dropped int
+	lastErr error
+}
+
+func (l *lossy) writeLine(line []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dropped > 0 {
+		marker := fmt.Sprintf("oxios: %d log lines dropped (%v)\n", l.dropped, l.lastErr)
+		if _, err := l.w.Write([]byte(marker)); err != nil {
+			l.dropped++
+			return
+		}
+		fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", l.dropped)
+		l.dropped = 0
+	}
+	if _, err := l.w.Write(line); err != nil {
+		if l.dropped == 0 {
+			fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
+		}
+		l.dropped++
+		l.lastErr = err
+	}
+}
+
+// copyLines reads until EOF; only a read error ends it early.
+func copyLines(l *lossy, r io.Reader) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
-			mu.Lock()
-			_, werr := w.Write(line)
-			mu.Unlock()
-			if werr != nil {
-				return werr
-			}
+			l.writeLine(line)
 		}
 		switch {
 		case err == bufio.ErrBufferFull:

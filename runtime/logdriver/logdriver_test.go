@@ -9,7 +9,7 @@ import (
 )
 
 func TestArgsRoundTripInAnyOrder(t *testing.T) {
-	o := Options{Path: "/var/log/oxios/x.log", MaxSize: 1024, MaxFiles: 3}
+	o := Options{Path: "/var/log/oxios/x.log", MaxSize: 1024, MaxFiles: 3, Report: "/run/oxios/x/log-error"}
 	var args []string
 	for k, v := range o.Args() { // map order: random, like the shim's
 		args = append(args, k, v)
@@ -31,7 +31,7 @@ func TestAppendsAcrossRunsAndRotates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		Copy(w, strings.NewReader(fmt.Sprintf("run %d line\n", run)))
+		Copy(w, nil, strings.NewReader(fmt.Sprintf("run %d line\n", run)))
 		w.Close()
 	}
 	b, _ := os.ReadFile(p)
@@ -55,5 +55,37 @@ func TestAppendsAcrossRunsAndRotates(t *testing.T) {
 	last, _ := os.ReadFile(p)
 	if !strings.HasSuffix(string(last), "line 29 of rotation\n") {
 		t.Fatalf("newest lines not in %s: %q", p, last)
+	}
+}
+
+// failing fails its first n writes, like a full disk.
+type failing struct {
+	n   int
+	out strings.Builder
+}
+
+func (f *failing) Write(p []byte) (int, error) {
+	if f.n > 0 {
+		f.n--
+		return 0, fmt.Errorf("write x.log: no space left on device")
+	}
+	return f.out.Write(p)
+}
+
+// A failing write never stops the reading (the daemon would die of
+// SIGPIPE); the loss is reported once and marked when writing resumes.
+func TestWriteErrorsDropLinesAndKeepReading(t *testing.T) {
+	f := &failing{n: 3}
+	var errs strings.Builder
+	in := "a\nb\nc\nd\ne\n"
+	if err := Copy(f, &errs, strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	want := "oxios: 3 log lines dropped (write x.log: no space left on device)\nd\ne\n"
+	if f.out.String() != want {
+		t.Fatalf("got %q, want %q", f.out.String(), want)
+	}
+	if strings.Count(errs.String(), "dropping log lines") != 1 || !strings.Contains(errs.String(), "writing again after 3") {
+		t.Fatalf("reports: %q", errs.String())
 	}
 }

@@ -40,6 +40,11 @@ func (w *Writer) open() error {
 // Write appends p, rotating first when p would push the file past MaxSize.
 // One call is one or more whole lines (Copy), so rotation never splits one.
 func (w *Writer) Write(p []byte) (int, error) {
+	if w.f == nil { // an earlier reopen failed (say, the disk was full)
+		if err := w.open(); err != nil {
+			return 0, err
+		}
+	}
 	if w.o.MaxSize > 0 && w.size > 0 && w.size+int64(len(p)) > w.o.MaxSize {
 		if err := w.rotate(); err != nil {
 			return 0, err
@@ -52,6 +57,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 
 func (w *Writer) rotate() error {
 	w.f.Close()
+	w.f = nil
 	if w.o.MaxFiles <= 0 {
 		// No history kept: start a new file, but by rename and unlink,
 		// never truncation, so a reader holding the old file keeps it.
@@ -68,4 +74,9 @@ func (w *Writer) rotate() error {
 }
 
 // Close closes the file.
-func (w *Writer) Close() error { return w.f.Close() }
+func (w *Writer) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	return w.f.Close()
+}

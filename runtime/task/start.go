@@ -242,7 +242,8 @@ func (r *Runtime) startTask(ctx context.Context, ctr client.Container) (client.T
 	if err := r.clearReady(); err != nil {
 		return nil, nil, err
 	}
-	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles}
+	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
+	os.Remove(lo.Report)
 	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("create task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -17,19 +20,27 @@ import (
 type Status struct {
 	// State: "running", "stopped", "stale" (the task exited and was not
 	// removed), "created", "paused", "orphaned" (no task, port in use).
-	State       string     `json:"state"`
-	PID         uint32     `json:"pid,omitempty"`
-	StartedAt   *time.Time `json:"started_at,omitempty"`
-	ExitCode    *uint32    `json:"exit_code,omitempty"`
-	Ready       bool       `json:"ready"`
-	Restarts    int        `json:"restarts"`
-	ImageDigest string     `json:"image_digest,omitempty"`
-	Image       string     `json:"image"`
-	Port        int        `json:"port"`
-	URL         string     `json:"url"`
-	ID          string     `json:"id"`
-	Namespace   string     `json:"namespace"`
-	Log         string     `json:"log"`
+	State     string     `json:"state"`
+	PID       uint32     `json:"pid,omitempty"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	ExitCode  *uint32    `json:"exit_code,omitempty"`
+	Ready     bool       `json:"ready"`
+	Restarts  int        `json:"restarts"`
+	// ChildState is oxios-init's view of the daemon: "starting",
+	// "running", "backoff" (waiting to restart), "stopping", "exited".
+	ChildState string `json:"child_state,omitempty"`
+	// BackoffSeconds is the current restart delay while in "backoff".
+	BackoffSeconds float64 `json:"backoff_seconds,omitempty"`
+	ImageDigest    string  `json:"image_digest,omitempty"`
+	Image          string  `json:"image"`
+	Port           int     `json:"port"`
+	URL            string  `json:"url"`
+	ID             string  `json:"id"`
+	Namespace      string  `json:"namespace"`
+	Log            string  `json:"log"`
+	// LogError is the log driver's current write error ("" = none), e.g.
+	// a full disk: lines are being dropped, the daemon keeps running.
+	LogError string `json:"log_error,omitempty"`
 }
 
 // Running is the LSB meaning: exit 0 from `status`.
@@ -39,10 +50,20 @@ func (s *Status) Running() bool { return s.State == "running" }
 func (s *Status) String() string {
 	switch s.State {
 	case "running":
+		var extra []string
 		if !s.Ready {
-			return fmt.Sprintf("running (PID %d, not ready)", s.PID)
+			extra = append(extra, "not ready")
 		}
-		return fmt.Sprintf("running (PID %d)", s.PID)
+		if s.ChildState == "backoff" {
+			extra = append(extra, fmt.Sprintf("restarting in %v", time.Duration(s.BackoffSeconds*float64(time.Second)).Round(time.Millisecond)))
+		}
+		if s.Restarts > 0 {
+			extra = append(extra, fmt.Sprintf("%d restarts", s.Restarts))
+		}
+		if len(extra) == 0 {
+			return fmt.Sprintf("running (PID %d)", s.PID)
+		}
+		return fmt.Sprintf("running (PID %d, %s)", s.PID, strings.Join(extra, ", "))
 	case "stale":
 		code := uint32(0)
 		if s.ExitCode != nil {
@@ -54,6 +75,17 @@ func (s *Status) String() string {
 	}
 	return s.State
 }
+
+// Details are extra lines for the human output (stdout, after String).
+func (s *Status) Details() []string {
+	if s.LogError == "" {
+		return nil
+	}
+	return []string{"log " + s.Log + ": " + s.LogError}
+}
+
+// logErrorPath is where the log driver reports a write error.
+func (r *Runtime) logErrorPath() string { return filepath.Join(r.runDir(), "log-error") }
 
 // Status reads containerd (the source of truth) and oxios-init's health
 // endpoint. A containerd outage is an error, never "stopped".
@@ -121,6 +153,9 @@ func (r *Runtime) taskInfo(ctx context.Context, task client.Task, s *Status) err
 	case client.Running:
 		s.State = "running"
 		r.supervisorInfo(s)
+		if b, err := os.ReadFile(r.logErrorPath()); err == nil {
+			s.LogError = strings.TrimSpace(string(b))
+		}
 	case client.Stopped:
 		s.State = "stale"
 		code := st.ExitStatus
@@ -137,7 +172,9 @@ func (r *Runtime) supervisorInfo(s *Status) {
 	var rep struct {
 		Ready bool `json:"ready"`
 		Child struct {
-			Restarts int `json:"restarts"`
+			Restarts int     `json:"restarts"`
+			State    string  `json:"state"`
+			Backoff  float64 `json:"backoff_seconds"`
 		} `json:"child"`
 	}
 	if err := r.supervisorGet("/status", &rep); err != nil {
@@ -145,6 +182,7 @@ func (r *Runtime) supervisorInfo(s *Status) {
 		return
 	}
 	s.Ready, s.Restarts = rep.Ready && portListening(s.Port), rep.Child.Restarts
+	s.ChildState, s.BackoffSeconds = rep.Child.State, rep.Child.Backoff
 }
 
 // supervisorGet GETs path from oxios-init's health endpoint; a non-200
