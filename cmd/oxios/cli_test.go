@@ -223,3 +223,29 @@ func TestCLIBadInput(t *testing.T) {
 		}
 	})
 }
+
+// restart gives a new task; status says "orphaned" when no task exists
+// but something holds the port.
+func TestCLIRestartAndOrphaned(t *testing.T) {
+	c := newCLI(t, "")
+	out, errs, code := c.run("start")
+	if code != 0 {
+		t.Fatalf("start: %s%s", out, errs)
+	}
+	out2, errs, code := c.run("restart")
+	if code != 0 || !strings.HasPrefix(out2, "oxios started (PID ") || out2 == out {
+		t.Fatalf("restart: %d %q %s", code, out2, errs)
+	}
+	if _, _, code := c.run("stop"); code != 0 {
+		t.Fatal("stop")
+	}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", c.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	out, _, code = c.run("status")
+	if code != 3 || strings.TrimSpace(out) != fmt.Sprintf("orphaned (no task, port %d in use)", c.port) {
+		t.Fatalf("status: %d %q", code, out)
+	}
+}

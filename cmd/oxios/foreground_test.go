@@ -218,3 +218,23 @@ func TestCLIParallelStarts(t *testing.T) {
 		t.Fatalf("%d runs started a task", started)
 	}
 }
+
+// --foreground adopts a task an earlier `oxios start` left running.
+func TestForegroundAdoptsRunningTask(t *testing.T) {
+	c := newCLI(t, "")
+	out, errs, code := c.run("start")
+	if code != 0 {
+		t.Fatalf("start: %s%s", out, errs)
+	}
+	n := newNotifySocket(t)
+	p := c.startForeground(t, n, 0)
+	n.await(t, "READY=1", 30*time.Second)
+	pid := strings.TrimPrefix(strings.SplitN(out, ")", 2)[0], "oxios started (PID ")
+	if !strings.Contains(p.stdout.String(), "already running (PID "+pid+")") {
+		t.Fatalf("foreground did not adopt PID %s: %q", pid, p.stdout.String())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

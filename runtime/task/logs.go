@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
-	"time"
 )
 
 // TailLines returns the last n lines of path.
@@ -94,16 +94,22 @@ func writeStart(f *os.File, w io.Writer, n int) error {
 }
 
 // follow copies what is appended and reopens the path when the driver
-// rotates it (the open file was renamed to .1: the inode changed).
+// rotates it (the open file was renamed to .1: the inode changed). It
+// wakes on inotify events for the log directory, not on a timer.
 func follow(ctx context.Context, path string, f *os.File, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := dirEvents(ctx, filepath.Dir(path))
+	if err != nil {
+		return err
+	}
 	r := bufio.NewReader(f)
-	for ctx.Err() == nil {
+	for {
 		if _, err := io.Copy(w, r); err != nil {
 			return err
 		}
 		if rotated(path, f) {
-			nf, err := os.Open(path)
-			if err == nil {
+			if nf, err := os.Open(path); err == nil {
 				io.Copy(w, r) // the rest of the old file
 				f.Close()
 				f = nf
@@ -111,13 +117,11 @@ func follow(ctx context.Context, path string, f *os.File, w io.Writer) error {
 				continue
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+		if _, ok := <-events; !ok {
+			f.Close()
+			return nil
 		}
 	}
-	f.Close()
-	return nil
 }
 
 func rotated(path string, f *os.File) bool {

@@ -22,3 +22,25 @@ func waitFile(ctx context.Context, path string) error {
 		}
 	}
 }
+
+// dirEvents ticks where inotify does not exist.
+func dirEvents(ctx context.Context, dir string) (<-chan struct{}, error) {
+	ch := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				close(ch)
+				return
+			case <-t.C:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return ch, nil
+}
