@@ -62,11 +62,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "logs", "log":
 		return cmdLogs(common, cargs, stdout, stderr)
 	case "install":
-		return cmdInstall(cargs, stdout, stderr)
+		return cmdInstall(withCommon(common, cargs), stdout, stderr)
 	case "uninstall":
-		return cmdUninstall(cargs, stdout, stderr)
+		return cmdUninstall(withCommon(common, cargs), stdout, stderr)
 	case "daemon":
-		return cmdDaemon(cargs, stdout, stderr)
+		return cmdDaemon(withCommon(common, cargs), stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -75,14 +75,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// withCommon puts --config back for commands that parse their own flags
+// (install writes the config the user named into the unit).
+func withCommon(c commonFlags, args []string) []string {
+	if c.config != "" {
+		args = append([]string{"--config", c.config}, args...)
+	}
+	return args
+}
+
 // cmdDaemon keeps the old layer's spelling: oxios daemon install|uninstall.
+// args may start with --config F (withCommon).
 func cmdDaemon(args []string, stdout, stderr io.Writer) int {
+	var pre []string
+	if len(args) >= 2 && args[0] == "--config" {
+		pre, args = args[:2], args[2:]
+	}
 	if len(args) > 0 {
+		rest := append(append([]string{}, pre...), args[1:]...)
 		switch args[0] {
 		case "install":
-			return cmdInstall(args[1:], stdout, stderr)
+			return cmdInstall(rest, stdout, stderr)
 		case "uninstall":
-			return cmdUninstall(args[1:], stdout, stderr)
+			return cmdUninstall(rest, stdout, stderr)
 		}
 	}
 	fmt.Fprintln(stderr, "usage: oxios daemon install|uninstall")
