@@ -77,6 +77,13 @@ func newSockDiag() (*sockDiag, error) {
 	ne.PutUint32(d.look[nlmsgHdrLen+4:], 1<<tcpListenState)
 	ne.PutUint32(d.look[nlmsgHdrLen+8+40:], ^uint32(0)) // idiag_cookie[0]
 	ne.PutUint32(d.look[nlmsgHdrLen+8+44:], ^uint32(0)) // idiag_cookie[1]
+
+	// An exact lookup answers ENOENT both for "no such socket" and for "no
+	// tcp_diag in this kernel"; one dump up front tells them apart.
+	if _, err := d.listeners(unix.AF_INET, nil); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%w: %v", errSockDiagUnavailable, err)
+	}
 	return d, nil
 }
 
