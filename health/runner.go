@@ -25,6 +25,14 @@ func (k probeKind) String() string { return kindNames[k] }
 // that is up within a millisecond is seen within a millisecond.
 const firstRetry = time.Millisecond
 
+// An Unknown result ("could not probe") is retried up to maxUnknownRetries
+// times, unknownRetry apart, before the next tick (the kubelet retries a
+// probe error three times in all).
+const (
+	maxUnknownRetries = 2
+	unknownRetry      = 100 * time.Millisecond
+)
+
 // fastPoller is implemented by probers cheap and invisible enough to run on
 // a short fixed cadence while the daemon starts (listen:// via sock_diag
 // costs two netlink round trips and the daemon never sees it). Their
@@ -125,6 +133,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 	budget := time.Duration(r.cfg.FailureThreshold) * period
 	var deadline time.Time // startup budget end, set at the first run
 	next := start
+	retries := 0 // quick retries of an Unknown result in this tick
 
 	for {
 		select {
@@ -164,7 +173,14 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 			if next.After(deadline) {
 				next = deadline
 			}
+		} else if res.Status == Unknown && retries < maxUnknownRetries {
+			// "Could not probe" is retried soon within the tick, as the
+			// kubelet retries a probe error, without moving the grid.
+			retries++
+			timer.Reset(min(unknownRetry, period))
+			continue
 		} else {
+			retries = 0
 			if fast || next.Before(start) {
 				next = t1 // leave the fast phase: the grid starts here
 			}

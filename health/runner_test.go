@@ -437,3 +437,26 @@ func TestSdNotifyReady(t *testing.T) {
 		t.Fatalf("sd_notify sent %q", buf[:n])
 	}
 }
+
+// "Could not probe" is retried within the tick (twice, 100 ms apart), then
+// the probe waits for the next tick; none of it is counted.
+func TestUnknownRetriedWithinTick(t *testing.T) {
+	const period = 600 * time.Millisecond
+	cfg := DefaultConfig()
+	cfg.Liveness = pc(period, 1, 1)
+	h := newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{kindLiveness: always(Unknown)})
+	h.m.ChildStarted(os.Getpid())
+	waitFor(t, "4 probes", 5*time.Second, func() bool { return h.probers[kindLiveness].count() >= 4 })
+	ts := h.probers[kindLiveness].times()
+	for i, want := range []time.Duration{unknownRetry, unknownRetry} {
+		if gap := ts[i+1].Sub(ts[i]); gap < want-10*time.Millisecond || gap > want+150*time.Millisecond {
+			t.Errorf("retry %d after %v, want ~%v", i+1, gap, want)
+		}
+	}
+	if gap := ts[3].Sub(ts[0]); gap < period-20*time.Millisecond || gap > period+200*time.Millisecond {
+		t.Errorf("next tick %v after the first probe, want ~%v (the grid is kept)", gap, period)
+	}
+	if sn := h.m.runners[kindLiveness].snapshot(); sn.Failures != 0 || sn.Successes != 0 {
+		t.Errorf("unknown results counted: %+v", sn)
+	}
+}
