@@ -30,3 +30,28 @@ func FuzzParse(f *testing.F) {
 		_ = c.InitEnv()
 	})
 }
+
+// FuzzSizeDuration: the value types users type: no panic, no negative
+// result, and an accepted size is what it says (plain integers round-trip).
+func FuzzSizeDuration(f *testing.F) {
+	for _, s := range []string{"512MiB", "1G", "64k", "10", "0", "1.5G", "-1", "10s", "1m30s", "-3s", "9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var sz Size
+		if err := sz.UnmarshalText([]byte(s)); err == nil {
+			if sz < 0 {
+				t.Fatalf("size %q = %d", s, sz)
+			}
+			b, _ := sz.MarshalText()
+			var back Size
+			if err := back.UnmarshalText(b); err != nil || back != sz {
+				t.Fatalf("size %q -> %s -> %d, %v", s, b, back, err)
+			}
+		}
+		var d Duration
+		if err := d.UnmarshalText([]byte(s)); err == nil && d < 0 {
+			t.Fatalf("duration %q = %v", s, d.D())
+		}
+	})
+}
