@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/cio"
 
 	"golang.org/x/sys/unix"
 )
@@ -245,4 +248,50 @@ func fakeLegacyDaemon(port string) {
 			c.Close()
 		}
 	}
+}
+
+// Leftovers of a CLI that crashed mid-start: a snapshot without its
+// container, then a task created but never started. Start and stop both
+// clean them up instead of failing or hanging.
+func TestCrashLeftovers(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := r.ctx(context.Background())
+	img, err := r.ensureImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := e.cfg.Container.ID + "-rootfs"
+	mounts, err := r.client.SnapshotService(e.cfg.Containerd.Snapshotter).Prepare(ctx, snap, imgChainID(t, ctx, img))
+	if err != nil || len(mounts) == 0 {
+		t.Fatalf("prepare leftover snapshot: %v", err)
+	}
+	st, err := r.Start(ctx)
+	if err != nil {
+		t.Fatalf("start over a leftover snapshot: %v", err)
+	}
+	if _, err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A created, never started task.
+	res := &Started{}
+	ctr, err := r.ensureContainer(ctx, nil, img, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctr.NewTask(ctx, cio.NullIO); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := r.Stop(ctx); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("stop hangs on a created task")
+	}
+	e.mustHaveNoContainer(t, r)
+	_ = st
 }

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/image-spec/identity"
 
 	"github.com/a7garden/oxios/internal/ctrtest"
 	"github.com/a7garden/oxios/internal/testenv"
@@ -117,4 +119,13 @@ func (e *env) spec(t testing.TB, r *Runtime) *oci.Spec {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func imgChainID(t testing.TB, ctx context.Context, img client.Image) string {
+	t.Helper()
+	ids, err := img.RootFS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return identity.ChainID(ids).String()
 }

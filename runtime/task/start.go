@@ -215,13 +215,25 @@ func (r *Runtime) ensureContainer(ctx context.Context, ctr client.Container, img
 func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desired) (client.Container, error) {
 	id, sn := r.cfg.Container.ID, r.cfg.Containerd.Snapshotter
 	snap := id + "-rootfs"
-	// A crash between snapshot and container creation leaves the snapshot.
-	if err := r.client.SnapshotService(sn).Remove(ctx, snap); err != nil && !errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("remove leftover snapshot %s: %w", snap, err)
+	ctr, err := r.newContainer(ctx, img, d, snap)
+	if errdefs.IsAlreadyExists(err) {
+		// A crash between snapshot and container creation leaves the
+		// snapshot: remove it and try once more.
+		if rerr := r.client.SnapshotService(sn).Remove(ctx, snap); rerr != nil && !errdefs.IsNotFound(rerr) {
+			return nil, fmt.Errorf("remove leftover snapshot %s: %w", snap, rerr)
+		}
+		ctr, err = r.newContainer(ctx, img, d, snap)
 	}
-	ctr, err := r.client.NewContainer(ctx, id,
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", id, r.wrapUnavailable(err))
+	}
+	return ctr, nil
+}
+
+func (r *Runtime) newContainer(ctx context.Context, img client.Image, d *desired, snap string) (client.Container, error) {
+	return r.client.NewContainer(ctx, r.cfg.Container.ID,
 		client.WithImage(img),
-		client.WithSnapshotter(sn),
+		client.WithSnapshotter(r.cfg.Containerd.Snapshotter),
 		client.WithNewSnapshot(snap, img),
 		r.runtimeOpt(),
 		client.WithSpec(d.spec),
@@ -230,10 +242,6 @@ func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desi
 			LabelPort: strconv.Itoa(r.cfg.Container.Port),
 		}),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("create container %s: %w", id, r.wrapUnavailable(err))
-	}
-	return ctr, nil
 }
 
 // startTask creates the task with the log driver as its IO, waits before
@@ -349,8 +357,20 @@ func (r *Runtime) stopTask(ctx context.Context, task client.Task) error {
 	return err
 }
 
-// stopTaskCode is stopTask returning the task's exit code.
+// stopTaskCode is stopTask returning the task's exit code. A task that
+// never started (created) or already exited has no exit event coming: it
+// is deleted at once.
 func (r *Runtime) stopTaskCode(ctx context.Context, task client.Task) (uint32, error) {
+	if st, err := task.Status(ctx); err == nil && (st.Status == client.Created || st.Status == client.Stopped) {
+		es, err := task.Delete(ctx, client.WithProcessKill)
+		if err != nil && !errdefs.IsNotFound(err) {
+			return 0, fmt.Errorf("delete task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+		}
+		if es != nil {
+			return es.ExitCode(), nil
+		}
+		return st.ExitStatus, nil
+	}
 	exitCh, err := task.Wait(ctx)
 	if err != nil {
 		return 0, r.wrapUnavailable(err)
@@ -358,19 +378,37 @@ func (r *Runtime) stopTaskCode(ctx context.Context, task client.Task) (uint32, e
 	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
 		return 0, fmt.Errorf("SIGTERM task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
-	var es client.ExitStatus
-	select {
-	case es = <-exitCh:
-	case <-time.After(r.hostGrace()):
-		task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
-		es = <-exitCh
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	es, err := r.awaitExit(ctx, task, exitCh)
+	if err != nil {
+		return 0, err
 	}
-	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 		return 0, fmt.Errorf("delete task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
 	return es.ExitCode(), nil
+}
+
+// awaitExit waits for the exit event up to the grace, then SIGKILLs every
+// process of the task and waits again (bounded: a task stuck in D state
+// must not hang stop forever; Delete with WithProcessKill follows).
+func (r *Runtime) awaitExit(ctx context.Context, task client.Task, exitCh <-chan client.ExitStatus) (client.ExitStatus, error) {
+	select {
+	case es := <-exitCh:
+		return es, nil
+	case <-time.After(r.hostGrace()):
+	case <-ctx.Done():
+		return client.ExitStatus{}, ctx.Err()
+	}
+	r.progress("%s did not exit within %v: SIGKILL to every process", r.cfg.Container.ID, r.hostGrace())
+	task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
+	select {
+	case es := <-exitCh:
+		return es, nil
+	case <-time.After(10 * time.Second):
+		return *client.NewExitStatus(137, time.Now(), nil), nil
+	case <-ctx.Done():
+		return client.ExitStatus{}, ctx.Err()
+	}
 }
 
 // hostGrace outlasts oxios-init's own grace (the same stop_timeout), so
