@@ -20,7 +20,10 @@ func waitFile(ctx context.Context, path string) error {
 	// Non-blocking, so os.File reads go through the poller and Close
 	// (on ctx cancel) wakes the reader.
 	f := os.NewFile(uintptr(fd), "inotify")
-	defer f.Close()
+	// Closing an inotify fd waits for an SRCU grace period in the kernel
+	// (fsnotify group teardown): 5-15 ms measured on the test VM, on the
+	// path to "ready". Close it off that path.
+	defer func() { go f.Close() }()
 	mask := uint32(unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_CLOSE_WRITE)
 	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), mask); err != nil {
 		return fmt.Errorf("watch %s: %w", filepath.Dir(path), err)
