@@ -78,12 +78,13 @@ func TestSoak(t *testing.T) {
 	}
 	f0, r0 := minOf(warm, warm+window)
 	f1, r1 := minOf(dur-window, dur+time.Hour)
+	_, rMid := minOf(dur/2-window/2, dur/2+window/2) // the trend: still climbing or flat
 	maxF, maxR := 0, 0
 	for _, s := range samples {
 		maxF, maxR = max(maxF, s.fds), max(maxR, s.rss)
 	}
-	rw.note("%d restarts; oxios-init fds %d -> %d (max %d), RSS %d -> %d KiB (max %d), %d samples",
-		rep.Child.Restarts, f0, f1, maxF, r0, r1, maxR, len(samples))
+	rw.note("%d restarts; oxios-init fds %d -> %d (max %d), RSS min per window first/middle/last %d/%d/%d KiB (max %d, slack %d), %d samples",
+		rep.Child.Restarts, f0, f1, maxF, r0, rMid, r1, maxR, rssSlackKiB, len(samples))
 	if min(f0, f1) < 0 {
 		rw.fail(t, "too few samples for the windows (duration %v)", dur)
 	}
