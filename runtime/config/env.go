@@ -13,6 +13,9 @@ const (
 	RunMount     = "/run/oxios"
 	ReadyFile    = RunMount + "/ready"
 	HealthSocket = RunMount + "/health.sock"
+	// NotifySocket is where oxios-init's sd_notify READY=1 goes (its
+	// NOTIFY_SOCKET): the host's readiness event.
+	NotifySocket = RunMount + "/notify.sock"
 )
 
 // InitEnv is the OXIOS_INIT_* environment handed to oxios-init: one

@@ -47,9 +47,9 @@ func (r *Runtime) supervised() bool {
 	return len(cmd) == 0 || strings.Contains(filepath.Base(cmd[0]), "oxios-init")
 }
 
-// waitReady returns when oxios-init has published readiness (the ready
-// file appears: an inotify event, not a poll) and a TCP connect to the
-// port confirms it; or fails when the task exits or the timeout passes.
+// waitReady returns when oxios-init has published readiness and a TCP
+// connect to the port confirms it; or fails when the task exits or the
+// timeout passes.
 func (r *Runtime) waitReady(ctx context.Context, task client.Task, exitCh <-chan client.ExitStatus) error {
 	timeout := r.cfg.Container.StartTimeout.D()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -78,15 +78,86 @@ func exitReason(st client.ExitStatus) string {
 	return fmt.Sprintf("the task exited with code %d before it was ready", code)
 }
 
-// readySignal waits for the ready file (supervised) and then for a
+// readySignal waits for oxios-init's readiness (supervised) and then for a
 // successful connect. Without oxios-init, connecting is the only signal.
 func (r *Runtime) readySignal(ctx context.Context) error {
 	if r.supervised() {
-		if err := waitFile(ctx, r.readyPath()); err != nil {
+		if err := r.waitSupervisorReady(ctx); err != nil {
 			return err
 		}
 	}
 	return r.confirmConnect(ctx)
+}
+
+// waitSupervisorReady: oxios-init writes its ready file, then sends
+// sd_notify READY=1 to NOTIFY_SOCKET, which is our datagram socket on the
+// bind-mounted run dir: an event, with no inotify instance, whose teardown
+// costs a kernel RCU grace period (5-25 ms measured here) at close or at
+// process exit. The ready file decides (a READY=1 from the daemon itself
+// does not count); a slow re-check of it covers a READY=1 sent while no
+// socket was bound (an adopted task), or an oxios-init without sd_notify.
+func (r *Runtime) waitSupervisorReady(ctx context.Context) error {
+	n := r.notify
+	r.notify = nil
+	if n == nil {
+		var err error
+		if n, err = r.listenNotify(); err != nil {
+			return err
+		}
+	}
+	defer n.Close()
+	msgs := make(chan struct{}, 1)
+	go readNotify(n, msgs)
+	tick := time.NewTicker(readyRecheck)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(r.readyPath()); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-msgs:
+		case <-tick.C:
+		}
+	}
+}
+
+// readyRecheck is the fallback period of waitSupervisorReady: the event
+// normally arrives long before it.
+const readyRecheck = 250 * time.Millisecond
+
+func readNotify(c *net.UnixConn, msgs chan<- struct{}) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		if strings.Contains(string(buf[:n]), "READY=1") {
+			select {
+			case msgs <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// listenNotify binds RUN_DIR/ID/notify.sock (replacing a stale one). The
+// container's user must be able to send to it: mode 0666 is safe because
+// the run dir itself is 0750 and owned by that user.
+func (r *Runtime) listenNotify() (*net.UnixConn, error) {
+	p := filepath.Join(r.runDir(), filepath.Base(config.NotifySocket))
+	os.Remove(p)
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("notify socket %s: %w", p, err)
+	}
+	if err := os.Chmod(p, 0o666); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("notify socket %s: %w", p, err)
+	}
+	return c, nil
 }
 
 // confirmConnect: the ready file says the supervisor's probe passed; the

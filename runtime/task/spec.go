@@ -77,7 +77,7 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 		withCaps(k.Port),
 		oci.WithMounts(r.mounts()),
 		seccomp.WithDefaultProfile(),
-		oci.WithEnv(append(r.cfg.ContainerEnv(), r.cfg.InitEnv()...)),
+		oci.WithEnv(append(r.cfg.ContainerEnv(), append(r.cfg.InitEnv(), "NOTIFY_SOCKET="+config.NotifySocket)...)),
 	}
 	if argv, err := r.argv(ctx, img); err != nil {
 		return nil, err

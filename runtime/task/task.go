@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -56,6 +57,9 @@ type Runtime struct {
 	logBin string
 
 	showProgress bool
+	// notify is the sd_notify socket bound for the task being started
+	// (startTask), consumed by waitReady.
+	notify *net.UnixConn
 }
 
 // Connect dials containerd and checks that it answers.
