@@ -396,11 +396,18 @@ func (r *Runtime) stopTaskCode(ctx context.Context, task client.Task) (uint32, e
 	// No WithProcessKill: the exit event says PID 1 is gone, and with it
 	// (own PID namespace) every process of the task; the extra runc kill
 	// would cost 10-15 ms per stop.
-	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+	var opts []client.ProcessDeleteOpts
+	if es.Error() != nil || es.ExitCode() == unknownExit {
+		opts = append(opts, client.WithProcessKill) // no exit event came
+	}
+	if _, err := task.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
 		return 0, fmt.Errorf("delete task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
 	return es.ExitCode(), nil
 }
+
+// unknownExit marks an exit that was never reported (awaitExit gave up).
+const unknownExit = 255 + 137
 
 // awaitExit waits for the exit event up to the grace, then SIGKILLs every
 // process of the task and waits again (bounded: a task stuck in D state
@@ -419,7 +426,7 @@ func (r *Runtime) awaitExit(ctx context.Context, task client.Task, exitCh <-chan
 	case es := <-exitCh:
 		return es, nil
 	case <-time.After(10 * time.Second):
-		return *client.NewExitStatus(137, time.Now(), nil), nil
+		return *client.NewExitStatus(unknownExit, time.Now(), nil), nil
 	case <-ctx.Done():
 		return client.ExitStatus{}, ctx.Err()
 	}
