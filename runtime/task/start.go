@@ -396,14 +396,16 @@ func (r *Runtime) stopTaskCode(ctx context.Context, task client.Task) (uint32, e
 	// No WithProcessKill: the exit event says PID 1 is gone, and with it
 	// (own PID namespace) every process of the task; the extra runc kill
 	// would cost 10-15 ms per stop.
+	code := es.ExitCode()
 	var opts []client.ProcessDeleteOpts
-	if es.Error() != nil || es.ExitCode() == unknownExit {
+	if es.Error() != nil || code == unknownExit {
 		opts = append(opts, client.WithProcessKill) // no exit event came
+		code = 128 + uint32(syscall.SIGKILL)
 	}
 	if _, err := task.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
 		return 0, fmt.Errorf("delete task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
-	return es.ExitCode(), nil
+	return code, nil
 }
 
 // unknownExit marks an exit that was never reported (awaitExit gave up).
