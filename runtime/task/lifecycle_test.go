@@ -17,6 +17,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/cio"
 
+	"github.com/a7garden/oxios/runtime/config"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -294,4 +296,27 @@ func TestCrashLeftovers(t *testing.T) {
 	}
 	e.mustHaveNoContainer(t, r)
 	_ = st
+}
+
+// A daemon that ignores its stop signal is killed after the grace
+// (oxios-init's, then the host's as the backstop), and stop still ends
+// with no task.
+func TestStopIgnoringDaemon(t *testing.T) {
+	e := newEnv(t, "OXIOS_DEMO_SIGTERM=ignore")
+	e.cfg.Init.Rewrite = "15:15" // deliver SIGTERM itself, which the demo ignores
+	e.cfg.Container.StopTimeout = config.Duration(time.Second)
+	r := e.connect(t)
+	ctx := context.Background()
+	if _, err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Took < time.Second || res.Took > r.hostGrace()+5*time.Second {
+		t.Fatalf("stop took %v with a 1s grace", res.Took)
+	}
+	t.Logf("stop of a SIGTERM-ignoring daemon: %v, exit code %d", res.Took, res.ExitCode)
+	e.mustHaveNoContainer(t, r)
 }
