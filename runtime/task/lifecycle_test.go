@@ -3,8 +3,11 @@
 package task
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,7 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/a7garden/oxios/runtime/config"
 
@@ -319,4 +326,68 @@ func TestStopIgnoringDaemon(t *testing.T) {
 	}
 	t.Logf("stop of a SIGTERM-ignoring daemon: %v, exit code %d", res.Took, res.ExitCode)
 	e.mustHaveNoContainer(t, r)
+}
+
+// A new image digest under the same reference recreates the container.
+// The new digest is made without a second build: the manifest is copied
+// with one more annotation (same config and layers) and the reference is
+// moved to it.
+func TestRecreateWhenImageDigestChanges(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := r.ctx(context.Background())
+	first, err := r.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := r.client.GetImage(ctx, e.cfg.Image.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := retaggedManifest(t, ctx, r, img.Target())
+	if _, err := r.client.ImageService().Update(ctx, images.Image{Name: e.cfg.Image.Ref, Target: desc}, "target"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := r.Start(ctx)
+	if err != nil || second.Adopted || second.PID == first.PID {
+		t.Fatalf("after the digest change: %+v %v", second, err)
+	}
+	s, _ := r.Status(ctx)
+	if s.ImageDigest != desc.Digest.String() {
+		t.Fatalf("status digest %s, want %s", s.ImageDigest, desc.Digest)
+	}
+}
+
+// retaggedManifest writes a copy of the image's manifest with an extra
+// annotation into the content store and returns its descriptor.
+func retaggedManifest(t *testing.T, ctx context.Context, r *Runtime, target ocispec.Descriptor) ocispec.Descriptor {
+	t.Helper()
+	cs := r.client.ContentStore()
+	b, err := content.ReadBlob(ctx, cs, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if images.IsIndexType(target.MediaType) {
+		var idx ocispec.Index
+		json.Unmarshal(b, &idx)
+		return retaggedManifest(t, ctx, r, idx.Manifests[0])
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	m.Annotations["test.oxios/variant"] = "2"
+	nb, _ := json.Marshal(m)
+	desc := ocispec.Descriptor{MediaType: target.MediaType, Digest: digest.FromBytes(nb), Size: int64(len(nb))}
+	labels := map[string]string{"containerd.io/gc.ref.content.config": m.Config.Digest.String()}
+	for i, l := range m.Layers {
+		labels[fmt.Sprintf("containerd.io/gc.ref.content.l.%d", i)] = l.Digest.String()
+	}
+	if err := content.WriteBlob(ctx, cs, desc.Digest.String(), bytes.NewReader(nb), desc, content.WithLabels(labels)); err != nil {
+		t.Fatal(err)
+	}
+	return desc
 }
