@@ -77,6 +77,8 @@ func execInTask(t *testing.T, r *Runtime, argv ...string) string {
 func TestHardening(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.Resources.Pids = 64
+	e.cfg.Resources.Memory = 256 << 20
+	e.cfg.Resources.CPUs = 0.5
 	r := e.connect(t)
 	if _, err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -103,6 +105,30 @@ func TestHardening(t *testing.T) {
 	}
 	if len(spec.Linux.MaskedPaths) == 0 || len(spec.Linux.ReadonlyPaths) == 0 {
 		t.Errorf("masked/readonly paths missing")
+	}
+	// The kernel's view: the task's cgroup carries the limits.
+	for file, want := range cgroupLimitFiles(spec.Linux.CgroupsPath) {
+		b, err := os.ReadFile(file)
+		if err != nil || strings.TrimSpace(string(b)) != want {
+			t.Errorf("%s = %q (%v), want %s", file, b, err, want)
+		}
+	}
+}
+
+// cgroupLimitFiles: the files holding 256MiB / 64 pids / 0.5 CPU for the
+// cgroup path, on a v1 (or hybrid) host or a unified v2 host.
+func cgroupLimitFiles(path string) map[string]string {
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
+		return map[string]string{
+			filepath.Join("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes"): "268435456",
+			filepath.Join("/sys/fs/cgroup/pids", path, "pids.max"):                "64",
+			filepath.Join("/sys/fs/cgroup/cpu", path, "cpu.cfs_quota_us"):         "50000",
+		}
+	}
+	return map[string]string{
+		filepath.Join("/sys/fs/cgroup", path, "memory.max"): "268435456",
+		filepath.Join("/sys/fs/cgroup", path, "pids.max"):   "64",
+		filepath.Join("/sys/fs/cgroup", path, "cpu.max"):    "50000 100000",
 	}
 }
 
