@@ -99,6 +99,8 @@ func report(w io.Writer, err error) {
 func hint(err error) string {
 	var cfgErr *config.Error
 	switch {
+	case errors.Is(err, task.ErrUnreachable) && strings.Contains(err.Error(), "permission denied"):
+		return "; the containerd socket needs root: run oxios with sudo"
 	case errors.Is(err, task.ErrUnreachable):
 		return "; start containerd (`sudo systemctl start containerd`, or `make run`, which starts a private one) or point --address / containerd.address at its socket"
 	case errors.Is(err, task.ErrLegacyRunning):

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -65,7 +66,7 @@ type Runtime struct {
 // Connect dials containerd and checks that it answers.
 func Connect(ctx context.Context, o Options) (*Runtime, error) {
 	cfg := o.Config
-	addr := cfg.Containerd.Address
+	addr := strings.TrimPrefix(cfg.Containerd.Address, "unix://")
 	if _, err := os.Stat(addr); err != nil {
 		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, addr, err)
 	}
