@@ -93,6 +93,7 @@ func TestErrorsNameFileLineKey(t *testing.T) {
 		{"[init]\nrestart = \"sometimes\"\n", "test.toml:2: key init.restart: expected"},
 		{"[container\n", "/etc/oxios/test.toml:1"},
 		{"[resources]\nmemory = \"lots\"\n", "test.toml:2"},
+		{"[container]\nport = \"80\"\n", "test.toml:2: key container.port: expected an integer, got a TOML string"},
 	}
 	for _, tc := range cases {
 		_, err := parse(t, tc.text)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -49,7 +50,7 @@ func decode(path string, data []byte, c *Config) error {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, _ := de.Position()
-		return &Error{File: path, Line: row, Key: strings.Join(de.Key(), "."), Msg: de.Error()}
+		return &Error{File: path, Line: row, Key: strings.Join(de.Key(), "."), Msg: plain(de.Error())}
 	}
 	return &Error{File: path, Msg: err.Error()}
 }
@@ -94,4 +95,23 @@ func keyLine(data []byte, dotted string) int {
 		}
 	}
 	return 0
+}
+
+// mismatchRE matches go-toml's type errors, which name Go types.
+var mismatchRE = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S+ of type (\S+)`)
+
+// plain rewrites a decode error for a user of the file: "expected an
+// integer, got a string" instead of Go struct and type names.
+func plain(msg string) string {
+	msg = strings.TrimPrefix(msg, "toml: ")
+	m := mismatchRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	want := map[string]string{"int": "an integer", "int64": "an integer", "float64": "a number", "bool": "true or false",
+		"string": "a string", "[]string": "an array of strings", "map[string]string": "a table of strings"}[m[2]]
+	if want == "" {
+		want = "another type"
+	}
+	return fmt.Sprintf("expected %s, got a TOML %s", want, m[1])
 }
