@@ -34,7 +34,7 @@ func Default() *Config {
 			Address:     DefaultAddress,
 			Namespace:   DefaultNamespace,
 			Runtime:     DefaultRuntime,
-			Snapshotter: "overlayfs",
+			Snapshotter: "", // overlayfs when containerd has it working, else native
 		},
 		Image: Image{Ref: DefaultRef, Archive: defaultArchive(), Pull: "missing"},
 		Container: Container{

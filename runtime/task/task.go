@@ -85,7 +85,22 @@ func Connect(ctx context.Context, o Options) (*Runtime, error) {
 		cl.Close()
 		return nil, err
 	}
+	r.resolveSnapshotter(ctx)
 	return r, nil
+}
+
+// resolveSnapshotter: containerd.snapshotter = "" means overlayfs when
+// this containerd has it working, else native (overlayfs is unavailable
+// on some filesystems, e.g. inside another overlay).
+func (r *Runtime) resolveSnapshotter(ctx context.Context) {
+	if r.cfg.Containerd.Snapshotter != "" {
+		return
+	}
+	r.cfg.Containerd.Snapshotter = "native"
+	resp, err := r.client.IntrospectionService().Plugins(ctx, `type=="io.containerd.snapshotter.v1",id=="overlayfs"`)
+	if err == nil && len(resp.Plugins) == 1 && resp.Plugins[0].InitErr == nil {
+		r.cfg.Containerd.Snapshotter = "overlayfs"
+	}
 }
 
 func (r *Runtime) ping(ctx context.Context) error {
