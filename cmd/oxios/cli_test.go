@@ -141,7 +141,7 @@ func TestCLIStartStatusStop(t *testing.T) {
 		t.Fatalf("status: %d %q", code, out)
 	}
 	out, _, code = c.run("status", "--json")
-	if code != 0 || !strings.Contains(out, `"state": "running"`) || !strings.Contains(out, `"image_digest": "sha256:`) {
+	if code != 0 || !strings.Contains(out, `"state": "running"`) || !strings.Contains(out, `"image_digest": "sha256:`) || !strings.Contains(out, `"started_at": "`) {
 		t.Fatalf("status --json: %d %s", code, out)
 	}
 	out, _, code = c.run("start")

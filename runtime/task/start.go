@@ -112,8 +112,22 @@ func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 		return nil, r.failStart(ctx, ctr, err)
 	}
 	tr.step("ready")
+	r.awaitLabels()
 	res.PID = task.Pid()
 	return res, nil
+}
+
+// awaitLabels joins the started-at label update (long done by now): a CLI
+// that exits right after Start must not lose it.
+func (r *Runtime) awaitLabels() {
+	if r.labelled == nil {
+		return
+	}
+	select {
+	case <-r.labelled:
+	case <-time.After(5 * time.Second):
+	}
+	r.labelled = nil
 }
 
 // adoptOrClean handles what an earlier run left: a running task is adopted
@@ -278,7 +292,12 @@ func (r *Runtime) startTask(ctx context.Context, ctr client.Container) (client.T
 	// The start time is informational (status): record it off the path to
 	// readiness.
 	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
-	go ctr.SetLabels(context.WithoutCancel(ctx), map[string]string{LabelStartedAt: startedAt})
+	done := make(chan struct{})
+	r.labelled = done
+	go func() {
+		defer close(done)
+		ctr.SetLabels(context.WithoutCancel(ctx), map[string]string{LabelStartedAt: startedAt})
+	}()
 	return task, exitCh, nil
 }
 

@@ -61,6 +61,8 @@ type Runtime struct {
 	// notify is the sd_notify socket bound for the task being started
 	// (startTask), consumed by waitReady.
 	notify *net.UnixConn
+	// labelled is closed when the started-at label is written.
+	labelled chan struct{}
 }
 
 // Connect dials containerd and checks that it answers.
