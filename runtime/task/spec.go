@@ -55,7 +55,7 @@ func (r *Runtime) desiredSpec(ctx context.Context, img client.Image) (*desired, 
 // specOpts: the image's config, then the hardened defaults of issue 5.
 func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpts, error) {
 	k := r.cfg.Container
-	ic, err := img.Spec(ctx)
+	ic, err := r.imageSpec(ctx, img)
 	if err != nil {
 		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
 	}
@@ -130,7 +130,7 @@ func (r *Runtime) argv(ctx context.Context, img client.Image) ([]string, error) 
 	if len(k.Args) == 0 {
 		return nil, nil
 	}
-	ic, err := img.Spec(ctx)
+	ic, err := r.imageSpec(ctx, img)
 	if err != nil {
 		return nil, err
 	}
@@ -182,4 +182,19 @@ func (r *Runtime) runDir() string {
 // runtimeOpt selects the shim and, through BinaryName, crun or runc.
 func (r *Runtime) runtimeOpt() client.NewContainerOpts {
 	return client.WithRuntime(r.cfg.Containerd.Runtime, &options.Options{BinaryName: r.cfg.RuntimeBinary()})
+}
+
+// imageSpec reads the image's config once per digest: spec, argv and the
+// directory owner all need it, and each read is several content RPCs.
+func (r *Runtime) imageSpec(ctx context.Context, img client.Image) (ocispec.Image, error) {
+	d := img.Target().Digest
+	if r.specCache != nil && r.specDigest == d {
+		return *r.specCache, nil
+	}
+	ic, err := img.Spec(ctx)
+	if err != nil {
+		return ic, err
+	}
+	r.specCache, r.specDigest = &ic, d
+	return ic, nil
 }

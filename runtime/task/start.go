@@ -358,7 +358,7 @@ func mkdirOwned(dir string, uid, gid int, always bool) error {
 func (r *Runtime) containerUser(img client.Image) (int, int) {
 	u := r.cfg.Container.User
 	if u == "" {
-		if ic, err := img.Spec(context.Background()); err == nil {
+		if ic, err := r.imageSpec(context.Background(), img); err == nil {
 			u = ic.Config.User
 		}
 	}

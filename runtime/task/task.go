@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/a7garden/oxios/runtime/config"
 )
@@ -63,6 +65,9 @@ type Runtime struct {
 	notify *net.UnixConn
 	// labelled is closed when the started-at label is written.
 	labelled chan struct{}
+
+	specCache  *ocispec.Image // imageSpec's cache, for specDigest
+	specDigest digest.Digest
 }
 
 // Connect dials containerd and checks that it answers.
