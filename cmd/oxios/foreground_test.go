@@ -229,12 +229,13 @@ func TestForegroundAdoptsRunningTask(t *testing.T) {
 	n := newNotifySocket(t)
 	p := c.startForeground(t, n, 0)
 	n.await(t, "READY=1", 30*time.Second)
-	pid := strings.TrimPrefix(strings.SplitN(out, ")", 2)[0], "oxios started (PID ")
-	if !strings.Contains(p.stdout.String(), "already running (PID "+pid+")") {
-		t.Fatalf("foreground did not adopt PID %s: %q", pid, p.stdout.String())
-	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+	// Read stdout after the exit: the pipe copy is complete only then.
+	pid := strings.TrimPrefix(strings.SplitN(out, ")", 2)[0], "oxios started (PID ")
+	if !strings.Contains(p.stdout.String(), "already running (PID "+pid+")") {
+		t.Fatalf("foreground did not adopt PID %s: %q", pid, p.stdout.String())
 	}
 }
