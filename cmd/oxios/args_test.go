@@ -35,3 +35,20 @@ func TestUsageAndUnknownCommand(t *testing.T) {
 		t.Fatalf("unknown: %d %q", code, errb.String())
 	}
 }
+
+// --config is a common flag; uninstall has no use for it and must not
+// refuse it (`oxios --config F uninstall` used to exit 2).
+func TestUninstallAcceptsCommonConfig(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
+	for _, args := range [][]string{
+		{"--config", "/f.toml", "uninstall", "--dry-run", "--user"},
+		{"daemon", "uninstall", "--config=/f.toml", "--dry-run", "--user"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 || !strings.Contains(out.String(), "not installed") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+}

@@ -64,9 +64,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "install":
 		return cmdInstall(withCommon(common, cargs), stdout, stderr)
 	case "uninstall":
-		return cmdUninstall(withCommon(common, cargs), stdout, stderr)
+		return cmdUninstall(cargs, stdout, stderr)
 	case "daemon":
-		return cmdDaemon(withCommon(common, cargs), stdout, stderr)
+		return cmdDaemon(common, cargs, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -75,8 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// withCommon puts --config back for commands that parse their own flags
-// (install writes the config the user named into the unit).
+// withCommon puts --config back for install, which parses its own flags
+// and writes the config the user named into the unit. (uninstall has no
+// --config: the unit's path does not depend on it.)
 func withCommon(c commonFlags, args []string) []string {
 	if c.config != "" {
 		args = append([]string{"--config", c.config}, args...)
@@ -85,19 +86,13 @@ func withCommon(c commonFlags, args []string) []string {
 }
 
 // cmdDaemon keeps the old layer's spelling: oxios daemon install|uninstall.
-// args may start with --config F (withCommon).
-func cmdDaemon(args []string, stdout, stderr io.Writer) int {
-	var pre []string
-	if len(args) >= 2 && args[0] == "--config" {
-		pre, args = args[:2], args[2:]
-	}
+func cmdDaemon(c commonFlags, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		rest := append(append([]string{}, pre...), args[1:]...)
 		switch args[0] {
 		case "install":
-			return cmdInstall(rest, stdout, stderr)
+			return cmdInstall(withCommon(c, args[1:]), stdout, stderr)
 		case "uninstall":
-			return cmdUninstall(rest, stdout, stderr)
+			return cmdUninstall(args[1:], stdout, stderr)
 		}
 	}
 	fmt.Fprintln(stderr, "usage: oxios daemon install|uninstall")
