@@ -8,12 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/a7garden/oxios/hostsvc"
-	"github.com/a7garden/oxios/runtime/config"
 )
 
 // installFlags are the flags of `oxios install` and `oxios uninstall`.
@@ -44,9 +42,6 @@ func parseInstallFlags(name string, args []string, stderr io.Writer, install boo
 		fmt.Fprintf(stderr, "oxios %s: unexpected argument %q\n", name, fs.Arg(0))
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if install && f.config == "" {
-		f.config = configFromCommandLine(os.Args[1:])
-	}
 	return f, nil
 }
 
@@ -56,12 +51,15 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageExit(err)
 	}
-	spec, err := installSpec(f, stderr)
+	spec, missing, err := hostsvc.ResolveSpec(hostsvc.SpecOptions{Config: f.config, User: f.user, Watchdog: f.watchdog})
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		return 1
 	}
-	in, err := newInstaller(f.user, stdout)
+	if missing {
+		fmt.Fprintf(stderr, "oxios install: note: %s does not exist yet; the service will run with the built-in defaults until it does\n", spec.Config)
+	}
+	in, err := hostsvc.NewInstaller(f.user, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		return 1
@@ -70,7 +68,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		// The hint names the config this run resolved: under sudo, the
 		// lookup order would find root's config, not this user's.
-		printHint(stderr, installHint(err, f.user, in, append(append([]string{"install"}, withoutConfig(args)...), "--config", spec.Config)))
+		printHint(stderr, installHint(err, f.user, append(append([]string{"install"}, withoutConfig(args)...), "--config", spec.Config)))
 		return 1
 	}
 	if !f.dryRun && !f.now {
@@ -86,14 +84,14 @@ func cmdUninstall(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageExit(err)
 	}
-	in, err := newInstaller(f.user, stdout)
+	in, err := hostsvc.NewInstaller(f.user, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
 		return 1
 	}
 	if err := in.Uninstall(f.user, hostsvc.Options{DryRun: f.dryRun}); err != nil {
 		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
-		printHint(stderr, installHint(err, f.user, in, append([]string{"uninstall"}, args...)))
+		printHint(stderr, installHint(err, f.user, append([]string{"uninstall"}, args...)))
 		return 1
 	}
 	return 0
@@ -112,73 +110,10 @@ func usageExit(err error) int {
 	return 2
 }
 
-// installSpec resolves what the service runs: this binary, by its absolute
-// path, and the config file `oxios start` would read, made absolute
-// (systemd and launchd start it from /).
-func installSpec(f *installFlags, stderr io.Writer) (hostsvc.Spec, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return hostsvc.Spec{}, fmt.Errorf("locate the oxios binary: %w", err)
-	}
-	exe, err = filepath.Abs(exe)
-	if err != nil {
-		return hostsvc.Spec{}, fmt.Errorf("locate the oxios binary: %w", err)
-	}
-	path, _ := config.Locate(f.config)
-	if f.user && f.config == "" && os.Getenv(config.EnvVar) == "" && os.Geteuid() == 0 {
-		// root asking for a --user service still means the user's config.
-		if dir, err := os.UserConfigDir(); err == nil {
-			path = filepath.Join(dir, "oxios", "config.toml")
-		}
-	}
-	if path == "" {
-		return hostsvc.Spec{}, errors.New("no config path: pass --config FILE")
-	}
-	if path, err = filepath.Abs(path); err != nil {
-		return hostsvc.Spec{}, fmt.Errorf("--config: %w", err)
-	}
-	spec := hostsvc.Spec{Binary: filepath.Clean(exe), Config: path, User: f.user, Watchdog: f.watchdog}
-	// The unit's timeouts follow the config's: a missing file means the
-	// built-in defaults, which the service will also run with.
-	cfg, err := config.Load(path)
-	switch {
-	case errors.Is(err, config.ErrNotFound):
-		fmt.Fprintf(stderr, "oxios install: note: %s does not exist yet; the service will run with the built-in defaults until it does\n", path)
-		cfg = config.Default()
-	case err != nil:
-		return hostsvc.Spec{}, err
-	}
-	spec.Grace = cfg.StopGrace()
-	// Readiness budget plus an image import on a slow disk.
-	spec.StartTimeout = max(hostsvc.DefaultStartTimeout, cfg.Container.StartTimeout.D()+time.Minute)
-	return spec, nil
-}
-
-func newInstaller(user bool, stdout io.Writer) (*hostsvc.Installer, error) {
-	m := hostsvc.Systemd
-	switch runtime.GOOS {
-	case "darwin":
-		m = hostsvc.Launchd
-	case "linux":
-	default:
-		return nil, fmt.Errorf("no service manager support on %s (systemd on Linux, launchd on macOS)", runtime.GOOS)
-	}
-	file, logDir, err := hostsvc.DefaultPaths(m, user)
-	if err != nil {
-		return nil, err
-	}
-	in := &hostsvc.Installer{Manager: m, Path: file, LogDir: logDir, UID: os.Getuid(),
-		Run: hostsvc.ExecRunner, Out: stdout}
-	if m == hostsvc.Systemd && !user {
-		in.Running = hostsvc.SystemdRunning
-	}
-	return in, nil
-}
-
 // installHint is the next step after a failure, said at the CLI boundary:
 // what to run. "run with sudo" is said only to a user who is not root (to
 // root, a permission error means a read-only or protected path instead).
-func installHint(err error, user bool, in *hostsvc.Installer, args []string) string {
+func installHint(err error, user bool, args []string) string {
 	root := os.Geteuid() == 0
 	var pe *hostsvc.PathError
 	var ce *hostsvc.CommandError
@@ -203,29 +138,6 @@ func installHint(err error, user bool, in *hostsvc.Installer, args []string) str
 		return "hint: the file is in place; fix the cause above, then run: " + cmd
 	}
 	return ""
-}
-
-// configFromCommandLine finds --config in the process's own command line.
-// The dispatcher treats --config as a common flag and takes it out of the
-// arguments it hands to cmdInstall; without this, `oxios install --config F`
-// would install a unit for the default config instead of F.
-func configFromCommandLine(args []string) string {
-	path := ""
-	for i := 0; i < len(args); i++ {
-		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if !strings.HasPrefix(args[i], "-") || name != "config" {
-			continue
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				break
-			}
-			i++
-			val = args[i]
-		}
-		path = val
-	}
-	return path
 }
 
 // withoutConfig drops --config FILE / --config=FILE from args.

@@ -133,10 +133,19 @@ func Locate(flagPath string) (string, bool) {
 	if os.Geteuid() == 0 {
 		return SystemPath, false
 	}
-	if p := userConfigDir(); p != "" {
-		return filepath.Join(p, "oxios", "config.toml"), false
+	if p := UserPath(); p != "" {
+		return p, false
 	}
 	return "", false
+}
+
+// UserPath is the per-user config file the lookup order tries when not
+// root: $XDG_CONFIG_HOME/oxios/config.toml.
+func UserPath() string {
+	if p := userConfigDir(); p != "" {
+		return filepath.Join(p, "oxios", "config.toml")
+	}
+	return ""
 }
 
 // Parse decodes data (read from path) over the defaults and validates it.
