@@ -62,20 +62,22 @@ func loadConfig(c commonFlags) (*config.Config, error) {
 	return cfg, nil
 }
 
-// connect loads the config and dials containerd, printing the error with
-// its hint when either fails.
-func connect(c commonFlags, stderr io.Writer) (*task.Runtime, int) {
+// withRuntime loads the config, dials containerd and runs fn (the
+// command's one library call) with the connection; when either fails it
+// prints the error with its hint and returns failCode.
+func withRuntime(c commonFlags, stderr io.Writer, failCode int, fn func(*task.Runtime) int) int {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		report(stderr, err)
-		return nil, 1
+		return failCode
 	}
 	r, err := task.Connect(context.Background(), task.Options{Config: cfg, Out: prefixed{stderr}, Progress: isTerminal(stderr)})
 	if err != nil {
 		report(stderr, err)
-		return nil, 1
+		return failCode
 	}
-	return r, 0
+	defer r.Close()
+	return fn(r)
 }
 
 // prefixed writes progress lines as "oxios: ..." on stderr.

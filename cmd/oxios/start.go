@@ -19,24 +19,21 @@ func cmdStart(c commonFlags, args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return 2
 	}
-	r, code := connect(c, stderr)
-	if r == nil {
-		return code
-	}
-	defer r.Close()
-	if *fg {
-		return foreground(r, stdout, stderr)
-	}
-	st, err := r.Start(context.Background())
-	if err != nil {
-		report(stderr, err)
-		return 1
-	}
-	printStarted(stdout, stderr, st)
-	if *verbose {
-		printSteps(stderr, st.Steps)
-	}
-	return 0
+	return withRuntime(c, stderr, 1, func(r *task.Runtime) int {
+		if *fg {
+			return foreground(r, stdout, stderr)
+		}
+		st, err := r.Start(context.Background())
+		if err != nil {
+			report(stderr, err)
+			return 1
+		}
+		printStarted(stdout, stderr, st)
+		if *verbose {
+			printSteps(stderr, st.Steps)
+		}
+		return 0
+	})
 }
 
 func printSteps(w io.Writer, steps []task.Step) {
@@ -81,22 +78,15 @@ func cmdRestart(c commonFlags, args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return 2
 	}
-	r, code := connect(c, stderr)
-	if r == nil {
-		return code
-	}
-	defer r.Close()
-	if _, err := r.Stop(context.Background()); err != nil {
-		report(stderr, err)
-		return 1
-	}
-	st, err := r.Start(context.Background())
-	if err != nil {
-		report(stderr, err)
-		return 1
-	}
-	printStarted(stdout, stderr, st)
-	return 0
+	return withRuntime(c, stderr, 1, func(r *task.Runtime) int {
+		st, err := r.Restart(context.Background())
+		if err != nil {
+			report(stderr, err)
+			return 1
+		}
+		printStarted(stdout, stderr, st)
+		return 0
+	})
 }
 
 func cmdStop(c commonFlags, args []string, stdout, stderr io.Writer) int {
@@ -104,20 +94,17 @@ func cmdStop(c commonFlags, args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return 2
 	}
-	r, code := connect(c, stderr)
-	if r == nil {
-		return code
-	}
-	defer r.Close()
-	res, err := r.Stop(context.Background())
-	if err != nil {
-		report(stderr, err)
-		return 1
-	}
-	if !res.WasRunning {
-		fmt.Fprintln(stdout, "oxios is not running")
+	return withRuntime(c, stderr, 1, func(r *task.Runtime) int {
+		res, err := r.Stop(context.Background())
+		if err != nil {
+			report(stderr, err)
+			return 1
+		}
+		if !res.WasRunning {
+			fmt.Fprintln(stdout, "oxios is not running")
+			return 0
+		}
+		fmt.Fprintf(stdout, "oxios stopped (exit code %d, %d ms)\n", res.ExitCode, res.Took.Milliseconds())
 		return 0
-	}
-	fmt.Fprintf(stdout, "oxios stopped (exit code %d, %d ms)\n", res.ExitCode, res.Took.Milliseconds())
-	return 0
+	})
 }

@@ -22,34 +22,29 @@ func cmdStatus(c commonFlags, args []string, stdout, stderr io.Writer) int {
 	if fs.Parse(args) != nil {
 		return 2
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		report(stderr, err)
-		return lsbUnknown
-	}
-	r, err := task.Connect(context.Background(), task.Options{Config: cfg})
-	if err != nil {
-		report(stderr, err)
-		return lsbUnknown
-	}
-	defer r.Close()
-	s, err := r.Status(context.Background())
-	if err != nil {
-		report(stderr, err)
-		return lsbUnknown
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	return withRuntime(c, stderr, lsbUnknown, func(r *task.Runtime) int {
+		s, err := r.Status(context.Background())
+		if err != nil {
+			report(stderr, err)
+			return lsbUnknown
+		}
+		printStatus(stdout, s, *asJSON)
+		if s.Running() {
+			return lsbRunning
+		}
+		return lsbNotRunning
+	})
+}
+
+func printStatus(w io.Writer, s *task.Status, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(s)
-	} else {
-		fmt.Fprintln(stdout, s.String())
-		for _, d := range s.Details() {
-			fmt.Fprintln(stdout, "  "+d)
-		}
+		return
 	}
-	if s.Running() {
-		return lsbRunning
+	fmt.Fprintln(w, s.String())
+	for _, d := range s.Details() {
+		fmt.Fprintln(w, "  "+d)
 	}
-	return lsbNotRunning
 }

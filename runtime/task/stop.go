@@ -63,3 +63,11 @@ func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *
 	res.Steps = append(res.Steps, Step{"container", time.Since(t0)})
 	return nil
 }
+
+// Restart stops the daemon (if it runs), then starts it again.
+func (r *Runtime) Restart(ctx context.Context) (*Started, error) {
+	if _, err := r.Stop(ctx); err != nil {
+		return nil, err
+	}
+	return r.Start(ctx)
+}
