@@ -191,7 +191,10 @@ func (r *Runtime) supervisorGet(path string, v any) error {
 	sock := r.healthSocket()
 	hc := &http.Client{
 		Timeout: time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		// No keep-alive: the transport is dropped after this one request,
+		// and an idle connection in it would stay open (with its two
+		// goroutines) for good, one per watchdog tick of a foreground run.
+		Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		}},

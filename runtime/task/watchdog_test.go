@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,43 +32,100 @@ func TestWatchdogOnlyWhileLive(t *testing.T) {
 	}
 	var live atomic.Bool
 	live.Store(true)
+	// sawDown: a /livez was answered 503. The watchdog is one goroutine
+	// (GET, then notify), so by then every ping of a live answer is in.
+	sawDown := make(chan struct{}, 1)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path == "/livez" && live.Load() {
 			w.WriteHeader(http.StatusOK)
 			return
+		}
+		select {
+		case sawDown <- struct{}{}:
+		default:
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})}
 	go srv.Serve(l)
 	defer srv.Close()
 
-	var mu sync.Mutex
-	var pings []time.Time
+	pings := make(chan struct{}, 1024)
 	notify := func(s string) {
 		if s == "WATCHDOG=1" {
-			mu.Lock()
-			pings = append(pings, time.Now())
-			mu.Unlock()
+			pings <- struct{}{}
 		}
 	}
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(pings) }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.watchdog(ctx, 40*time.Millisecond, notify) // pings every 20 ms
-	time.Sleep(200 * time.Millisecond)              // a window of time is the thing under test
-	if n := count(); n < 4 {
-		t.Fatalf("%d pings in 200ms while live", n)
+	window := time.After(200 * time.Millisecond)
+	for n := 0; n < 4; n++ {
+		select {
+		case <-pings:
+		case <-window:
+			t.Fatalf("%d pings in 200ms while live", n)
+		}
 	}
 	live.Store(false)
-	time.Sleep(60 * time.Millisecond) // let an in-flight tick finish
-	n0 := count()
-	time.Sleep(200 * time.Millisecond)
-	if n := count(); n != n0 {
-		t.Fatalf("%d pings while not live", n-n0)
+	select {
+	case <-sawDown:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watchdog never asked /livez after it went down")
+	}
+	for len(pings) > 0 {
+		<-pings
+	}
+	select {
+	case <-pings:
+		t.Fatal("a ping while not live")
+	case <-time.After(200 * time.Millisecond): // an absence has no event: a window is the thing under test
 	}
 	live.Store(true)
-	time.Sleep(200 * time.Millisecond)
-	if count() == n0 {
+	select {
+	case <-pings:
+	case <-time.After(200 * time.Millisecond):
 		t.Fatal("no pings after liveness came back")
+	}
+}
+
+// Every /livez asks on a connection of its own and closes it: a foreground
+// run asks once per watchdog tick, for days.
+func TestLiveLeavesNoConnection(t *testing.T) {
+	dir, err := os.MkdirTemp("", "wd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := config.Default()
+	cfg.Container.RunDir = dir
+	r := &Runtime{cfg: cfg, out: os.Stderr}
+	os.MkdirAll(r.runDir(), 0o755)
+	l, err := net.Listen("unix", filepath.Join(r.runDir(), filepath.Base(config.HealthSocket)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{}, 16)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateClosed {
+				closed <- struct{}{}
+			}
+		},
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	const n = 3
+	for range n {
+		if !r.Live() {
+			t.Fatal("Live() = false against a 200 /livez")
+		}
+	}
+	for i := range n {
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of %d /livez connections still open", n-i, n)
+		}
 	}
 }
