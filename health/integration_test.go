@@ -204,13 +204,13 @@ func TestIntegrationLivenessRestartsHungDaemon(t *testing.T) {
 	if !strings.Contains(decided.msg, "liveness") {
 		t.Errorf("restart reason %q does not name liveness", decided.msg)
 	}
-	budget := threshold*period + timeout + 250*time.Millisecond // scheduling slack
+	budget := threshold*period + timeout + 500*time.Millisecond // scheduling slack on a loaded CI machine
 	t.Logf("hang -> restart decided %v, budget %v", decided.at.Sub(hungAt), budget)
 	if d := decided.at.Sub(hungAt); d > budget {
 		t.Errorf("liveness decided after %v, want <= %v", d, budget)
 	}
 	next, exited := p.waitLog(next, "exited", nil, 10*time.Second)
-	if d := exited.at.Sub(hungAt); d > budget+grace+250*time.Millisecond {
+	if d := exited.at.Sub(hungAt); d > budget+grace {
 		t.Errorf("hung daemon gone after %v, want <= failureThreshold x period + grace (%v)", d, budget+grace)
 	}
 	t.Logf("hang -> hung daemon gone %v, budget %v", exited.at.Sub(hungAt), budget+grace)
