@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // recorder stands in for systemctl/launchctl, which cannot run on a host
@@ -202,9 +204,7 @@ func TestInstallWithoutPrivileges(t *testing.T) {
 		}
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to nobody")
-	}
+	testenv.RequireRoot(t) // to switch to nobody
 	dir := t.TempDir()
 	os.Chmod(filepath.Dir(dir), 0o755)
 	if err := os.WriteFile(filepath.Join(dir, UnitName), []byte("old"), 0o644); err != nil {

@@ -98,6 +98,10 @@ const (
 	EnvVar     = "OXIOS_CONFIG"
 )
 
+// systemPath is SystemPath; a test points it at a scratch file so that
+// the machine's own /etc/oxios does not decide its outcome.
+var systemPath = SystemPath
+
 // ErrNotFound is returned when an explicitly named file does not exist.
 var ErrNotFound = errors.New("config file not found")
 
@@ -131,7 +135,7 @@ func Locate(flagPath string) (string, bool) {
 		return p, true
 	}
 	if os.Geteuid() == 0 {
-		return SystemPath, false
+		return systemPath, false
 	}
 	if p := UserPath(); p != "" {
 		return p, false
