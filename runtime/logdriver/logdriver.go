@@ -11,7 +11,6 @@ package logdriver
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -100,16 +99,12 @@ func Main(args []string) error {
 	return Copy(w, reporter{o.Report}, stdout, stderr)
 }
 
-// reporter writes the current error to the report file, and removes it
-// when writing works again ("writing again" lines).
+// reporter states the current write error in the report file while it
+// lasts (status shows it), and removes the file when writing works again.
 type reporter struct{ path string }
 
 func (r reporter) Write(p []byte) (int, error) {
 	if r.path == "" {
-		return len(p), nil
-	}
-	if bytes.Contains(p, []byte("writing again")) {
-		os.Remove(r.path)
 		return len(p), nil
 	}
 	tmp := r.path + ".tmp"
@@ -118,6 +113,16 @@ func (r reporter) Write(p []byte) (int, error) {
 	}
 	return len(p), os.Rename(tmp, r.path)
 }
+
+func (r reporter) recovered() {
+	if r.path != "" {
+		os.Remove(r.path)
+	}
+}
+
+// recoverer is an error writer that is told when writing works again,
+// instead of being sent a line saying so.
+type recoverer interface{ recovered() }
 
 // signalReady writes one byte and closes: containerd 2.x shims check the
 // byte, 1.6 shims wait for the close.
@@ -183,7 +188,11 @@ func (l *lossy) writeLine(line []byte) {
 			l.dropped++
 			return
 		}
-		fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", l.dropped)
+		if r, ok := l.errw.(recoverer); ok {
+			r.recovered()
+		} else {
+			fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", l.dropped)
+		}
 		l.dropped = 0
 	}
 	if _, err := l.w.Write(line); err != nil {

@@ -89,3 +89,23 @@ func TestWriteErrorsDropLinesAndKeepReading(t *testing.T) {
 		t.Fatalf("reports: %q", errs.String())
 	}
 }
+
+// The report file (status's log_error) holds the error while writes fail
+// and is gone once they work again.
+func TestReportFileFollowsTheError(t *testing.T) {
+	report := filepath.Join(t.TempDir(), "log-error")
+	f := &failing{n: 1 << 30}
+	if err := Copy(f, reporter{report}, strings.NewReader("a\nb\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(report); err != nil || !strings.Contains(string(b), "no space left on device") {
+		t.Fatalf("while failing: report %q, %v", b, err)
+	}
+	f.n = 1
+	if err := Copy(f, reporter{report}, strings.NewReader("c\nd\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(report); !os.IsNotExist(err) {
+		t.Fatalf("report file still there after writing resumed: %v", err)
+	}
+}
