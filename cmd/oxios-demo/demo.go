@@ -78,7 +78,7 @@ func (d *demo) run() int {
 			}
 			if stopSig != nil {
 				if sig == syscall.SIGTERM && d.opts.Sigterm == sigtermExit {
-					d.die(syscall.SIGTERM)
+					return d.die(syscall.SIGTERM)
 				}
 				d.log.WithField("signal", sigName(sig)).Info("already stopping")
 				continue
@@ -90,7 +90,7 @@ func (d *demo) run() int {
 		case <-stopDelayC:
 			stopDelayC = nil
 			if stopSig == syscall.SIGTERM && d.opts.Sigterm == sigtermExit {
-				d.die(syscall.SIGTERM)
+				return d.die(syscall.SIGTERM)
 			}
 			drainedC = d.drain()
 
@@ -259,19 +259,21 @@ func (d *demo) drain() <-chan error {
 
 // die ends the process by its own signal, without a drain, so that whoever
 // waits for it sees "killed by SIGTERM" exactly as with the real daemon.
-func (d *demo) die(sig syscall.Signal) {
+// It returns 128+sig for main to exit with only where the signal cannot
+// kill: in PID 1 of a PID namespace (immune to its own default-action
+// signals), or if the kernel has not acted within a second.
+func (d *demo) die(sig syscall.Signal) int {
 	d.log.WithField("signal", sigName(sig)).Info("exiting on SIGTERM without draining (" + envSigterm + "=exit)")
 	d.hb.set(func(s *heartbeatState) { s.State = "killed" })
 	code := 128 + int(sig)
-	// PID 1 of a PID namespace cannot be killed by its own default-action
-	// signal, and neither can a process that was started with it ignored.
 	if os.Getpid() == 1 {
-		os.Exit(code)
+		return code
 	}
+	// Reset: a process started with the signal ignored would survive it.
 	signal.Reset(sig)
 	_ = syscall.Kill(os.Getpid(), sig)
-	time.Sleep(time.Second)
-	os.Exit(code)
+	time.Sleep(time.Second) // the kernel kills us here; there is no event to wait on
+	return code
 }
 
 // finish records the final state and returns code for main to exit with.
