@@ -204,7 +204,7 @@ func TestIntegrationLivenessRestartsHungDaemon(t *testing.T) {
 	if !strings.Contains(decided.msg, "liveness") {
 		t.Errorf("restart reason %q does not name liveness", decided.msg)
 	}
-	budget := threshold*period + timeout + 500*time.Millisecond // scheduling slack on a loaded CI machine
+	budget := threshold*period + timeout + time.Second // scheduling slack on a loaded CI machine
 	t.Logf("hang -> restart decided %v, budget %v", decided.at.Sub(hungAt), budget)
 	if d := decided.at.Sub(hungAt); d > budget {
 		t.Errorf("liveness decided after %v, want <= %v", d, budget)

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -193,9 +194,23 @@ func TestStartupGatesOthers(t *testing.T) {
 	cfg.Startup = pc(100*time.Millisecond, 10, 1) // budget 1 s
 	cfg.Readiness = pc(10*time.Millisecond, 3, 1)
 	cfg.Liveness = pc(10*time.Millisecond, 3, 1)
-	h := newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{
+	var h *harness
+	var mu sync.Mutex
+	var gateBroken []string
+	h = newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{
 		kindStartup: func(_ int, since time.Duration) Result {
-			if since >= 400*time.Millisecond {
+			// Checked at every startup probe: nothing else has run yet.
+			if n := h.probers[kindReadiness].count() + h.probers[kindLiveness].count(); n != 0 {
+				mu.Lock()
+				gateBroken = append(gateBroken, fmt.Sprintf("%d readiness/liveness probes before startup succeeded", n))
+				mu.Unlock()
+			}
+			if h.m.state().started || h.m.Ready() {
+				mu.Lock()
+				gateBroken = append(gateBroken, "started/ready before the startup probe succeeded")
+				mu.Unlock()
+			}
+			if since >= 200*time.Millisecond {
 				return Result{Success, "up"}
 			}
 			return Result{Failure, "not yet"}
@@ -204,15 +219,13 @@ func TestStartupGatesOthers(t *testing.T) {
 		kindLiveness:  always(Success),
 	})
 	h.m.ChildStarted(os.Getpid())
-	time.Sleep(150 * time.Millisecond)
-	if n := h.probers[kindReadiness].count() + h.probers[kindLiveness].count(); n != 0 {
-		t.Fatalf("%d readiness/liveness probes before startup succeeded", n)
+	waitFor(t, "ready", 5*time.Second, h.m.Ready)
+	waitFor(t, "liveness running", 5*time.Second, func() bool { return h.probers[kindLiveness].count() > 0 })
+	mu.Lock()
+	for _, g := range gateBroken {
+		t.Error(g)
 	}
-	if h.m.state().started || h.m.Ready() {
-		t.Fatal("started/ready before the startup probe succeeded")
-	}
-	waitFor(t, "ready", 2*time.Second, h.m.Ready)
-	waitFor(t, "liveness running", time.Second, func() bool { return h.probers[kindLiveness].count() > 0 })
+	mu.Unlock()
 	st := h.probers[kindStartup].times()
 	first := h.probers[kindReadiness].times()[0]
 	if first.Before(st[len(st)-1]) {
@@ -220,7 +233,7 @@ func TestStartupGatesOthers(t *testing.T) {
 	}
 	// Accelerated: more startup probes than the period grid would allow.
 	if len(st) < 5 {
-		t.Errorf("only %d startup probes in 400ms: the retry does not accelerate", len(st))
+		t.Errorf("only %d startup probes in 200ms: the retry does not accelerate", len(st))
 	}
 	select {
 	case r := <-h.restarts:
@@ -257,7 +270,7 @@ func TestStartupBudget(t *testing.T) {
 // A probe slower than its period skips the ticks it overran; it does not
 // run them back to back afterwards.
 func TestDroppedTicks(t *testing.T) {
-	const period = 20 * time.Millisecond
+	const period = 50 * time.Millisecond
 	cfg := DefaultConfig()
 	cfg.Liveness = pc(period, 100, 1)
 	h := newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{
@@ -269,15 +282,19 @@ func TestDroppedTicks(t *testing.T) {
 		},
 	})
 	h.m.ChildStarted(os.Getpid())
-	waitFor(t, "6 probes", 5*time.Second, func() bool { return h.probers[kindLiveness].count() >= 6 })
+	waitFor(t, "6 probes", 10*time.Second, func() bool { return h.probers[kindLiveness].count() >= 6 })
 	ts := h.probers[kindLiveness].times()
+	// No pile-up: after the slow probe, probes stay on the grid, never
+	// back to back (a stalled machine only makes the gaps longer).
 	for i := 3; i < len(ts); i++ {
 		if gap := ts[i].Sub(ts[i-1]); gap < period/2 {
 			t.Errorf("probes %d and %d only %v apart: ticks piled up", i-1, i, gap)
 		}
 	}
-	if sk := h.m.runners[kindLiveness].skipped.Load(); sk < 4 || sk > 10 {
-		t.Errorf("%d ticks skipped, want 5", sk)
+	// At least the 5 ticks the slow probe overran were dropped (more if
+	// the machine stalled the runner).
+	if sk := h.m.runners[kindLiveness].skipped.Load(); sk < 5 {
+		t.Errorf("%d ticks skipped, want >= 5", sk)
 	}
 	if sn := h.m.StatusNow(); sn.Probes["liveness"].Skipped == 0 {
 		t.Error("/status does not report skipped ticks")
@@ -441,12 +458,12 @@ func TestSdNotifyReady(t *testing.T) {
 // "Could not probe" is retried within the tick (twice, 100 ms apart), then
 // the probe waits for the next tick; none of it is counted.
 func TestUnknownRetriedWithinTick(t *testing.T) {
-	const period = 600 * time.Millisecond
+	const period = 2 * time.Second
 	cfg := DefaultConfig()
 	cfg.Liveness = pc(period, 1, 1)
 	h := newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{kindLiveness: always(Unknown)})
 	h.m.ChildStarted(os.Getpid())
-	waitFor(t, "4 probes", 5*time.Second, func() bool { return h.probers[kindLiveness].count() >= 4 })
+	waitFor(t, "4 probes", 10*time.Second, func() bool { return h.probers[kindLiveness].count() >= 4 })
 	ts := h.probers[kindLiveness].times()
 	for i, want := range []time.Duration{unknownRetry, unknownRetry} {
 		if gap := ts[i+1].Sub(ts[i]); gap < want-10*time.Millisecond || gap >= period/2 {
