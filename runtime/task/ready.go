@@ -49,13 +49,14 @@ func (r *Runtime) supervised() bool {
 
 // waitReady returns when oxios-init has published readiness and a TCP
 // connect to the port confirms it; or fails when the task exits or the
-// timeout passes.
-func (r *Runtime) waitReady(ctx context.Context, task client.Task, exitCh <-chan client.ExitStatus) error {
+// timeout passes. notify, when not nil, is the sd_notify socket bound
+// before the task started; it is closed on return.
+func (r *Runtime) waitReady(ctx context.Context, task client.Task, exitCh <-chan client.ExitStatus, notify *net.UnixConn) error {
 	timeout := r.cfg.Container.StartTimeout.D()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ready := make(chan error, 1)
-	go func() { ready <- r.readySignal(ctx) }()
+	go func() { ready <- r.readySignal(ctx, notify) }()
 	select {
 	case err := <-ready:
 		if err == nil {
@@ -80,9 +81,9 @@ func exitReason(st client.ExitStatus) string {
 
 // readySignal waits for oxios-init's readiness (supervised) and then for a
 // successful connect. Without oxios-init, connecting is the only signal.
-func (r *Runtime) readySignal(ctx context.Context) error {
-	if r.supervised() {
-		if err := r.waitSupervisorReady(ctx); err != nil {
+func (r *Runtime) readySignal(ctx context.Context, notify *net.UnixConn) error {
+	if notify != nil || r.supervised() {
+		if err := r.waitSupervisorReady(ctx, notify); err != nil {
 			return err
 		}
 	}
@@ -96,9 +97,7 @@ func (r *Runtime) readySignal(ctx context.Context) error {
 // process exit. The ready file decides (a READY=1 from the daemon itself
 // does not count); a slow re-check of it covers a READY=1 sent while no
 // socket was bound (an adopted task), or an oxios-init without sd_notify.
-func (r *Runtime) waitSupervisorReady(ctx context.Context) error {
-	n := r.notify
-	r.notify = nil
+func (r *Runtime) waitSupervisorReady(ctx context.Context, n *net.UnixConn) error {
 	if n == nil {
 		var err error
 		if n, err = r.listenNotify(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -102,32 +103,39 @@ func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 		return nil, err
 	}
 	tr.step("container")
-	task, exitCh, err := r.startTask(ctx, ctr)
+	l, err := r.startTask(ctx, ctr)
 	if err != nil {
 		r.remove(ctx, ctr)
 		return nil, err
 	}
 	tr.step("task")
-	if err := r.waitReady(ctx, task, exitCh); err != nil {
+	if err := r.waitReady(ctx, l.task, l.exitCh, l.notify); err != nil {
 		return nil, r.failStart(ctx, ctr, err)
 	}
 	tr.step("ready")
-	r.awaitLabels()
-	res.PID = task.Pid()
+	l.awaitLabels()
+	res.PID = l.task.Pid()
 	return res, nil
+}
+
+// launched is a task startTask started.
+type launched struct {
+	task   client.Task
+	exitCh <-chan client.ExitStatus
+	// notify is the sd_notify socket, bound before the task existed (nil
+	// when oxios-init does not publish readiness); waitReady closes it.
+	notify *net.UnixConn
+	// labelled is closed once the started-at label is written.
+	labelled <-chan struct{}
 }
 
 // awaitLabels joins the started-at label update (long done by now): a CLI
 // that exits right after Start must not lose it.
-func (r *Runtime) awaitLabels() {
-	if r.labelled == nil {
-		return
-	}
+func (l *launched) awaitLabels() {
 	select {
-	case <-r.labelled:
+	case <-l.labelled:
 	case <-time.After(5 * time.Second):
 	}
-	r.labelled = nil
 }
 
 // adoptOrClean handles what an earlier run left: a running task is adopted
@@ -175,7 +183,7 @@ func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.T
 	if err != nil {
 		return nil, r.wrapUnavailable(err)
 	}
-	if err := r.waitReady(ctx, task, exitCh); err != nil {
+	if err := r.waitReady(ctx, task, exitCh, nil); err != nil {
 		return nil, r.failStart(ctx, ctr, err)
 	}
 	res.Adopted, res.PID = true, task.Pid()
@@ -260,45 +268,55 @@ func (r *Runtime) newContainer(ctx context.Context, img client.Image, d *desired
 
 // startTask creates the task with the log driver as its IO, waits before
 // starting (so an instant exit is never missed), and starts it.
-func (r *Runtime) startTask(ctx context.Context, ctr client.Container) (client.Task, <-chan client.ExitStatus, error) {
+func (r *Runtime) startTask(ctx context.Context, ctr client.Container) (*launched, error) {
 	if err := r.clearReady(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	l := &launched{}
 	if r.supervised() {
 		// Bound before the task exists, so oxios-init's READY=1 has a
 		// receiver from its first instant.
 		n, err := r.listenNotify()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		r.notify = n
+		l.notify = n
+	}
+	fail := func(step string, err error) (*launched, error) {
+		if l.notify != nil {
+			l.notify.Close()
+		}
+		return nil, fmt.Errorf("%s task %s: %w", step, r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
 	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
 	os.Remove(lo.Report)
 	task, err := ctr.NewTask(ctx, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
-		r.closeNotify()
-		return nil, nil, fmt.Errorf("create task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+		return fail("create", err)
 	}
-	exitCh, err := task.Wait(ctx)
+	l.task = task
+	l.exitCh, err = task.Wait(ctx)
 	if err == nil {
 		err = task.Start(ctx)
 	}
 	if err != nil {
-		r.closeNotify()
 		task.Delete(ctx, client.WithProcessKill)
-		return nil, nil, fmt.Errorf("start task %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+		return fail("start", err)
 	}
-	// The start time is informational (status): record it off the path to
-	// readiness.
+	l.labelled = r.labelStarted(ctx, ctr)
+	return l, nil
+}
+
+// labelStarted records the start time (informational: status) off the
+// path to readiness; the channel is closed once it is written.
+func (r *Runtime) labelStarted(ctx context.Context, ctr client.Container) <-chan struct{} {
 	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
 	done := make(chan struct{})
-	r.labelled = done
 	go func() {
 		defer close(done)
 		ctr.SetLabels(context.WithoutCancel(ctx), map[string]string{LabelStartedAt: startedAt})
 	}()
-	return task, exitCh, nil
+	return done
 }
 
 // failStart removes the task and container and returns the log tail.
@@ -456,10 +474,3 @@ func (r *Runtime) awaitExit(ctx context.Context, task client.Task, exitCh <-chan
 // hostGrace outlasts oxios-init's own grace (the same stop_timeout), so
 // that oxios-init gets to run its TERM, grace, KILL sequence itself.
 func (r *Runtime) hostGrace() time.Duration { return r.cfg.StopGrace() + 2*time.Second }
-
-func (r *Runtime) closeNotify() {
-	if r.notify != nil {
-		r.notify.Close()
-		r.notify = nil
-	}
-}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -60,11 +59,6 @@ type Runtime struct {
 	logBin string
 
 	showProgress bool
-	// notify is the sd_notify socket bound for the task being started
-	// (startTask), consumed by waitReady.
-	notify *net.UnixConn
-	// labelled is closed when the started-at label is written.
-	labelled chan struct{}
 
 	specCache  *ocispec.Image // imageSpec's cache, for specDigest
 	specDigest digest.Digest
