@@ -69,11 +69,11 @@ func Connect(ctx context.Context, o Options) (*Runtime, error) {
 	cfg := o.Config
 	addr := strings.TrimPrefix(cfg.Containerd.Address, "unix://")
 	if _, err := os.Stat(addr); err != nil {
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, addr, err)
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, addr, err)
 	}
 	cl, err := client.New(addr, client.WithDefaultNamespace(cfg.Containerd.Namespace), client.WithTimeout(2*time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, addr, err)
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, addr, err)
 	}
 	r := &Runtime{cfg: cfg, client: cl, out: o.Out, logBin: o.LogDriver, showProgress: o.Progress}
 	if r.out == nil {
@@ -108,7 +108,7 @@ func (r *Runtime) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := r.client.Version(ctx); err != nil {
-		return fmt.Errorf("%w at %s: %v", ErrUnreachable, r.cfg.Containerd.Address, err)
+		return fmt.Errorf("%w at %s: %w", ErrUnreachable, r.cfg.Containerd.Address, err)
 	}
 	return nil
 }
@@ -146,7 +146,7 @@ func (r *Runtime) load(ctx context.Context) (client.Container, error) {
 // never take an outage for an exit.
 func (r *Runtime) wrapUnavailable(err error) error {
 	if err != nil && errdefs.IsUnavailable(err) {
-		return fmt.Errorf("%w at %s: %v", ErrUnreachable, r.cfg.Containerd.Address, err)
+		return fmt.Errorf("%w at %s: %w", ErrUnreachable, r.cfg.Containerd.Address, err)
 	}
 	return err
 }
