@@ -56,12 +56,8 @@ type LogOptions struct {
 	Follow bool // keep printing new lines, across rotation, until ctx ends
 }
 
-// Logs writes the container's log to w.
-func (r *Runtime) Logs(ctx context.Context, w io.Writer, o LogOptions) error {
-	return WriteLogs(ctx, r.cfg.LogPath(), w, o)
-}
-
-// WriteLogs works without containerd: the log is a host file.
+// WriteLogs writes the log at path to w. It needs no containerd: the log
+// is a host file.
 func WriteLogs(ctx context.Context, path string, w io.Writer, o LogOptions) error {
 	f, err := os.Open(path)
 	if err != nil {

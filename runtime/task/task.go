@@ -116,12 +116,6 @@ func (r *Runtime) ping(ctx context.Context) error {
 // Close closes the connection; the task keeps running.
 func (r *Runtime) Close() error { return r.client.Close() }
 
-// Client is the containerd client (for tests and benchmarks).
-func (r *Runtime) Client() *client.Client { return r.client }
-
-// Config is the configuration the runtime was built with.
-func (r *Runtime) Config() *config.Config { return r.cfg }
-
 func (r *Runtime) ctx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, r.cfg.Containerd.Namespace)
 }
