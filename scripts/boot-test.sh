@@ -95,6 +95,20 @@ ctr_has_container() {
 	ctr --address "$SOCK" -n "$NS" containers ls -q 2>/dev/null | grep -qx "$ID"
 }
 
+# wait_restarted BEFORE: until systemd has restarted the unit (NRestarts
+# above BEFORE) and it is active again, which for Type=notify means the new
+# oxios sent READY=1. systemctl has no wait for a restart: poll, 30 s at
+# most. Leaves n and a set for the caller's failure message.
+wait_restarted() {
+	for _ in $(seq 1 600); do
+		n=$(inside systemctl show -p NRestarts --value oxiosd.service)
+		a=$(inside systemctl is-active oxiosd.service || true)
+		[ "$n" -gt "$1" ] && [ "$a" = active ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # nspawn_path escapes a path for --bind=SRC:DST: a backslash escapes the
 # next character, so ":" and "\" are the two that need one.
 nspawn_path() { local p=${1//\\/\\\\}; printf '%s' "${p//:/\\:}"; }
@@ -227,13 +241,7 @@ BEFORE=$(inside systemctl show -p NRestarts --value oxiosd.service)
 inside systemctl kill --kill-whom=main --signal=SIGKILL oxiosd.service
 # systemd restarts it after RestartSec; active again means the new oxios
 # sent READY=1 (Type=notify).
-for _ in $(seq 1 600); do
-	n=$(inside systemctl show -p NRestarts --value oxiosd.service)
-	a=$(inside systemctl is-active oxiosd.service || true)
-	[ "$n" -gt "$BEFORE" ] && [ "$a" = active ] && break
-	sleep 0.05
-done
-[ "$n" -gt "$BEFORE" ] && [ "$a" = active ] || fail "not restarted: NRestarts $n, $a"
+wait_restarted "$BEFORE" || fail "not restarted: NRestarts $n, $a"
 NEWMAIN=$(inside systemctl show -p MainPID --value oxiosd.service)
 [ "$NEWMAIN" != "$OLDMAIN" ] || fail "MainPID unchanged ($NEWMAIN)"
 read -r PID2 STATE2 <<<"$(ctr_task)"
@@ -248,13 +256,7 @@ step "crash: SIGABRT to the unit's main process (a Go crash: exit status 2, not 
 drained=$(grep -c 'drained, exiting' "$BOOT_LOG" || true)
 BEFORE=$(inside systemctl show -p NRestarts --value oxiosd.service)
 inside systemctl kill --kill-whom=main --signal=SIGABRT oxiosd.service
-for _ in $(seq 1 600); do
-	n=$(inside systemctl show -p NRestarts --value oxiosd.service)
-	a=$(inside systemctl is-active oxiosd.service || true)
-	[ "$n" -gt "$BEFORE" ] && [ "$a" = active ] && break
-	sleep 0.05
-done
-[ "$n" -gt "$BEFORE" ] && [ "$a" = active ] || fail "not restarted after the crash: NRestarts $n, $a"
+wait_restarted "$BEFORE" || fail "not restarted after the crash: NRestarts $n, $a"
 # ExecStopPost= (SERVICE_RESULT=exit-code) stopped and removed the task the
 # crashed CLI left; the restarted CLI started a fresh one.
 [ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "ExecStopPost did not stop the task (no drain)"
