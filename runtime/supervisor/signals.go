@@ -13,15 +13,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Real-time signals forwarded. The kernel numbers them 32..64, but glibc
-// reserves 32 and 33 for itself (thread cancellation, setxid broadcast;
-// its SIGRTMIN is 34) and musl reserves 32..34: no program can use them
-// as its own signals, and tini, which blocks with sigfillset, never sees
-// them either. So oxios-init forwards glibc's SIGRTMIN (34) to SIGRTMAX
-// (64) and leaves 32 and 33 alone.
+// Real-time signals. The kernel numbers them 32..64; glibc reserves 32
+// and 33 (thread cancellation, setxid broadcast) and calls 34 SIGRTMIN,
+// musl reserves 32..34. The Go runtime never installs a handler for 32,
+// 33 or 34 (runtime/sigtab_linux_generic.go, Go issue 39343), so
+// os/signal cannot catch them and a Go PID 1 cannot forward them.
+// oxios-init therefore forwards 35 (SIGRTMIN+1) to 64 (SIGRTMAX); 34 keeps
+// its default action. Names follow glibc: RTMIN is 34.
 const (
 	SigRTMin = 34
 	SigRTMax = 64
+
+	// firstForwardedRT is the lowest real-time signal Go lets us catch.
+	firstForwardedRT = 35
 )
 
 // unixName is the name without "SIG" of a standard signal, from x/sys.
@@ -43,7 +47,7 @@ func SignalName(s syscall.Signal) string {
 // Forwardable lists every signal oxios-init catches and forwards when it
 // starts with all dispositions at default: 1..31 except those that
 // cannot be caught (KILL, STOP), SIGCHLD (it belongs to the reaper) and
-// SIGURG unless forwardURG, then 34..64.
+// SIGURG unless forwardURG, then 35..64 (see firstForwardedRT).
 //
 // SIGPROF is listed but never arrives: the Go runtime keeps SIGPROF for
 // its profiler and does not deliver it to os/signal (runtime.sighandler).
@@ -56,7 +60,7 @@ func Forwardable(forwardURG bool) []syscall.Signal {
 			continue
 		case s == syscall.SIGURG && !forwardURG:
 			continue
-		case n >= 32 && n < SigRTMin:
+		case n >= 32 && n < firstForwardedRT:
 			continue
 		}
 		out = append(out, s)

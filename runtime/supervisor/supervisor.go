@@ -179,7 +179,7 @@ func (s *Supervisor) start() (int, int, error) {
 	}
 	path, code, err := lookPath(s.cfg.Command[0], env)
 	if err != nil {
-		return 0, code, err
+		return 0, s.remap(code), err
 	}
 	attr := &syscall.ProcAttr{
 		Env:   env,
@@ -220,7 +220,7 @@ func (s *Supervisor) start() (int, int, error) {
 		if errors.Is(err, syscall.ENOENT) {
 			code = 127
 		}
-		return 0, code, fmt.Errorf("exec %s: %w", path, err)
+		return 0, s.remap(code), fmt.Errorf("exec %s: %w", path, err)
 	}
 	s.setState(func(p *Snapshot) { p.PID = pid; p.State = "running" })
 	s.log.Debugf("started %s as pid %d", path, pid)

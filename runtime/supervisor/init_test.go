@@ -1,0 +1,565 @@
+package supervisor_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/a7garden/oxios/runtime/supervisor"
+)
+
+// Every exit code 0..255 comes back unchanged (one oxios-init per code,
+// with -s so that no warning clutters the output).
+func TestExitCodesAll256(t *testing.T) {
+	bin := initBin(t)
+	for code := 0; code < 256; code++ {
+		cmd := exec.Command(bin, "-s", "--", "/bin/sh", "-c", "exit "+strconv.Itoa(code))
+		err := cmd.Run()
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != code {
+			t.Fatalf("child exit %d: oxios-init exited %d", code, got)
+		}
+	}
+}
+
+// A child killed by signal N gives 128+N, for every signal whose default
+// action ends the process.
+func TestExitCodeFatalSignals(t *testing.T) {
+	bin := initBin(t)
+	fatal := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 25, 26, 27, 29, 30, 31}
+	for n := 34; n <= 64; n++ {
+		fatal = append(fatal, n)
+	}
+	for _, n := range fatal {
+		// ulimit -c 0: no core file for the core-dumping ones.
+		cmd := exec.Command(bin, "-s", "--", "/bin/sh", "-c", "ulimit -c 0; kill -"+strconv.Itoa(n)+" $$; sleep 5")
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 128+n {
+			t.Fatalf("child killed by signal %d: oxios-init ended with %v, want exit %d", n, err, 128+n)
+		}
+	}
+}
+
+func TestExitCodeNotFoundAndNotExecutable(t *testing.T) {
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec")
+	os.WriteFile(noexec, []byte("#!/bin/sh\nexit 0\n"), 0o644)
+	cases := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-s", "--", "/nonexistent/cmd"}, 127},
+		{[]string{"-s", "--", "no-such-command-oxios"}, 127},
+		{[]string{"-s", "--", noexec}, 126},
+		{[]string{"-s", "--", dir}, 126},
+		{[]string{"-s", "-e", "127", "--", "/nonexistent/cmd"}, 0},
+	}
+	for _, c := range cases {
+		code, _, _ := runInit(t, 10*time.Second, false, nil, c.args...)
+		if code != c.want {
+			t.Errorf("oxios-init %q: exit %d, want %d", c.args, code, c.want)
+		}
+	}
+	// Found in PATH but not executable: 126, as execvp reports it.
+	code, _, _ := runInit(t, 10*time.Second, false, []string{"PATH=" + dir}, "-s", "noexec")
+	if code != 126 {
+		t.Errorf("non-executable in PATH: exit %d, want 126", code)
+	}
+}
+
+func TestRemapExit(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  []string
+		want int
+	}{
+		{[]string{"-s", "-e", "3", "-e", "143", "--", "sh", "-c", "exit 3"}, nil, 0},
+		{[]string{"-s", "-e", "3", "--", "sh", "-c", "exit 4"}, nil, 4},
+		{[]string{"-s", "-e143", "--", "sh", "-c", "kill $$"}, nil, 0},
+		{[]string{"-s", "--", "sh", "-c", "exit 5"}, []string{"OXIOS_INIT_REMAP_EXIT=4,5"}, 0},
+	} {
+		code, _, _ := runInit(t, 10*time.Second, false, c.env, c.args...)
+		if code != c.want {
+			t.Errorf("oxios-init %q %q: exit %d, want %d", c.args, c.env, code, c.want)
+		}
+	}
+}
+
+// forwardedSignals is what oxios-init must forward: 1..31 except KILL,
+// STOP, CHLD, and SIGPROF, which the Go runtime keeps for its profiler;
+// then 35..64 (32..34 are the C libraries' and Go does not catch them).
+func forwardedSignals() []int {
+	var out []int
+	for n := 1; n <= 64; n++ {
+		switch syscall.Signal(n) {
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGPROF, syscall.SIGTERM, syscall.SIGINT:
+			continue
+		}
+		if n >= 32 && n <= 34 {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// Every forwarded signal arrives at the child, SIGURG included (the build
+// has async preemption off, so a SIGURG can only come from outside).
+func TestEverySignalForwarded(t *testing.T) {
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
+			p := startInit(t, pid1, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child"), "-s", "--", os.Args[0])
+			p.expect("child ready", 10*time.Second)
+			for _, n := range forwardedSignals() {
+				p.signal(syscall.Signal(n))
+				p.expect(fmt.Sprintf("child sig %d", n), 5*time.Second)
+			}
+			// SIGTERM last: forwarded, and starts the stop.
+			p.signal(syscall.SIGTERM)
+			p.expect("child sig 15", 5*time.Second)
+			p.signal(syscall.SIGTERM) // a second one is forwarded too
+			p.expect("child sig 15", 5*time.Second)
+		})
+	}
+}
+
+// -g: a signal reaches the grandchild in the child's process group;
+// without -g only the child gets it.
+func TestKillProcessGroup(t *testing.T) {
+	p := startInit(t, false, helperEnv("tree"), "-s", "-g", "--grace", "1s", "--", os.Args[0])
+	seen := map[string]bool{}
+	for len(seen) < 2 {
+		l := p.expect("ready", 10*time.Second)
+		seen[strings.Fields(l)[0]] = true
+	}
+	p.signal(syscall.SIGUSR1)
+	got := map[string]bool{}
+	for len(got) < 2 {
+		l := p.expect("sig 10", 5*time.Second)
+		got[strings.Fields(l)[0]] = true
+	}
+	// TINI_KILL_PROCESS_GROUP is the same switch.
+	q := startInit(t, false, append(helperEnv("tree"), "TINI_KILL_PROCESS_GROUP=1"), "-s", "--", os.Args[0])
+	q.expect("ready", 10*time.Second)
+	q.expect("ready", 10*time.Second)
+	q.signal(syscall.SIGUSR2)
+	q.expect("sig 12", 5*time.Second)
+	q.expect("sig 12", 5*time.Second)
+}
+
+// -r: the rewritten signal is what arrives; TO=0 drops; the stop signal
+// is rewritten too.
+func TestRewrite(t *testing.T) {
+	p := startInit(t, false, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child"),
+		"-s", "-r", "USR1:USR2", "--rewrite", "HUP:0", "-r", "15:2", "--", os.Args[0])
+	p.expect("child ready", 10*time.Second)
+	p.signal(syscall.SIGHUP) // dropped
+	p.signal(syscall.SIGUSR1)
+	if l := p.expect("child sig", 5*time.Second); l != "child sig 12" {
+		t.Fatalf("after HUP (dropped) and USR1 (as USR2) the child saw %q first, want USR2", l)
+	}
+	p.signal(syscall.SIGTERM)
+	p.expect("child sig 2", 5*time.Second)
+}
+
+// The real daemon drains only on SIGINT and dies at once on SIGTERM: with
+// -r 15:2 a SIGTERM stop lets it drain and exit 0; without, it dies (143).
+func TestStopDrainsOnSIGINT(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  []string
+		want int
+	}{
+		{[]string{"-r", "15:2"}, nil, 0},
+		{nil, []string{"OXIOS_INIT_REWRITE=15:2"}, 0},
+		{nil, nil, 143},
+	} {
+		env := append(helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child", "OXIOS_SUP_EXIT_ON=2", "OXIOS_SUP_TERM_DIES=1"), c.env...)
+		args := append(append([]string{"-s"}, c.args...), "--", os.Args[0])
+		p := startInit(t, true, env, args...)
+		p.expect("child ready", 10*time.Second)
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(10 * time.Second); code != c.want {
+			t.Errorf("oxios-init %q %q stopped: exit %d, want %d", c.args, c.env, code, c.want)
+		}
+	}
+}
+
+// A child that ignores SIGTERM is killed when the grace period ends: 137,
+// not before the grace period.
+func TestGraceKill(t *testing.T) {
+	for _, pid1 := range []bool{false, true} {
+		grace := 300 * time.Millisecond
+		p := startInit(t, pid1, nil, "-s", "--grace", grace.String(), "--", "sh", "-c", `trap "" TERM; echo ready; exec sleep 1000`)
+		p.expect("ready", 10*time.Second)
+		start := time.Now()
+		p.signal(syscall.SIGTERM)
+		code := p.wait(10 * time.Second)
+		el := time.Since(start)
+		if code != 137 {
+			t.Errorf("pid1=%v: exit %d, want 137", pid1, code)
+		}
+		if el < grace || el > grace+2*time.Second {
+			t.Errorf("pid1=%v: killed after %s, want the grace period %s", pid1, el, grace)
+		}
+	}
+}
+
+// Orphans left behind by a child that exits are cleared (TERM, and KILL at
+// the grace period for one that ignores TERM), and oxios-init exits with
+// the child's code.
+func TestLeftoversCleared(t *testing.T) {
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
+			mark := fmt.Sprintf("oxios-leftover-%d-%v", os.Getpid(), pid1)
+			grace := 400 * time.Millisecond
+			start := time.Now()
+			code, _, _ := runInit(t, 20*time.Second, pid1, nil, "-s", "--grace", grace.String(), "--", "bash", "-c",
+				`(exec -a `+mark+` sleep 1000 &); (trap "" TERM; exec -a `+mark+` sleep 1000) & sleep 0.1; exit 3`)
+			el := time.Since(start)
+			if code != 3 {
+				t.Errorf("exit %d, want the child's 3", code)
+			}
+			if el < grace {
+				t.Errorf("exited after %s: the TERM-ignoring orphan cannot have had its grace period %s", el, grace)
+			}
+			if pids := findProcs(mark); len(pids) > 0 {
+				for _, p := range pids {
+					syscall.Kill(p, syscall.SIGKILL)
+				}
+				t.Errorf("leftover processes survive oxios-init: %v", pids)
+			}
+		})
+	}
+}
+
+// findProcs lists processes whose command line starts with name.
+func findProcs(name string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.HasPrefix(string(b), name) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// 1,000 orphans are reaped, as PID 1 and as a subreaper.
+func TestReapThousandOrphans(t *testing.T) {
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
+			// Each (true &) leaves one orphan: the subshell exits before
+			// its background child. The child then waits until no
+			// orphan is left (its own /proc view of zombies would not see
+			// them as its children).
+			script := `for i in $(seq 1000); do (true &); done; exit 7`
+			code, _, stderr := runInit(t, 60*time.Second, pid1, nil, "-s", "-w", "--", "sh", "-c", script)
+			if code != 7 {
+				t.Fatalf("exit %d, want 7", code)
+			}
+			if n := strings.Count(stderr, "reaped zombie process"); n != 1000 {
+				t.Fatalf("reaped %d orphans, want 1000", n)
+			}
+		})
+	}
+}
+
+// The coalesced-SIGCHLD race: the orphaned sleep and the main child exit
+// together; 1,000 runs, not one hang.
+func TestCoalescedSIGCHLDRace(t *testing.T) {
+	bin := initBin(t)
+	n := 1000
+	if testing.Short() {
+		n = 100
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	for i := 0; i < n; i++ {
+		cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", bin, "--",
+			"bash", "-c", "bash -c 'sleep 0.01 & kill -9 $BASHPID'; sleep 0.0087")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("run %d hung", i)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d runs in the time budget", i)
+		}
+	}
+}
+
+// The warning when neither PID 1 nor a subreaper, once, on stderr; none
+// otherwise.
+func TestNotPID1Warning(t *testing.T) {
+	const w = "is not PID 1 and is not a child subreaper"
+	_, stdout, stderr := runInit(t, 10*time.Second, false, nil, "--", "true")
+	if strings.Count(stderr, w) != 1 || strings.Contains(stdout, w) {
+		t.Errorf("not PID 1: want the warning once on stderr; stderr=%q stdout=%q", stderr, stdout)
+	}
+	for _, c := range []struct {
+		pid1 bool
+		env  []string
+		args []string
+	}{
+		{false, nil, []string{"-s", "--", "true"}},
+		{false, []string{"TINI_SUBREAPER="}, []string{"--", "true"}},
+		{false, []string{"OXIOS_INIT_SUBREAPER=1"}, []string{"--", "true"}},
+		{true, nil, []string{"--", "true"}},
+	} {
+		_, _, stderr := runInit(t, 10*time.Second, c.pid1, c.env, c.args...)
+		if strings.Contains(stderr, w) {
+			t.Errorf("%+v: unexpected warning %q", c, stderr)
+		}
+	}
+}
+
+// A signal sent while oxios-init starts is not lost: the child is stopped
+// by it instead of running forever.
+func TestSignalDuringStartup(t *testing.T) {
+	bin := initBin(t)
+	for i := 0; i < 50; i++ {
+		cmd := exec.Command(bin, "-s", "--", "sleep", "1000")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// At once: before, during or after handler installation.
+		if i%2 == 1 {
+			time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			// Either the runtime had not installed handlers yet (killed
+			// by TERM, no child started) or the TERM reached sleep (143).
+			if !(ws.Signaled() && ws.Signal() == syscall.SIGTERM) && ws.ExitStatus() != 143 {
+				t.Fatalf("run %d: status %v", i, ws)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("run %d: SIGTERM sent during start-up was lost (still running)", i)
+		}
+	}
+}
+
+// The child inherits the signal mask, the ignored signals, the working
+// directory, and only the descriptors inherited on purpose (fd 7 here),
+// not the instance lock's.
+func TestInheritance(t *testing.T) {
+	bin := initBin(t)
+	dir := t.TempDir()
+	block := []int{int(syscall.SIGUSR1), 40}
+	ignore := []int{int(syscall.SIGHUP), int(syscall.SIGINT), int(syscall.SIGTTOU)}
+	full := strings.Contains(buildTags(t, bin), "oxios_fwdsig")
+	if full {
+		ignore = append(ignore, int(syscall.SIGQUIT), int(syscall.SIGPIPE), int(syscall.SIGUSR2), 50)
+	}
+	got := map[string]string{}
+	// Run once with grep as the child, a C program that touches no signal
+	// state (a Go child would install handlers over the SIG_IGNs, a shell
+	// clears its mask), and once with the Go helper for cwd and fds.
+	for _, child := range [][]string{{"/bin/grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"}, {os.Args[0]}} {
+		args := append([]string{bin, "-s", "--lock", filepath.Join(dir, "instance.lock"), "--"}, child...)
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "OXIOS_SUP_HELPER=launch",
+			"OXIOS_SUP_BLOCK="+joinInts(block), "OXIOS_SUP_IGNORE="+joinInts(ignore),
+			"OXIOS_SUP_DIR="+dir, "OXIOS_SUP_ARGS="+strings.Join(args, "\x1f"))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(l)
+			if len(f) > 0 {
+				got[strings.TrimSuffix(f[0], ":")] = strings.Join(f[1:], " ")
+			}
+		}
+	}
+	blk, _ := strconv.ParseUint(got["SigBlk"], 16, 64)
+	ign, _ := strconv.ParseUint(got["SigIgn"], 16, 64)
+	for _, n := range block {
+		if blk&(1<<(n-1)) == 0 {
+			t.Errorf("signal %d blocked at start is not blocked in the child (SigBlk %s)", n, got["SigBlk"])
+		}
+	}
+	for _, n := range ignore {
+		if ign&(1<<(n-1)) == 0 {
+			t.Errorf("signal %d ignored at start is not ignored in the child (SigIgn %s)", n, got["SigIgn"])
+		}
+	}
+	if got["cwd"] != dir {
+		t.Errorf("child cwd %q, want %q", got["cwd"], dir)
+	}
+	if got["fds"] != "0 1 2 7" {
+		t.Errorf("child descriptors %q, want \"0 1 2 7\" (7 inherited on purpose)", got["fds"])
+	}
+	if !full {
+		t.Logf("bin/oxios-init built without the oxios_fwdsig tag: only SIGHUP, SIGINT and job-control signals were checked")
+	}
+}
+
+func buildTags(t *testing.T, bin string) string {
+	out, _ := exec.Command("go", "version", "-m", bin).Output()
+	return string(out)
+}
+
+func joinInts(v []int) string {
+	var s []string
+	for _, n := range v {
+		s = append(s, strconv.Itoa(n))
+	}
+	return strings.Join(s, " ")
+}
+
+// Restart delays double from --backoff-initial up to --backoff-max; the
+// tolerance is +150 ms per delay for process start on a loaded machine.
+func TestBackoffTimings(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "starts")
+	// Fails five times, then succeeds (on-failure stops restarting).
+	script := `date +%s%N >> ` + log + `; [ $(wc -l < ` + log + `) -ge 6 ] && exit 0; exit 1`
+	code, _, stderr := runInit(t, 30*time.Second, false, nil, "-s", "--restart", "on-failure",
+		"--backoff-initial", "100ms", "--backoff-max", "400ms", "--", "sh", "-c", script)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 after the sixth start; stderr %s", code, stderr)
+	}
+	b, _ := os.ReadFile(log)
+	var ts []int64
+	for _, f := range strings.Fields(string(b)) {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		ts = append(ts, n)
+	}
+	want := []time.Duration{100, 200, 400, 400, 400}
+	if len(ts) != 6 {
+		t.Fatalf("%d starts, want 6", len(ts))
+	}
+	for i, w := range want {
+		gap := time.Duration(ts[i+1] - ts[i])
+		w *= time.Millisecond
+		if gap < w || gap > w+150*time.Millisecond {
+			t.Errorf("delay before start %d: %s, want %s (+150ms)", i+2, gap, w)
+		}
+	}
+}
+
+// A run that lasted --backoff-reset starts the delays over: every run
+// lasts 200ms, longer than the 150ms reset, so each delay is the initial
+// 100ms (gaps of ~300ms), where doubling would give 300, 400, 600, 1000ms.
+func TestBackoffReset(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "starts")
+	script := `date +%s%N >> ` + log + `; [ $(wc -l < ` + log + `) -ge 5 ] && exit 0; sleep 0.2; exit 1`
+	code, _, _ := runInit(t, 30*time.Second, false, nil, "-s", "--restart", "on-failure",
+		"--backoff-initial", "100ms", "--backoff-max", "10s", "--backoff-reset", "150ms", "--", "sh", "-c", script)
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	b, _ := os.ReadFile(log)
+	f := strings.Fields(string(b))
+	if len(f) != 5 {
+		t.Fatalf("%d starts, want 5", len(f))
+	}
+	a, _ := strconv.ParseInt(f[3], 10, 64)
+	c, _ := strconv.ParseInt(f[4], 10, 64)
+	if gap := time.Duration(c - a); gap > 700*time.Millisecond {
+		t.Errorf("last gap %s: the delay was not reset (want ~300ms, doubling gives 1s)", gap)
+	}
+}
+
+// The stop signal ends a backoff wait at once, with the last exit code.
+func TestBackoffInterruptedByStop(t *testing.T) {
+	p := startInit(t, true, nil, "-v", "--restart", "always", "--backoff-initial", "30s", "--", "sh", "-c", "echo started; exit 4")
+	p.expect("started", 10*time.Second)
+	// The first restart waits 30s; wait until oxios-init is in it.
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "restarting") })
+	start := time.Now()
+	p.signal(syscall.SIGTERM)
+	code := p.wait(5 * time.Second)
+	if code != 4 {
+		t.Errorf("exit %d, want the last child's 4", code)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("stop during a 30s backoff took %s", el)
+	}
+}
+
+// Restart policy always restarts a child that exited 0; the fourth run
+// stops oxios-init itself, which ends the restarts.
+func TestRestartAlways(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "starts")
+	script := `echo x >> ` + log + `; [ $(wc -l < ` + log + `) -ge 4 ] && { kill -TERM $PPID; exec sleep 1000; }; exit 0`
+	code, _, _ := runInit(t, 20*time.Second, false, []string{"OXIOS_INIT_RESTART=always", "OXIOS_INIT_BACKOFF_INITIAL=10ms"}, "-s", "--", "sh", "-c", script)
+	b, _ := os.ReadFile(log)
+	if n := strings.Count(string(b), "x"); n != 4 {
+		t.Errorf("%d starts, want 4", n)
+	}
+	if code != 143 {
+		t.Errorf("exit %d, want 143 (the last child stopped by the forwarded SIGTERM)", code)
+	}
+	// never (the default) does not restart a failure.
+	os.Remove(log)
+	code, _, _ = runInit(t, 20*time.Second, false, nil, "-s", "--", "sh", "-c", `echo x >> `+log+`; exit 1`)
+	b, _ = os.ReadFile(log)
+	if n := strings.Count(string(b), "x"); n != 1 || code != 1 {
+		t.Errorf("policy never: %d starts, exit %d; want 1 start, exit 1", n, code)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, f func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(end) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{"15": 15, "TERM": 15, "SIGTERM": 15, "sigint": 2, "RTMIN": 34, "RTMIN+3": 37, "RTMAX-1": 63, "SIGRTMAX": 64, "URG": 23} {
+		got, err := supervisor.ParseSignal(in, false)
+		if err != nil || got != want {
+			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "65", "NOPE", "RTMIN+31", ""} {
+		if _, err := supervisor.ParseSignal(in, false); err == nil {
+			t.Errorf("ParseSignal(%q): no error", in)
+		}
+	}
+	if s, err := supervisor.ParseSignal("0", true); err != nil || s != 0 {
+		t.Errorf("ParseSignal(0, allowZero) = %v, %v", s, err)
+	}
+}
