@@ -563,3 +563,30 @@ func TestParseSignal(t *testing.T) {
 		t.Errorf("ParseSignal(0, allowZero) = %v, %v", s, err)
 	}
 }
+
+// A second oxios-init on the same --lock refuses and names the first;
+// --stale / OXIOS_INIT_STALE paths are removed once the lock is held.
+func TestInstanceLockAndStale(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "oxios-init.lock")
+	pidf := filepath.Join(dir, "daemon.pid")
+	other := filepath.Join(dir, "other.lock")
+	os.WriteFile(pidf, []byte("1\n"), 0o644)
+	os.WriteFile(other, []byte("1\n"), 0o644)
+	p := startInit(t, false, []string{"OXIOS_INIT_STALE=" + other}, "-s", "--lock", lock, "--stale", pidf, "--", "sh", "-c", "echo up; exec sleep 1000")
+	p.expect("up", 10*time.Second)
+	for _, f := range []string{pidf, other} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("stale %s not removed", f)
+		}
+	}
+	code, _, stderr := runInit(t, 10*time.Second, false, []string{"OXIOS_INIT_LOCK=" + lock}, "-s", "--", "true")
+	if code == 0 || !strings.Contains(stderr, "held by a live instance") || !strings.Contains(stderr, fmt.Sprintf("pid=%d", p.initPID())) {
+		t.Errorf("second instance: exit %d, stderr %q; want a refusal naming pid %d", code, stderr, p.initPID())
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
+	if code, _, stderr := runInit(t, 10*time.Second, false, nil, "-s", "--lock", lock, "--", "true"); code != 0 {
+		t.Errorf("after the first exited: exit %d, %s", code, stderr)
+	}
+}
