@@ -130,3 +130,25 @@ func TestExampleFileParses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseUser(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		uid, gid int
+		ok       bool
+	}{
+		{"65532", 65532, 65532, true},
+		{"1000:2000", 1000, 2000, true},
+		{"0:0", 0, 0, true},
+		{"nobody", -1, -1, false},
+		{"1000:staff", -1, -1, false},
+		{"-1", -1, -1, false},
+		{"4294967296", -1, -1, false},
+		{"", -1, -1, false},
+	} {
+		uid, gid, ok := ParseUser(tc.in)
+		if uid != tc.uid || gid != tc.gid || ok != tc.ok {
+			t.Errorf("ParseUser(%q) = %d, %d, %v; want %d, %d, %v", tc.in, uid, gid, ok, tc.uid, tc.gid, tc.ok)
+		}
+	}
+}

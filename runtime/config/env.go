@@ -23,8 +23,7 @@ const (
 // (cmd/oxios-init/options.go). {port} and {data} (container.data_mount)
 // are substituted.
 func (c *Config) InitEnv() []string {
-	port := strconv.Itoa(c.Container.Port)
-	sub := strings.NewReplacer("{port}", port, "{data}", c.Container.DataMount).Replace
+	sub := c.Expand
 	m := map[string]string{
 		"RESTART":       c.Init.Restart,
 		"REWRITE":       c.Init.Rewrite,

@@ -62,7 +62,7 @@ func (c *Config) checkContainer() error {
 			return bad("container.env", "expected NAME=VALUE, got %q", e)
 		}
 	}
-	if k.User != "" && !validUser(k.User) {
+	if _, _, ok := ParseUser(k.User); k.User != "" && !ok {
 		return bad("container.user", "expected UID or UID:GID, got %q", k.User)
 	}
 	for key, p := range map[string]string{"container.data_dir": k.DataDir, "container.log_dir": k.LogDir, "container.run_dir": k.RunDir} {
@@ -79,17 +79,23 @@ func (c *Config) checkContainer() error {
 	return nil
 }
 
-// validUser: numeric, because the image is scratch and has no /etc/passwd.
-func validUser(u string) bool {
-	uid, gid, hasGID := strings.Cut(u, ":")
-	if _, err := strconv.ParseUint(uid, 10, 32); err != nil {
-		return false
+// ParseUser reads a numeric UID[:GID] (the GID defaults to the UID). Only
+// numbers: the image is scratch and has no /etc/passwd to resolve names.
+func ParseUser(u string) (uid, gid int, ok bool) {
+	us, gs, hasGID := strings.Cut(u, ":")
+	n, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return -1, -1, false
 	}
+	uid, gid = int(n), int(n)
 	if hasGID {
-		_, err := strconv.ParseUint(gid, 10, 32)
-		return err == nil
+		g, err := strconv.ParseUint(gs, 10, 32)
+		if err != nil {
+			return -1, -1, false
+		}
+		gid = int(g)
 	}
-	return true
+	return uid, gid, true
 }
 
 func (c *Config) checkLimits() error {
