@@ -3,7 +3,9 @@ package hostsvc
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"path/filepath"
+	"time"
 	"unicode/utf8"
 
 	"howett.net/plist"
@@ -84,14 +86,9 @@ func RenderPlist(s Spec, logDir string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func ceilSeconds(d interface{ Seconds() float64 }) int {
-	s := d.Seconds()
-	n := int(s)
-	if float64(n) < s {
-		n++
-	}
-	return n
-}
+// ceilSeconds: launchd's intervals are whole seconds; round up so that a
+// timeout is never shorter than asked.
+func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
 
 // xmlSafe refuses what an XML 1.0 plist cannot carry: bytes that are not
 // UTF-8 and the control characters outside XML's Char production. (macOS

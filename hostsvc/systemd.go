@@ -84,11 +84,6 @@ func (s Spec) StartArgs() []string {
 	return []string{s.Binary, "start", "--foreground", "--config", s.Config}
 }
 
-// StopArgs is the command line that stops and removes the task.
-func (s Spec) StopArgs() []string {
-	return []string{s.Binary, "stop", "--config", s.Config}
-}
-
 // stopPostScript runs as ExecStopPost= through /bin/sh, with the oxios
 // binary as $0 and the config as $1 (arguments, never spliced into the
 // script, so no path needs shell quoting). It stops and removes the task
