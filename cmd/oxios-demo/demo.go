@@ -184,10 +184,7 @@ func (d *demo) leaveOrphans() error {
 }
 
 // reportPhase logs every state change and writes it to the heartbeat file.
-func (d *demo) reportPhase(phase string) {
-	d.st.mu.Lock()
-	addr := d.st.listenAddr
-	d.st.mu.Unlock()
+func (d *demo) reportPhase(phase, addr string) {
 	// File first: whoever sees the log line can rely on the file.
 	d.hb.set(func(s *heartbeatState) { s.State, s.Listen = phase, addr })
 	e := d.log.WithField("state", phase)

@@ -22,8 +22,8 @@ type status struct {
 	stopping   bool      // a stop signal arrived
 	hung       bool      // HANG_AFTER or /debug/hang: HTTP is no longer answered
 	listenAddr string
-	onChange   func(phase string) // logs and writes the heartbeat
-	hangC      chan struct{}      // closed when hung
+	onChange   func(phase, addr string) // logs and writes the heartbeat
+	hangC      chan struct{}            // closed when hung
 }
 
 func newStatus() *status { return &status{hangC: make(chan struct{})} }
@@ -65,10 +65,10 @@ func (s *status) update(fn func(s *status)) {
 	s.mu.Lock()
 	before := s.phaseLocked()
 	fn(s)
-	after := s.phaseLocked()
+	after, addr := s.phaseLocked(), s.listenAddr
 	s.mu.Unlock()
 	if before != after && s.onChange != nil {
-		s.onChange(after)
+		s.onChange(after, addr)
 	}
 }
 
