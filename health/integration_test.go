@@ -9,6 +9,7 @@ package health
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -50,7 +51,8 @@ func startInit(t *testing.T, extra []string, env ...string) *initProc {
 	demoBin := testenv.Bin(t, "oxios-demo")
 	p := &initProc{t: t, health: "127.0.0.1:" + strconv.Itoa(freePort(t)), demo: "127.0.0.1:" + strconv.Itoa(freePort(t))}
 	p.cond = sync.NewCond(&p.mu)
-	args := append([]string{"-s", "-v", "-v", "--log-format", "json", "--health-listen", p.health}, extra...)
+	// -p SIGTERM: if this test binary dies, oxios-init stops the demo and exits.
+	args := append([]string{"-s", "-p", "SIGTERM", "-v", "-v", "--log-format", "json", "--health-listen", p.health}, extra...)
 	for i, a := range args {
 		args[i] = strings.ReplaceAll(a, "DEMO", p.demo)
 	}
@@ -74,6 +76,7 @@ func startInit(t *testing.T, extra []string, env ...string) *initProc {
 		case <-time.After(10 * time.Second):
 			p.cmd.Process.Kill()
 			<-done
+			p.killChildren() // oxios-init could not stop them
 		}
 		if t.Failed() {
 			p.mu.Lock()
@@ -84,6 +87,19 @@ func startInit(t *testing.T, extra []string, env ...string) *initProc {
 		}
 	})
 	return p
+}
+
+// killChildren SIGKILLs every daemon oxios-init said it started that is
+// still alive (only after oxios-init itself had to be killed).
+func (p *initProc) killChildren() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.msg[strings.LastIndex(e.msg, " as pid ")+1:], "as pid %d", &pid); err == nil && pid > 1 && alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 func (p *initProc) readLog(r io.Reader) {
@@ -110,6 +126,16 @@ func (p *initProc) readLog(r io.Reader) {
 // contains msg and whose fields match want; it returns the entry's index.
 func (p *initProc) waitLog(from int, msg string, want map[string]any, within time.Duration) (int, logEntry) {
 	p.t.Helper()
+	i, e, ok := p.findLog(from, msg, want, within)
+	if !ok {
+		// Fatalf only here, with no lock held: Goexit runs the cleanup
+		// that stops oxios-init.
+		p.t.Fatalf("no log %q %v within %v", msg, want, within)
+	}
+	return i, e
+}
+
+func (p *initProc) findLog(from int, msg string, want map[string]any, within time.Duration) (int, logEntry, bool) {
 	timer := time.AfterFunc(within, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	defer timer.Stop()
 	deadline := time.Now().Add(within)
@@ -118,9 +144,7 @@ func (p *initProc) waitLog(from int, msg string, want map[string]any, within tim
 	for i := from; ; i++ {
 		for i >= len(p.entries) {
 			if p.done || time.Now().After(deadline) {
-				p.mu.Unlock()
-				p.t.Fatalf("no log %q %v within %v (oxios-init exited: %v)", msg, want, within, p.done)
-				p.mu.Lock()
+				return 0, logEntry{}, false
 			}
 			p.cond.Wait()
 		}
@@ -133,7 +157,7 @@ func (p *initProc) waitLog(from int, msg string, want map[string]any, within tim
 			ok = ok && e.fields[k] == v
 		}
 		if ok {
-			return i + 1, e
+			return i + 1, e, true
 		}
 	}
 }
