@@ -63,8 +63,8 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 	if user == "" {
 		user = ic.Config.User
 	}
-	uid, gid := parseUser(user)
-	if uid < 0 {
+	uid, gid, ok := config.ParseUser(user)
+	if !ok {
 		return nil, fmt.Errorf("image %s user %q is not numeric UID[:GID] (a scratch image has no /etc/passwd): set container.user", img.Name(), user)
 	}
 	opts := []oci.SpecOpts{

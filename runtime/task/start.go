@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 
+	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/logdriver"
 )
 
@@ -380,21 +380,7 @@ func (r *Runtime) containerUser(img client.Image) (int, int) {
 			u = ic.Config.User
 		}
 	}
-	return parseUser(u)
-}
-
-func parseUser(u string) (int, int) {
-	us, gs, hasG := strings.Cut(u, ":")
-	uid, err := strconv.Atoi(us)
-	if err != nil {
-		return -1, -1
-	}
-	gid := uid
-	if hasG {
-		if g, err := strconv.Atoi(gs); err == nil {
-			gid = g
-		}
-	}
+	uid, gid, _ := config.ParseUser(u)
 	return uid, gid
 }
 
