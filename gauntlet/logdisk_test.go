@@ -116,6 +116,17 @@ func TestFullLogDisk(t *testing.T) {
 		return
 	}
 	rw.recovered(time.Since(t0))
+	// The report clears once writing works again.
+	var cleared bool
+	eventually(5*time.Second, 50*time.Millisecond, func() bool {
+		st, r := e.status()
+		cleared = r.code == 0 && st.raw["log_error"] == nil
+		return cleared
+	})
+	if !cleared {
+		_, r := e.status()
+		rw.errorf(t, "status still reports a log error after logging resumed: %s", strings.TrimSpace(r.stdout))
+	}
 	// What was dropped, as the log itself says (a marker line, if any).
 	logb, _ := os.ReadFile(e.logPath())
 	if m := reDropped.FindSubmatch(logb); m != nil {
