@@ -65,17 +65,14 @@ func TestWatchdogOnlyWhileLive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.watchdog(ctx, 40*time.Millisecond, notify) // pings every 20 ms
-	// When the window and pings are ready at once, select picks at random:
-	// count what was queued by then too.
-	window := time.After(200 * time.Millisecond)
-	for n := 0; n < 4; {
+	// Pings flowing is the point, not their rate: a wall-clock bound on a
+	// shared CI machine only measures its load (200 ms failed at load 25).
+	deadline := time.After(5 * time.Second)
+	for n := 0; n < 4; n++ {
 		select {
 		case <-pings:
-			n++
-		case <-window:
-			if n += len(pings); n < 4 {
-				t.Fatalf("%d pings in 200ms while live", n)
-			}
+		case <-deadline:
+			t.Fatalf("%d pings in 5s while live (every 20ms expected)", n)
 		}
 	}
 	live.Store(false)
@@ -95,10 +92,8 @@ func TestWatchdogOnlyWhileLive(t *testing.T) {
 	live.Store(true)
 	select {
 	case <-pings:
-	case <-time.After(200 * time.Millisecond):
-		if len(pings) == 0 {
-			t.Fatal("no pings after liveness came back")
-		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pings after liveness came back")
 	}
 }
 
