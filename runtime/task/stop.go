@@ -14,7 +14,6 @@ type Stopped struct {
 	WasRunning bool
 	ExitCode   uint32
 	Took       time.Duration
-	Steps      []Step
 }
 
 // Stop stops the task (SIGTERM, exit event up to the grace, SIGKILL to
@@ -41,7 +40,6 @@ func (r *Runtime) Stop(ctx context.Context) (*Stopped, error) {
 }
 
 func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *Stopped) error {
-	t0 := time.Now()
 	task, err := ctr.Task(ctx, nil)
 	switch {
 	case errdefs.IsNotFound(err):
@@ -55,12 +53,10 @@ func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *
 			return err
 		}
 		res.ExitCode = code
-		res.Steps = append(res.Steps, Step{"task", time.Since(t0)})
 	}
 	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
-	res.Steps = append(res.Steps, Step{"container", time.Since(t0)})
 	return nil
 }
 
