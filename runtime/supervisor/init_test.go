@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -588,5 +589,74 @@ func TestInstanceLockAndStale(t *testing.T) {
 	p.wait(10 * time.Second)
 	if code, _, stderr := runInit(t, 10*time.Second, false, nil, "-s", "--lock", lock, "--", "true"); code != 0 {
 		t.Errorf("after the first exited: exit %d, %s", code, stderr)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// `oxios-init probe readiness` asks the running supervisor (address from
+// OXIOS_INIT_HEALTH_LISTEN) and exits 1 until the daemon's port listens,
+// 0 after.
+func TestProbeCommand(t *testing.T) {
+	bin := initBin(t)
+	hp, dp := freePort(t), freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", hp)
+	p := startInit(t, false, []string{"OXIOS_INIT_HEALTH_LISTEN=" + addr, fmt.Sprintf("OXIOS_INIT_READINESS=tcp://127.0.0.1:%d", dp),
+		"OXIOS_INIT_READINESS_PERIOD=50ms"}, "-s", "--", "sh", "-c", "echo up; exec sleep 1000")
+	p.expect("up", 10*time.Second)
+	probe := func() int {
+		cmd := exec.Command(bin, "probe", "readiness")
+		cmd.Env = append(os.Environ(), "OXIOS_INIT_HEALTH_LISTEN="+addr)
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if code := probe(); code != 1 {
+		t.Fatalf("probe readiness before the daemon listens: exit %d, want 1", code)
+	}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", dp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	waitFor(t, 10*time.Second, func() bool { return probe() == 0 })
+}
+
+// A failing liveness probe makes the supervisor restart the daemon
+// (health.Hooks.Restart -> Supervisor.Restart), under the restart policy.
+func TestLivenessRestart(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "starts")
+	dead := freePort(t) // nothing listens: liveness fails
+	p := startInit(t, false, []string{
+		fmt.Sprintf("OXIOS_INIT_LIVENESS=tcp://127.0.0.1:%d", dead),
+		"OXIOS_INIT_LIVENESS_PERIOD=50ms", "OXIOS_INIT_LIVENESS_FAILURE_THRESHOLD=2",
+		"OXIOS_INIT_RESTART=on-failure", "OXIOS_INIT_BACKOFF_INITIAL=10ms", "OXIOS_INIT_GRACE=1s",
+	}, "-s", "--", "sh", "-c", `echo x >> `+log+`; echo started; exec sleep 1000`)
+	p.expect("started", 10*time.Second)
+	p.expect("started", 10*time.Second) // restarted after the liveness failures
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 143 {
+		t.Errorf("exit %d after stop, want 143", code)
 	}
 }

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"os/signal"
@@ -94,14 +93,24 @@ func StartupIgnored() []syscall.Signal {
 
 func procSigIgn() map[syscall.Signal]bool {
 	out := map[syscall.Signal]bool{}
-	f, err := os.Open("/proc/self/status")
+	// Raw open and read: os.Open would set up the runtime's network poller
+	// just for this, which costs start-up time.
+	fd, err := unix.Open("/proc/self/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return out
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "SigIgn:")
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if m <= 0 || err != nil {
+			break
+		}
+		n += m
+	}
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		v, ok := strings.CutPrefix(line, "SigIgn:")
 		if !ok {
 			continue
 		}
