@@ -42,7 +42,7 @@ func TestCrashLoop(t *testing.T) {
 	// background and is killed once the loop is measured.
 	ctx, cancel := context.WithCancel(context.Background())
 	launcher := e.command(ctx, "start")
-	var lout strings.Builder
+	var lout lockedBuf
 	launcher.Stdout, launcher.Stderr = &lout, &lout
 	if err := launcher.Start(); err != nil {
 		t.Fatal(err)
