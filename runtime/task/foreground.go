@@ -64,16 +64,31 @@ func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started
 // reconnect) for up to a minute, which systemd's stop timeout outlasts.
 func (r *Runtime) stopRetrying() (*Stopped, error) {
 	deadline := time.Now().Add(time.Minute)
-	backoff := 50 * time.Millisecond
+	backoff := firstBackoff
 	for {
 		res, err := r.Stop(context.Background())
 		if err == nil || !errors.Is(err, ErrUnreachable) || time.Now().After(deadline) {
 			return res, err
 		}
-		time.Sleep(backoff) // containerd is down: there is no event to wait on
-		backoff = min(backoff*2, 2*time.Second)
-		r.client.Reconnect()
+		r.reconnect(context.Background(), &backoff)
 	}
+}
+
+// firstBackoff is the first wait before redialling containerd; it doubles
+// up to 2 s.
+const firstBackoff = 50 * time.Millisecond
+
+// reconnect waits out *backoff (or until ctx ends), doubles it, and
+// redials containerd; a failed redial shows in the caller's next call.
+// While containerd is down there is no event to wait on, hence the timer.
+func (r *Runtime) reconnect(ctx context.Context, backoff *time.Duration) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(*backoff):
+	}
+	*backoff = min(*backoff*2, 2*time.Second)
+	r.client.Reconnect()
 }
 
 // cleanupExited deletes the task and container after the daemon exited on
@@ -87,7 +102,7 @@ func (r *Runtime) cleanupExited() {
 // waitExit waits for the task's exit event. When containerd goes away the
 // Wait channel reports Unavailable: reconnect and Wait again.
 func (r *Runtime) waitExit(ctx context.Context) (int, error) {
-	backoff := 50 * time.Millisecond
+	backoff := firstBackoff
 	for {
 		code, err := r.waitOnce(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -97,13 +112,10 @@ func (r *Runtime) waitExit(ctx context.Context) (int, error) {
 			return 1, err
 		}
 		r.progress("containerd unavailable (%v): reconnecting", err)
-		select {
-		case <-ctx.Done():
+		r.reconnect(ctx, &backoff)
+		if ctx.Err() != nil {
 			return 0, ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 2*time.Second)
-		r.client.Reconnect()
 	}
 }
 
