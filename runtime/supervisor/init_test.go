@@ -660,3 +660,30 @@ func TestLivenessRestart(t *testing.T) {
 		t.Errorf("exit %d after stop, want 143", code)
 	}
 }
+
+// -p: when oxios-init's parent dies, it gets the signal (here SIGTERM),
+// which stops it and its child.
+func TestParentDeathSignal(t *testing.T) {
+	bin := initBin(t)
+	mark := fmt.Sprintf("oxios-pdeath-%d", os.Getpid())
+	// The parent shell starts oxios-init in the background and exits.
+	cmd := exec.Command("bash", "-c", bin+` -s -p SIGTERM -- bash -c 'exec -a `+mark+` sleep 1000' & sleep 0.3; echo $!`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	waitFor(t, 10*time.Second, func() bool {
+		return !alive(pid) && len(findProcs(mark)) == 0
+	})
+}
+
+// alive: the process exists and is not a zombie (whoever reaps it).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
+}
