@@ -69,7 +69,8 @@ type Config struct {
 	// alone a zombie that an in-process pidfd still refers to.
 	SharedChildren bool
 
-	// OnStart and OnExit run around every run of the daemon (health wiring).
+	// OnStart and OnExit run around every run of the daemon (health
+	// wiring); OnExit gets the exit code, 128+N after signal N.
 	OnStart func(pid int)
 	OnExit  func(status int)
 }

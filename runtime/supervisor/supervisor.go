@@ -131,7 +131,7 @@ func (s *Supervisor) Run() int {
 		}
 		r := s.supervise(pid)
 		if s.cfg.OnExit != nil {
-			s.cfg.OnExit(int(r.status))
+			s.cfg.OnExit(ExitCode(r.status))
 		}
 		code = s.remap(ExitCode(r.status))
 		s.log.Infof("child %d exited (%s), exit code %d", pid, describe(r.status), code)
