@@ -443,7 +443,8 @@ func joinInts(v []int) string {
 }
 
 // Restart delays double from --backoff-initial up to --backoff-max; the
-// tolerance is +150 ms per delay for process start on a loaded machine.
+// tolerance is +250 ms per delay (process start on a loaded 2-core CI
+// machine); the lower bound is exact: a delay is never shorter.
 func TestBackoffTimings(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "starts")
@@ -467,8 +468,8 @@ func TestBackoffTimings(t *testing.T) {
 	for i, w := range want {
 		gap := time.Duration(ts[i+1] - ts[i])
 		w *= time.Millisecond
-		if gap < w || gap > w+150*time.Millisecond {
-			t.Errorf("delay before start %d: %s, want %s (+150ms)", i+2, gap, w)
+		if gap < w || gap > w+250*time.Millisecond {
+			t.Errorf("delay before start %d: %s, want %s (+250ms)", i+2, gap, w)
 		}
 	}
 }
