@@ -121,7 +121,7 @@ func forwardedSignals() []int {
 func TestEverySignalForwarded(t *testing.T) {
 	for _, pid1 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
-			p := startInit(t, pid1, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child"), "-s", "--", os.Args[0])
+			p := startInit(t, pid1, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child"), "-s", "--grace", "500ms", "--", os.Args[0])
 			p.expect("child ready", 10*time.Second)
 			for _, n := range forwardedSignals() {
 				p.signal(syscall.Signal(n))
@@ -132,6 +132,10 @@ func TestEverySignalForwarded(t *testing.T) {
 			p.expect("child sig 15", 5*time.Second)
 			p.signal(syscall.SIGTERM) // a second one is forwarded too
 			p.expect("child sig 15", 5*time.Second)
+			// The helper survives TERM: KILL at the grace period.
+			if code := p.wait(10 * time.Second); code != 137 {
+				t.Errorf("exit %d, want 137", code)
+			}
 		})
 	}
 }
@@ -139,7 +143,7 @@ func TestEverySignalForwarded(t *testing.T) {
 // -g: a signal reaches the grandchild in the child's process group;
 // without -g only the child gets it.
 func TestKillProcessGroup(t *testing.T) {
-	p := startInit(t, false, helperEnv("tree"), "-s", "-g", "--grace", "1s", "--", os.Args[0])
+	p := startInit(t, false, helperEnv("tree", "OXIOS_SUP_EXIT_ON=15"), "-s", "-g", "--grace", "1s", "--", os.Args[0])
 	seen := map[string]bool{}
 	for len(seen) < 2 {
 		l := p.expect("ready", 10*time.Second)
@@ -152,7 +156,7 @@ func TestKillProcessGroup(t *testing.T) {
 		got[strings.Fields(l)[0]] = true
 	}
 	// TINI_KILL_PROCESS_GROUP is the same switch.
-	q := startInit(t, false, append(helperEnv("tree"), "TINI_KILL_PROCESS_GROUP=1"), "-s", "--", os.Args[0])
+	q := startInit(t, false, append(helperEnv("tree", "OXIOS_SUP_EXIT_ON=15"), "TINI_KILL_PROCESS_GROUP=1"), "-s", "--grace", "1s", "--", os.Args[0])
 	q.expect("ready", 10*time.Second)
 	q.expect("ready", 10*time.Second)
 	q.signal(syscall.SIGUSR2)
@@ -163,7 +167,7 @@ func TestKillProcessGroup(t *testing.T) {
 // -r: the rewritten signal is what arrives; TO=0 drops; the stop signal
 // is rewritten too.
 func TestRewrite(t *testing.T) {
-	p := startInit(t, false, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child"),
+	p := startInit(t, false, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child", "OXIOS_SUP_EXIT_ON=2"),
 		"-s", "-r", "USR1:USR2", "--rewrite", "HUP:0", "-r", "15:2", "--", os.Args[0])
 	p.expect("child ready", 10*time.Second)
 	p.signal(syscall.SIGHUP) // dropped
@@ -173,6 +177,9 @@ func TestRewrite(t *testing.T) {
 	}
 	p.signal(syscall.SIGTERM)
 	p.expect("child sig 2", 5*time.Second)
+	if code := p.wait(5 * time.Second); code != 0 {
+		t.Errorf("exit %d, want 0 (the child drained on SIGINT)", code)
+	}
 }
 
 // The real daemon drains only on SIGINT and dies at once on SIGTERM: with
