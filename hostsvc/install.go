@@ -38,6 +38,9 @@ type Installer struct {
 	Path string
 	// LogDir holds launchd's stdout/stderr file for the CLI.
 	LogDir string
+	// User selects the per-user service (systemd --user, a LaunchAgent);
+	// Install refuses a Spec for the other kind.
+	User bool
 	// UID is the user whose launchd domain (gui/UID) a --user job joins.
 	UID int
 	Run Runner
@@ -132,6 +135,11 @@ func (in *Installer) Render(s Spec) ([]byte, error) {
 // Install writes the service file atomically (a second install replaces the
 // first), reloads the manager, and with opts.Now enables and starts it.
 func (in *Installer) Install(s Spec, opts Options) error {
+	if s.User != in.User {
+		// A user unit in the system's directory (or the reverse) would
+		// install without error and never run as meant.
+		return fmt.Errorf("spec (User=%v) and installer (User=%v) disagree on the kind of service", s.User, in.User)
+	}
 	data, err := in.Render(s)
 	if err != nil {
 		return err
@@ -156,7 +164,7 @@ func (in *Installer) Install(s Spec, opts Options) error {
 		fmt.Fprintf(in.Out, "%s is not running on this host: wrote %s, reloaded and started nothing\n", in.Manager, in.Path)
 		return nil
 	}
-	for _, step := range in.installSteps(s.User, opts.Now) {
+	for _, step := range in.installSteps(opts.Now) {
 		if err := in.run(step); err != nil {
 			return err
 		}
@@ -166,7 +174,7 @@ func (in *Installer) Install(s Spec, opts Options) error {
 
 // Uninstall stops and disables the service, removes its file, and reloads.
 // A service that is not installed is not an error.
-func (in *Installer) Uninstall(user bool, opts Options) error {
+func (in *Installer) Uninstall(opts Options) error {
 	if _, err := os.Lstat(in.Path); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(in.Out, "not installed: no %s\n", in.Path)
 		return nil
@@ -176,7 +184,7 @@ func (in *Installer) Uninstall(user bool, opts Options) error {
 	if err := checkWritableDir(filepath.Dir(in.Path)); err != nil && !opts.DryRun {
 		return &PathError{Op: "remove", Path: in.Path, Err: err}
 	}
-	before, after := in.uninstallSteps(user)
+	before, after := in.uninstallSteps()
 	if in.Running != nil && !in.Running() {
 		// Nothing to stop or reload; removing the file is the whole job.
 		fmt.Fprintf(in.Out, "%s is not running on this host: only removing the file\n", in.Manager)
@@ -210,23 +218,23 @@ type step struct {
 	tolerate bool
 }
 
-func (in *Installer) systemctl(user bool, args ...string) []string {
-	if user {
+func (in *Installer) systemctl(args ...string) []string {
+	if in.User {
 		return append([]string{"systemctl", "--user"}, args...)
 	}
 	return append([]string{"systemctl"}, args...)
 }
 
-func (in *Installer) launchdDomain(user bool) string {
-	if user {
+func (in *Installer) launchdDomain() string {
+	if in.User {
 		return "gui/" + strconv.Itoa(in.UID)
 	}
 	return "system"
 }
 
-func (in *Installer) installSteps(user, now bool) []step {
+func (in *Installer) installSteps(now bool) []step {
 	if in.Manager == Launchd {
-		d := in.launchdDomain(user)
+		d := in.launchdDomain()
 		// bootout first: bootstrap refuses a label that is already loaded,
 		// and a reinstall must replace the old job, not fail on it.
 		steps := []step{{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true}}
@@ -243,24 +251,24 @@ func (in *Installer) installSteps(user, now bool) []step {
 		}
 		return steps
 	}
-	steps := []step{{args: in.systemctl(user, "daemon-reload")}}
+	steps := []step{{args: in.systemctl("daemon-reload")}}
 	if now {
-		steps = append(steps, step{args: in.systemctl(user, "enable", "--now", UnitName)})
+		steps = append(steps, step{args: in.systemctl("enable", "--now", UnitName)})
 	}
 	return steps
 }
 
-func (in *Installer) uninstallSteps(user bool) (before, after []step) {
+func (in *Installer) uninstallSteps() (before, after []step) {
 	if in.Manager == Launchd {
-		d := in.launchdDomain(user)
+		d := in.launchdDomain()
 		return []step{{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true}}, nil
 	}
 	// disable --now = stop + disable; the stop runs ExecStopPost, which
 	// removes the task even if the CLI is gone.
-	return []step{{args: in.systemctl(user, "disable", "--now", UnitName)}},
+	return []step{{args: in.systemctl("disable", "--now", UnitName)}},
 		[]step{
-			{args: in.systemctl(user, "daemon-reload")},
-			{args: in.systemctl(user, "reset-failed", UnitName), tolerate: true},
+			{args: in.systemctl("daemon-reload")},
+			{args: in.systemctl("reset-failed", UnitName), tolerate: true},
 		}
 }
 

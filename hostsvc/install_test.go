@@ -96,6 +96,7 @@ func TestInstallSystemd(t *testing.T) {
 
 func TestInstallUserSystemd(t *testing.T) {
 	in, rec, _ := newTestInstaller(t, Systemd)
+	in.User = true
 	spec := testSpec
 	spec.User = true
 	if err := in.Install(spec, Options{Now: true}); err != nil {
@@ -103,6 +104,18 @@ func TestInstallUserSystemd(t *testing.T) {
 	}
 	if w := []string{"systemctl --user daemon-reload", "systemctl --user enable --now oxiosd.service"}; !slices.Equal(rec.joined(), w) {
 		t.Errorf("ran %q, want %q", rec.joined(), w)
+	}
+}
+
+func TestInstallRefusesMismatchedUser(t *testing.T) {
+	in, rec, _ := newTestInstaller(t, Systemd)
+	spec := testSpec
+	spec.User = true
+	if err := in.Install(spec, Options{}); err == nil || len(rec.calls) != 0 {
+		t.Fatalf("user spec on a system installer: %v after %q", err, rec.calls)
+	}
+	if _, err := os.Stat(in.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("file written anyway: %v", err)
 	}
 }
 
@@ -125,6 +138,7 @@ func TestInstallDryRun(t *testing.T) {
 func TestInstallLaunchd(t *testing.T) {
 	in, rec, _ := newTestInstaller(t, Launchd)
 	rec.fail = map[string]error{"launchctl bootout": errors.New("exit status 3")} // not loaded yet
+	in.User = true
 	spec := testSpec
 	spec.User = true
 	if err := in.Install(spec, Options{Now: true}); err != nil {
@@ -159,21 +173,21 @@ func TestInstallCommandError(t *testing.T) {
 
 func TestUninstall(t *testing.T) {
 	in, rec, out := newTestInstaller(t, Systemd)
-	if err := in.Uninstall(false, Options{}); err != nil || !strings.Contains(out.String(), "not installed") {
+	if err := in.Uninstall(Options{}); err != nil || !strings.Contains(out.String(), "not installed") {
 		t.Fatalf("uninstall of nothing: %v, %q", err, out)
 	}
 	if err := in.Install(testSpec, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	rec.calls = nil
-	if err := in.Uninstall(false, Options{DryRun: true}); err != nil {
+	if err := in.Uninstall(Options{DryRun: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(in.Path); err != nil || len(rec.calls) != 0 {
 		t.Fatalf("dry run removed or ran: %v %q", err, rec.calls)
 	}
 	rec.fail = map[string]error{"systemctl reset-failed": errors.New("exit status 1")}
-	if err := in.Uninstall(false, Options{}); err != nil {
+	if err := in.Uninstall(Options{}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"systemctl disable --now oxiosd.service", "systemctl daemon-reload", "systemctl reset-failed oxiosd.service"}
@@ -198,7 +212,7 @@ func TestInstallWithoutPrivileges(t *testing.T) {
 		if !errors.As(err, &pe) || !errors.Is(err, fs.ErrPermission) || pe.Path != in.Path {
 			t.Fatalf("install as nobody: %v, want a permission PathError naming %s", err, in.Path)
 		}
-		err = in.Uninstall(false, Options{})
+		err = in.Uninstall(Options{})
 		if !errors.As(err, &pe) || !errors.Is(err, fs.ErrPermission) || len(rec.calls) != 0 {
 			t.Fatalf("uninstall as nobody: %v after running %q", err, rec.calls)
 		}
@@ -237,7 +251,7 @@ func TestUninstallLaunchd(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.calls = nil
-	if err := in.Uninstall(false, Options{}); err != nil {
+	if err := in.Uninstall(Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if w := []string{"launchctl bootout system/com.a7garden.oxios"}; !slices.Equal(rec.joined(), w) {
@@ -260,7 +274,7 @@ func TestInstallWithoutServiceManager(t *testing.T) {
 	if err := in.Install(testSpec, Options{Now: true}); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("--now without systemd: %v, want ErrNotRunning", err)
 	}
-	if err := in.Uninstall(false, Options{}); err != nil || len(rec.calls) != 0 {
+	if err := in.Uninstall(Options{}); err != nil || len(rec.calls) != 0 {
 		t.Errorf("uninstall without systemd: %v after running %q", err, rec.calls)
 	}
 	if _, err := os.Stat(in.Path); !errors.Is(err, fs.ErrNotExist) {

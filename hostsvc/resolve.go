@@ -93,7 +93,7 @@ func NewInstaller(user bool, out io.Writer) (*Installer, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Installer{Manager: m, Path: file, LogDir: logDir, UID: os.Getuid(), Run: ExecRunner, Out: out}
+	in := &Installer{Manager: m, Path: file, LogDir: logDir, User: user, UID: os.Getuid(), Run: ExecRunner, Out: out}
 	if m == Systemd && !user {
 		in.Running = SystemdRunning
 	}

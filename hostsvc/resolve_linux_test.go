@@ -12,7 +12,7 @@ func TestNewInstaller(t *testing.T) {
 	}
 	t.Setenv("XDG_CONFIG_HOME", "/x")
 	in, err = NewInstaller(true, os.Stdout)
-	if err != nil || in.Path != "/x/systemd/user/"+UnitName || in.Running != nil {
+	if err != nil || in.Path != "/x/systemd/user/"+UnitName || !in.User || in.Running != nil {
 		t.Fatalf("user installer %+v, %v", in, err)
 	}
 }

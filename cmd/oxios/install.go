@@ -89,7 +89,7 @@ func cmdUninstall(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
 		return 1
 	}
-	if err := in.Uninstall(f.user, hostsvc.Options{DryRun: f.dryRun}); err != nil {
+	if err := in.Uninstall(hostsvc.Options{DryRun: f.dryRun}); err != nil {
 		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
 		printHint(stderr, installHint(err, f.user, append([]string{"uninstall"}, args...)))
 		return 1
