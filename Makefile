@@ -6,7 +6,11 @@ export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 # oxios-init: with async preemption off, every SIGURG that arrives came from
 # outside and can be forwarded (DESIGN.md, "The PID-1 contract").
-INIT_LDFLAGS := -s -w -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
+# -tags oxios_fwdsig + -checklinkname=0: oxios-init reads the runtime's record
+# of the dispositions found at start (runtime.fwdSig), so every signal that was
+# ignored when it started stays ignored for the child (runtime/supervisor).
+INIT_TAGS := oxios_fwdsig
+INIT_LDFLAGS := -s -w -checklinkname=0 -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
 VERSION := $(shell git describe --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
@@ -15,7 +19,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 build:
 	@mkdir -p bin
 	go build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/oxios ./cmd/oxios
-	go build $(GOFLAGS_BUILD) -ldflags '$(INIT_LDFLAGS)' -o bin/oxios-init ./cmd/oxios-init
+	go build $(GOFLAGS_BUILD) -tags $(INIT_TAGS) -ldflags '$(INIT_LDFLAGS)' -o bin/oxios-init ./cmd/oxios-init
 	go build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/oxios-demo ./cmd/oxios-demo
 
 image: build
