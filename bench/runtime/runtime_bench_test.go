@@ -79,15 +79,6 @@ func BenchmarkRuntime(b *testing.B) {
 
 func (x *bench) add(name string, d time.Duration) { x.samples[name] = append(x.samples[name], d) }
 
-func freePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func (x *bench) run(name string, args ...string) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -98,7 +89,7 @@ func (x *bench) run(name string, args ...string) {
 // oxiosRound: `oxios start` (returns once ready) and `oxios stop`
 // (returns once task and container are gone), as a user runs them.
 func (x *bench) oxiosRound(i int, measure bool) {
-	port := freePort(x.b)
+	port := testenv.FreePort(x.b)
 	cfg := filepath.Join(x.dir, "oxios.toml")
 	text := fmt.Sprintf("[containerd]\naddress = %q\n[image]\narchive = %q\n[container]\nid = \"bench-oxios-%d\"\nport = %d\ndata_dir = %q\nlog_dir = %q\nrun_dir = %q\nenv = [\"OXIOS_DEMO_LISTEN=127.0.0.1:{port}\"]\n",
 		x.addr, x.archive, i+1, port, filepath.Join(x.dir, "data"), filepath.Join(x.dir, "logs"), filepath.Join(x.dir, "run"))
@@ -127,7 +118,7 @@ func (x *bench) ctrArgs(args ...string) []string {
 // express (--seccomp, --read-only), to separate oxios' own overhead from
 // the cost of the hardened spec (runc compiling the seccomp filter).
 func (x *bench) ctrRound(i int, poll, hardened bool) {
-	port := freePort(x.b)
+	port := testenv.FreePort(x.b)
 	id := fmt.Sprintf("bench-ctr-%d-%t-%t", i, poll, hardened)
 	args := []string{"run", "-d", "--net-host", "--env", "OXIOS_DEMO_LISTEN=127.0.0.1:" + strconv.Itoa(port),
 		"--log-uri", "file://" + filepath.Join(x.dir, id+".log")}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -112,7 +114,7 @@ func TestUnreadyAfter(t *testing.T) {
 func TestListenDelay(t *testing.T) {
 	t.Parallel()
 	const delay = 1500 * time.Millisecond
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p := startDemo(t, []string{"OXIOS_DEMO_LISTEN_DELAY=" + delay.String()}, "--listen", addr)
 	p.waitLog(`waiting before listening`)
@@ -414,7 +416,7 @@ func TestBadKnobsExit2NamingTheVariable(t *testing.T) {
 
 func TestConfigFileGateway(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cfg := filepath.Join(t.TempDir(), "config.toml")
 	// The real daemon's file has much more; the demo reads only [gateway].
 	os.WriteFile(cfg, []byte(fmt.Sprintf("[model]\nprovider = \"none\"\n\n[gateway]\nhost = \"127.0.0.1\"\nport = %d\n", port)), 0o644)

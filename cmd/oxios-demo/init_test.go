@@ -24,7 +24,7 @@ func TestImageDefaultsUnderOxiosInit(t *testing.T) {
 			t.Fatalf("Containerfile sets no %s", name)
 		}
 	}
-	port := fmt.Sprint(freePort(t))
+	port := fmt.Sprint(testenv.FreePort(t))
 	var vars []string
 	for k, v := range env {
 		if strings.HasPrefix(k, "OXIOS_") {

@@ -35,15 +35,6 @@ type cli struct {
 	dir    string
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func newCLI(t *testing.T, extra string) *cli {
 	t.Helper()
 	bin := testenv.Bin(t, "oxios")
@@ -56,7 +47,7 @@ func newCLI(t *testing.T, extra string) *cli {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	b := make([]byte, 4)
 	rand.Read(b)
-	c := &cli{t: t, bin: bin, ctrd: ctrd, id: "c-" + hex.EncodeToString(b), port: freePort(t), dir: dir}
+	c := &cli{t: t, bin: bin, ctrd: ctrd, id: "c-" + hex.EncodeToString(b), port: testenv.FreePort(t), dir: dir}
 	c.config = filepath.Join(dir, "oxios.toml")
 	text := fmt.Sprintf(`[containerd]
 address = %q

@@ -18,13 +18,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/a7garden/oxios/health"
-	"github.com/a7garden/oxios/internal/testenv"
-	"github.com/a7garden/oxios/runtime/supervisor"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/internal/testenv"
+	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
 func decodeStrict(t *testing.T, file string, into any) {
@@ -184,15 +185,6 @@ func TestManifestsMatchOxiosInit(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestManifestRunsUnderOxiosInit runs the real oxios-init and demo daemon
 // with the manifest's environment (ports moved to free ones: tests never
 // use fixed ports) and asks the endpoints the kubelet would probe. An
@@ -204,7 +196,7 @@ func TestManifestRunsUnderOxiosInit(t *testing.T) {
 	// The binaries as `make build` links them (the image's flags).
 	initBin, demoBin := testenv.Bin(t, "oxios-init"), testenv.Bin(t, "oxios-demo")
 
-	app, hp := strconv.Itoa(freePort(t)), strconv.Itoa(freePort(t))
+	app, hp := strconv.Itoa(testenv.FreePort(t)), strconv.Itoa(testenv.FreePort(t))
 	env := []string{"PATH=/usr/bin:/bin"}
 	for k, v := range envOf(c) {
 		v = strings.ReplaceAll(v, ":4200", ":"+app)

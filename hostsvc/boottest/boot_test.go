@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,15 +37,6 @@ var bootArgs = []string{
 	"", " ", ";", `\;`, "a b", "  lead", "trail  ", "%", "%%", "%n%i", "$", "$$", "$HOME", "${HOME}", "$1",
 	`"`, `'`, `\`, `\\`, `\"`, `"'"`, "\t\n\r\v\f\a\b", "é", "日本語", "😀", "\u00a0", "\u2028", "\x7f", "\x01",
 	"\xff\xfe", "\xc3", "line1\nExecStart=/bin/evil", "#comment", "[Service]", "a\\", "-", "@", "!", "+", ":",
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func tomlString(s string) string {
@@ -116,7 +106,7 @@ func TestBoot(t *testing.T) {
 	bin := filepath.Join(work, hostileBinDir, "oxios")
 	copyFile(t, oxios, bin, 0o755)
 	cfgPath := filepath.Join(work, hostileConfigDir, "config.toml")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	id := "oxios-boot"
 	ns := "oxios-boot"
 	logDir := filepath.Join(work, "logs")

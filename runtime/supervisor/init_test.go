@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/a7garden/oxios/internal/testenv"
 	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
@@ -600,22 +601,12 @@ func TestInstanceLockAndStale(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // `oxios-init probe readiness` asks the running supervisor (address from
 // OXIOS_INIT_HEALTH_LISTEN) and exits 1 until the daemon's port listens,
 // 0 after.
 func TestProbeCommand(t *testing.T) {
 	bin := initBin(t)
-	hp, dp := freePort(t), freePort(t)
+	hp, dp := testenv.FreePort(t), testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", hp)
 	p := startInit(t, false, []string{"OXIOS_INIT_HEALTH_LISTEN=" + addr, fmt.Sprintf("OXIOS_INIT_READINESS=tcp://127.0.0.1:%d", dp),
 		"OXIOS_INIT_READINESS_PERIOD=50ms"}, "-s", "--", "sh", "-c", "echo up; exec sleep 1000")
@@ -655,7 +646,7 @@ func TestProbeCommand(t *testing.T) {
 func TestLivenessRestart(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "starts")
-	dead := freePort(t) // nothing listens: liveness fails
+	dead := testenv.FreePort(t) // nothing listens: liveness fails
 	p := startInit(t, false, []string{
 		fmt.Sprintf("OXIOS_INIT_LIVENESS=tcp://127.0.0.1:%d", dead),
 		"OXIOS_INIT_LIVENESS_PERIOD=50ms", "OXIOS_INIT_LIVENESS_FAILURE_THRESHOLD=2",

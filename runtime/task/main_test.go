@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,16 +37,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// freePort: never 4200 or a fixed port; packages run in parallel.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func randID(prefix string) string {
 	b := make([]byte, 4)
@@ -76,7 +65,7 @@ func newEnv(t *testing.T, demoEnv ...string) *env {
 	c.Containerd.Address = ctrd.Address
 	c.Image.Archive = archive
 	c.Container.ID = randID("t")
-	c.Container.Port = freePort(t)
+	c.Container.Port = testenv.FreePort(t)
 	c.Container.DataDir = filepath.Join(dir, "data")
 	c.Container.LogDir = filepath.Join(dir, "logs")
 	c.Container.RunDir = filepath.Join(dir, "run")
