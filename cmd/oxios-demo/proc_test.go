@@ -256,4 +256,3 @@ func post(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-

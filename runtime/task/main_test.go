@@ -37,7 +37,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-
 func randID(prefix string) string {
 	b := make([]byte, 4)
 	rand.Read(b)
