@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/a7garden/oxios/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,10 +45,7 @@ func TestAcquireWritesHolderAndRefusesSecond(t *testing.T) {
 
 // A live instance in another process (flock(1) holding the lock).
 func TestAcquireHeldByOtherProcess(t *testing.T) {
-	flock, err := exec.LookPath("flock")
-	if err != nil {
-		t.Skip("flock(1) not installed")
-	}
+	flock := testenv.RequireTool(t, "flock")
 	p := filepath.Join(t.TempDir(), "lk")
 	os.WriteFile(p, []byte("pid=4242 host=other since=then\n"), 0o644)
 	cmd := exec.Command(flock, "-x", p, "sh", "-c", "echo locked; read x")
@@ -59,7 +57,7 @@ func TestAcquireHeldByOtherProcess(t *testing.T) {
 	defer func() { in.Close(); cmd.Wait() }()
 	buf := make([]byte, 7)
 	out.Read(buf)
-	_, err = Acquire(p)
+	_, err := Acquire(p)
 	if err == nil || !strings.Contains(err.Error(), "pid=4242 host=other") {
 		t.Fatalf("Acquire while flock(1) holds it: %v, want refusal naming the holder", err)
 	}
