@@ -209,7 +209,9 @@ func runOne(self, initBin, dir, method string, delay time.Duration) (sample, err
 	var cpuStart time.Duration
 	buf, oob := make([]byte, 512), make([]byte, 512)
 	ec.SetReadDeadline(time.Now().Add(delay + 60*time.Second))
-	for tReady == 0 {
+	// READY=1 can overtake the daemon's own "listen" report (it is
+	// stamped at listen() but sent after): read until all three are in.
+	for tReady == 0 || tListen == 0 || tStart == 0 {
 		n, now, err := readStamped(ec, buf, oob)
 		if err != nil {
 			return s, fmt.Errorf("waiting for events: %w", err)
