@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,7 +23,19 @@ import (
 // (OXIOS_SUP_HELPER selects one), so the tests need no other binary than
 // bin/oxios-init and standard tools.
 func TestMain(m *testing.M) {
-	switch os.Getenv("OXIOS_SUP_HELPER") {
+	mode := os.Getenv("OXIOS_SUP_HELPER")
+	if mode == "sigrecv" || mode == "tree" {
+		// These helpers run until signalled. Should their oxios-init be
+		// SIGKILLed (a test's cleanup timeout, the test binary dying), they
+		// die with it instead of living on, reparented, as stray
+		// supervisor.test processes. (Go never ends the thread that forked
+		// them while oxios-init lives: no goroutine of it exits locked.)
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+	}
+	switch mode {
 	case "":
 		os.Exit(m.Run())
 	case "sigrecv":
@@ -328,5 +339,3 @@ func runInit(t *testing.T, timeout time.Duration, pid1 bool, env []string, args 
 func helperEnv(mode string, extra ...string) []string {
 	return append([]string{"OXIOS_SUP_HELPER=" + mode}, extra...)
 }
-
-var _ = io.Discard
