@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -77,11 +78,13 @@ func (s *Supervisor) reapAll() {
 	}
 }
 
-// retryReap asks for another pass shortly, for a zombie another goroutine
-// of this process is about to reap.
+// retryReap asks for another pass in a millisecond, for a zombie another
+// goroutine of this process is about to reap: os/exec's Wait runs as soon
+// as the same SIGCHLD wakes it, so the wait is short, and no SIGCHLD will
+// come for a zombie that is already there.
 func (s *Supervisor) retryReap() {
 	go func() {
-		s.sleep(s.cfg.retryDelay())
+		time.Sleep(time.Millisecond)
 		select {
 		case s.chld <- syscall.SIGCHLD:
 		default:
@@ -97,7 +100,8 @@ func (s *Supervisor) signalNoChildren() {
 }
 
 // peekZombie returns the PID of a zombie child without reaping it (0 when
-// every child is alive).
+// every child is alive): waitid(P_ALL, WEXITED|WNOHANG|WNOWAIT). The
+// syscall package has no waitid, hence the raw call.
 func peekZombie() (int, error) {
 	// siginfo_t is 128 bytes; for SIGCHLD si_pid is the int32 at offset 16.
 	var info [128]byte
@@ -142,17 +146,11 @@ func pidfdTargets() map[int]bool {
 	return out
 }
 
-// hasChildren reports whether any child, alive or zombie, exists.
+// hasChildren reports whether any child, alive or zombie, exists. It
+// reaps nothing, so it never races the reaper for a status.
 func hasChildren() bool {
-	var info [128]byte
-	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, 0, 0, uintptr(unsafe.Pointer(&info[0])),
-			syscall.WEXITED|syscall.WNOHANG|0x01000000, 0, 0)
-		if e == syscall.EINTR {
-			continue
-		}
-		return e != syscall.ECHILD
-	}
+	_, err := peekZombie()
+	return err != syscall.ECHILD
 }
 
 func describe(ws syscall.WaitStatus) string {

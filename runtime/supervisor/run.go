@@ -214,5 +214,3 @@ func (b *backoff) next(ran time.Duration) time.Duration {
 	}
 	return b.cur
 }
-
-func (c Config) retryDelay() time.Duration { return time.Millisecond }

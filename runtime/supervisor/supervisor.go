@@ -43,8 +43,6 @@ type Supervisor struct {
 
 	stateMu sync.Mutex
 	snap    Snapshot
-
-	sleep func(time.Duration) // replaced in tests
 }
 
 // New checks cfg and installs the signal handlers at once, so that a
@@ -69,7 +67,6 @@ func New(cfg Config, ignored []syscall.Signal, log *logrus.Logger) (*Supervisor,
 		mainExit:   make(chan syscall.WaitStatus, 1),
 		noChildren: make(chan struct{}, 1),
 		restartReq: make(chan string, 1),
-		sleep:      time.Sleep,
 	}
 	skip := map[syscall.Signal]bool{}
 	for _, sig := range ignored {
@@ -198,22 +195,12 @@ func (s *Supervisor) start() (int, int, error) {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = 0
 	}
-	s.mu.Lock()
-	pid, err := syscall.ForkExec(path, s.cfg.Command, attr)
-	if err == nil {
-		s.mainPID = pid
-	}
-	s.mu.Unlock()
+	pid, err := s.forkExec(path, attr)
 	if err != nil && attr.Sys.Foreground {
 		// Not our terminal after all (no controlling tty): run in the
 		// background rather than not at all.
 		attr.Sys.Foreground = false
-		s.mu.Lock()
-		pid, err = syscall.ForkExec(path, s.cfg.Command, attr)
-		if err == nil {
-			s.mainPID = pid
-		}
-		s.mu.Unlock()
+		pid, err = s.forkExec(path, attr)
 	}
 	if err != nil {
 		code := 126
@@ -225,6 +212,19 @@ func (s *Supervisor) start() (int, int, error) {
 	s.setState(func(p *Snapshot) { p.PID = pid; p.State = "running" })
 	s.log.Debugf("started %s as pid %d", path, pid)
 	return pid, 0, nil
+}
+
+// forkExec starts the daemon under s.mu, which the reaper holds while it
+// drains: the daemon's PID is recorded before its exit can be reaped, so
+// even an at-once exit is handed to supervise, not counted as a zombie.
+func (s *Supervisor) forkExec(path string, attr *syscall.ProcAttr) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pid, err := syscall.ForkExec(path, s.cfg.Command, attr)
+	if err == nil {
+		s.mainPID = pid
+	}
+	return pid, err
 }
 
 func isTerminal(fd int) bool {
