@@ -47,17 +47,16 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 		return 0
 	}
 	log := newLogger(o, stderr)
-
-	kept := supervisor.KeepIgnored(ignored)
-	if len(kept) > 0 {
-		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
-	}
+	kept := keepIgnored(ignored, log)
 	o.sup.SharedChildren = hasExecProbe(o.health)
 
+	// The monitor needs the supervisor's hooks and the supervisor calls
+	// the monitor around each run: mon is set before sup.Run starts one.
 	var mon *health.Monitor
 	o.sup.OnStart = func(pid int) { mon.ChildStarted(pid) }
 	o.sup.OnExit = func(status int) { mon.ChildExited(status) }
-	sup, err := supervisor.New(o.sup, kept, log) // installs the signal handlers
+	// First, so that a signal sent while the rest starts up is queued.
+	sup, err := supervisor.New(o.sup, kept, log)
 	if err != nil {
 		log.Error(err)
 		return 1
@@ -66,15 +65,42 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 		log.Error(err)
 		return 1
 	}
-	if o.lock != "" {
-		lk, err := stalelock.Acquire(o.lock)
-		if err != nil {
-			log.Error(err)
-			return 1
-		}
-		defer lk.Close()
+	lk, err := lockInstance(o.lock)
+	if err != nil {
+		log.Error(err)
+		return 1
 	}
-	for _, r := range stalelock.Clean(o.stale) {
+	defer lk.Close()
+	cleanStale(o.stale, log) // only once the instance lock is held
+	if mon, err = startHealth(o.health, sup, log); err != nil {
+		log.Error(err)
+		return 1
+	}
+	defer mon.Close()
+	return sup.Run()
+}
+
+// keepIgnored keeps the signals ignored at start ignored, for the child.
+func keepIgnored(ignored []syscall.Signal, log *logrus.Logger) []syscall.Signal {
+	kept := supervisor.KeepIgnored(ignored)
+	if len(kept) > 0 {
+		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
+	}
+	return kept
+}
+
+// lockInstance takes the --lock instance lock, if one is configured (a
+// nil *stalelock.Lock closes as a no-op).
+func lockInstance(path string) (*stalelock.Lock, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return stalelock.Acquire(path)
+}
+
+// cleanStale removes the stale files of --stale and logs each outcome.
+func cleanStale(paths []string, log *logrus.Logger) {
+	for _, r := range stalelock.Clean(paths) {
 		e := log.WithField("path", r.Path)
 		switch r.Action {
 		case stalelock.Removed:
@@ -85,7 +111,12 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 			e.Warnf("stale path %s: %s", r.Action, r.Detail)
 		}
 	}
-	mon, err = health.NewMonitor(o.health, health.Hooks{
+}
+
+// startHealth creates the probe monitor, wired to sup, and opens its
+// endpoint.
+func startHealth(cfg health.Config, sup *supervisor.Supervisor, log *logrus.Logger) (*health.Monitor, error) {
+	mon, err := health.NewMonitor(cfg, health.Hooks{
 		Restart: sup.Restart,
 		Child: func() health.ChildState {
 			st := sup.State()
@@ -93,15 +124,12 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 		},
 	}, log)
 	if err != nil {
-		log.Error(err)
-		return 1
+		return nil, err
 	}
 	if err := mon.Start(); err != nil {
-		log.Error(err)
-		return 1
+		return nil, err
 	}
-	defer mon.Close()
-	return sup.Run()
+	return mon, nil
 }
 
 // becomeInit sets the subreaper and parent-death signal, and warns, as
