@@ -16,6 +16,15 @@ var fwdSig [65]uintptr
 
 const sigIgn = 1 // _SIG_IGN
 
+// godebugDefault is the GODEBUG default the linker set into this binary
+// (Makefile INIT_LDFLAGS: -X runtime.godebugDefault=asyncpreemptoff=1).
+//
+//go:linkname godebugDefault runtime.godebugDefault
+var godebugDefault string
+
+// linkedGODEBUG returns the linked GODEBUG default; ok says it is known.
+func linkedGODEBUG() (def string, ok bool) { return godebugDefault, true }
+
 func runtimeIgnored() []syscall.Signal {
 	var out []syscall.Signal
 	for n := 1; n < len(fwdSig); n++ {

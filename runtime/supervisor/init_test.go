@@ -1,6 +1,7 @@
 package supervisor_test
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -726,4 +727,58 @@ func alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
+}
+
+// A build that did not link asyncpreemptoff=1 (plain `go build`, no
+// oxios_fwdsig tag) cannot tell the runtime's own preemption SIGURG from
+// an external one, so it forwards none; the Makefile's build forwards an
+// external one (TestEverySignalForwarded). The executable search once
+// matched a literal of oxios-init's own GODEBUG parser, so such a build
+// forwarded every SIGURG.
+func TestSIGURGNotForwardedWithoutLinkedDefault(t *testing.T) {
+	initBin(t) // the module builds
+	plain := filepath.Join(t.TempDir(), "oxios-init-plain")
+	build := exec.Command("go", "build", "-trimpath", "-o", plain, "./cmd/oxios-init")
+	build.Dir = testenv.RepoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(plain, "-s", "-vvv", "--", os.Args[0])
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GODEBUG=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child")...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan bool)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "child ready") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("child not ready within 10s")
+	}
+	cmd.Process.Signal(syscall.SIGURG)
+	// oxios-init logs (-vvv) what it did with it, either way.
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "SIGURG") })
+	if strings.Contains(stderr.String(), "forwarded SIGURG") {
+		t.Errorf("SIGURG forwarded by a build without asyncpreemptoff=1:\n%s", stderr.String())
+	}
 }

@@ -37,7 +37,8 @@ func (s *Supervisor) supervise(pid int) runResult {
 		case sig := <-s.sigs:
 			ss := sig.(syscall.Signal)
 			if ss == syscall.SIGURG && !AsyncPreemptOff() {
-				continue // may be the Go runtime's own preemption signal
+				s.log.Debugf("not forwarding SIGURG: this build cannot tell it from the Go runtime's own preemption signal")
+				continue
 			}
 			to := s.rewrite(ss)
 			if ss == syscall.SIGTERM || ss == syscall.SIGINT {

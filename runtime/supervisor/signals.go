@@ -147,10 +147,11 @@ func KeepIgnored(sigs []syscall.Signal) []syscall.Signal {
 // AsyncPreemptOff reports whether the Go runtime of this binary never
 // sends itself SIGURG: GODEBUG says so, or the build linked
 // asyncpreemptoff=1 in as the runtime's GODEBUG default (Makefile
-// INIT_LDFLAGS: -X runtime.godebugDefault=asyncpreemptoff=1). A -trimpath
-// build does not record its -ldflags, and the runtime keeps the default to
-// itself, so the executable is searched for the linked string. That costs
-// a read of the binary, so it is done once, when the first SIGURG arrives.
+// INIT_LDFLAGS: -X runtime.godebugDefault=asyncpreemptoff=1). Builds with
+// the oxios_fwdsig tag read that default directly. Without the tag it
+// cannot be read (a -trimpath build does not record its -ldflags), so the
+// executable is searched for the linked string; that costs a read of the
+// binary, so it is done once, when the first SIGURG arrives.
 func AsyncPreemptOff() bool {
 	preemptOnce.Do(func() { preemptOff = asyncPreemptOff() })
 	return preemptOff
@@ -162,13 +163,13 @@ var (
 )
 
 func asyncPreemptOff() bool {
-	for _, kv := range strings.Split(os.Getenv("GODEBUG"), ",") {
-		switch strings.TrimSpace(kv) {
-		case "asyncpreemptoff=1":
-			return true
-		case "asyncpreemptoff=0":
-			return false
-		}
+	// The environment overrides the linked default, as in the runtime.
+	if off, set := godebugAsyncPreemptOff(os.Getenv("GODEBUG")); set {
+		return off
+	}
+	if def, ok := linkedGODEBUG(); ok {
+		off, _ := godebugAsyncPreemptOff(def)
+		return off
 	}
 	exe, err := os.ReadFile("/proc/self/exe")
 	if err != nil {
@@ -180,4 +181,19 @@ func asyncPreemptOff() bool {
 		r[i], r[j] = r[j], r[i]
 	}
 	return bytes.Contains(exe, r)
+}
+
+// godebugAsyncPreemptOff reads asyncpreemptoff from a GODEBUG list (the
+// last setting wins, as in the runtime); set is false when the list does
+// not mention it. Key and value are compared apart: the joined string
+// must not appear in the binary, or the executable search above would
+// always find it.
+func godebugAsyncPreemptOff(list string) (off, set bool) {
+	for _, kv := range strings.Split(list, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		if k == "asyncpreemptoff" && (v == "0" || v == "1") {
+			off, set = v == "1", true
+		}
+	}
+	return off, set
 }
