@@ -191,7 +191,9 @@ func cleanOne(path string) Result {
 }
 
 // flockHeld reports whether another open file description holds a flock
-// on the file (probing with a shared, non-blocking lock we drop at once).
+// on the file, probing with an exclusive, non-blocking lock that is dropped
+// at once: exclusive, because a shared probe would not see a holder of a
+// shared lock. flock needs no write access, so the file is opened read-only.
 func flockHeld(dfd int, base string) (bool, error) {
 	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
