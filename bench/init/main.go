@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -215,25 +216,13 @@ func signalLatency(in initSpec, self string, n int) []time.Duration {
 	for i := 0; i < n; i++ {
 		t0 := monoNow()
 		syscall.Kill(cmd.Process.Pid, syscall.SIGUSR1)
-		if _, err := io_ReadFull(r, buf); err != nil {
+		if _, err := io.ReadFull(r, buf); err != nil {
 			panic(err)
 		}
 		t1 := int64(binary.LittleEndian.Uint64(buf))
 		out = append(out, time.Duration(t1-t0))
 	}
 	return out
-}
-
-func io_ReadFull(r *os.File, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := r.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 func sigChild() {
@@ -278,7 +267,6 @@ func reapTime(in initSpec, self string, n int) time.Duration {
 // starts when it says it is about to exit and stops when PID 1 has no
 // child left but this one (polled every 100us through /proc).
 func reapMain() {
-	n, _ := strconv.Atoi(os.Getenv("BENCH_INIT_ORPHANS"))
 	self, _ := os.Executable()
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), "BENCH_INIT_HELPER=zombies")
@@ -286,7 +274,6 @@ func reapMain() {
 	if err := cmd.Start(); err != nil {
 		panic(err)
 	}
-	_ = n
 	bufio.NewReader(stdout).ReadString('\n') // zombies made, about to exit
 	// The clock starts before that process exits: an init that reaps while
 	// we are still being woken up must not get a head start.
