@@ -707,13 +707,29 @@ func TestLivenessRestart(t *testing.T) {
 func TestParentDeathSignal(t *testing.T) {
 	bin := initBin(t)
 	mark := fmt.Sprintf("oxios-pdeath-%d", os.Getpid())
-	// The parent shell starts oxios-init in the background and exits.
-	cmd := exec.Command("bash", "-c", bin+` -s -p SIGTERM -- bash -c 'exec -a `+mark+` sleep 1000' & sleep 0.3; echo $!`)
+	// The parent shell starts oxios-init in the background and exits once
+	// oxios-init's child runs: oxios-init sets -p before it starts the
+	// child, so the signal is armed by then.
+	cmd := exec.Command("bash", "-c", bin+` -s -p SIGTERM -- bash -c 'exec -a `+mark+` sleep 1000' &
+		for i in $(seq 1000); do pgrep -f '^`+mark+`' >/dev/null && break; sleep 0.01; done; echo $!`)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	t.Cleanup(func() {
+		// Only on failure is anything left: oxios-init first, so that it
+		// does not restart or wait on what is killed next.
+		if !t.Failed() {
+			return
+		}
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for _, p := range findProcs(mark) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	})
 	waitFor(t, 10*time.Second, func() bool {
 		return !alive(pid) && len(findProcs(mark)) == 0
 	})
