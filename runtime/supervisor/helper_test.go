@@ -238,6 +238,11 @@ func startInit(t *testing.T, pid1 bool, env []string, args ...string) *proc {
 		select {
 		case <-p.done:
 		case <-time.After(3 * time.Second):
+			// Its children first: once oxios-init is gone they are
+			// reparented and out of sight, and not all carry Pdeathsig.
+			for _, d := range treeOf(p.pid) {
+				syscall.Kill(d, syscall.SIGKILL)
+			}
 			cmd.Process.Kill()
 			<-p.done
 		}
@@ -246,6 +251,39 @@ func startInit(t *testing.T, pid1 bool, env []string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// treeOf lists every descendant of pid, from one scan of /proc.
+func treeOf(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The fields after comm's closing parenthesis: "state ppid ...".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		children[pp] = append(children[pp], c)
+	}
+	var out []int
+	for q := []int{pid}; len(q) > 0; q = q[1:] {
+		out = append(out, children[q[0]]...)
+		q = append(q, children[q[0]]...)
+	}
+	return out
 }
 
 // initPID is the PID to signal: oxios-init itself, not unshare.
