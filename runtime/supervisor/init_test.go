@@ -759,7 +759,7 @@ func TestSIGURGNotForwardedWithoutLinkedDefault(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(plain, "-s", "-vvv", "--", os.Args[0])
+	cmd := exec.Command(plain, "-s", "-vvv", "--grace", "100ms", "--", os.Args[0])
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GODEBUG=") {
 			cmd.Env = append(cmd.Env, kv)
@@ -776,7 +776,12 @@ func TestSIGURGNotForwardedWithoutLinkedDefault(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		// A stop, so that oxios-init reaps its child (KILL at the grace
+		// period: the helper survives TERM).
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
 	ready := make(chan bool)
 	go func() {
 		sc := bufio.NewScanner(out)
