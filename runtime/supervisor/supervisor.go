@@ -116,6 +116,9 @@ func (s *Supervisor) Run() int {
 	go s.reapLoop()
 	bo := backoff{initial: s.cfg.BackoffInitial, max: s.cfg.BackoffMax, reset: s.cfg.BackoffReset}
 	for {
+		// A restart asked for the previous run (a probe's verdict that
+		// arrived after it ended) must not stop this one.
+		s.drainRestart()
 		started := time.Now()
 		pid, code, err := s.start()
 		if err != nil {
@@ -147,6 +150,13 @@ func (s *Supervisor) Run() int {
 			return code
 		}
 		s.setState(func(p *Snapshot) { p.State = "starting"; p.Backoff = 0 })
+	}
+}
+
+func (s *Supervisor) drainRestart() {
+	select {
+	case <-s.restartReq:
+	default:
 	}
 }
 
