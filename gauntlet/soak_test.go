@@ -10,11 +10,19 @@ import (
 
 // Scenario 8: soak. The daemon exits every 3 s and oxios-init restarts it
 // (--restart always) for 10 minutes (GAUNTLET_SOAK overrides). oxios-init's
-// open file descriptors and RSS are sampled throughout; the minimum over
-// the last window must not exceed the minimum over the first window after
-// warm-up (fds: not one more; RSS: at most 1 MiB more). Minima, because a
-// sample can catch a probe's or our /status request's transient socket
-// and the Go heap breathes between collections.
+// open file descriptors and RSS are sampled every 2 s, and compared as the
+// minimum over three windows: the first fifth after a 10% warm-up, the
+// middle and the last fifth. Minima, because a sample can catch a probe's
+// transient socket, and the Go heap breathes between collections.
+//
+//   - fds: the last window may not hold one more than the first.
+//   - RSS: the second half may not grow more than 512 KiB (a leak keeps
+//     growing), and first-to-last at most 2 MiB. Why not "not at all" from
+//     the first window: at the soak's low allocation rate the Go runtime
+//     takes minutes to reach its minimum 4 MiB heap goal, so RSS climbs
+//     ~1 MiB early and then flattens (measured: oxios-init outside a
+//     container, 425 restarts, GODEBUG=gctrace=1: live heap after each GC
+//     stays under 1 MiB while RSS rises 10.4 -> 10.9 MiB and stops).
 func TestSoak(t *testing.T) {
 	rw := scenario(t, "8", "soak (restart every ~3s)")
 	rw.skipLong(t, "10 minutes")
@@ -30,8 +38,9 @@ func TestSoak(t *testing.T) {
 	rw.Name = fmt.Sprintf("soak %v (restart every ~3s)", dur)
 	rw.mu.Unlock()
 	const (
-		rssSlackKiB = 1024
-		every       = 2 * time.Second
+		secondHalfKiB = 512  // growth allowed from the middle to the last window
+		warmupKiB     = 2048 // growth allowed from the first to the last window
+		every         = 2 * time.Second
 	)
 	e := newEnv(t, setup{
 		restart: "always",
@@ -83,8 +92,8 @@ func TestSoak(t *testing.T) {
 	for _, s := range samples {
 		maxF, maxR = max(maxF, s.fds), max(maxR, s.rss)
 	}
-	rw.note("%d restarts; oxios-init fds %d -> %d (max %d), RSS min per window first/middle/last %d/%d/%d KiB (max %d, slack %d), %d samples",
-		rep.Child.Restarts, f0, f1, maxF, r0, rMid, r1, maxR, rssSlackKiB, len(samples))
+	rw.note("%d restarts; oxios-init fds %d -> %d (max %d); RSS min per window first/middle/last %d/%d/%d KiB (max %d; limits: second half +%d, overall +%d); %d samples",
+		rep.Child.Restarts, f0, f1, maxF, r0, rMid, r1, maxR, secondHalfKiB, warmupKiB, len(samples))
 	if min(f0, f1) < 0 {
 		rw.fail(t, "too few samples for the windows (duration %v)", dur)
 	}
@@ -94,8 +103,11 @@ func TestSoak(t *testing.T) {
 	if f1 > f0 {
 		rw.errorf(t, "oxios-init fds grew: %d -> %d", f0, f1)
 	}
-	if r1 > r0+rssSlackKiB {
-		rw.errorf(t, "oxios-init RSS grew: %d -> %d KiB (slack %d KiB)", r0, r1, rssSlackKiB)
+	if r1 > rMid+secondHalfKiB {
+		rw.errorf(t, "oxios-init RSS still growing in the second half: %d -> %d KiB (limit +%d)", rMid, r1, secondHalfKiB)
+	}
+	if r1 > r0+warmupKiB {
+		rw.errorf(t, "oxios-init RSS grew: %d -> %d KiB (limit +%d)", r0, r1, warmupKiB)
 	}
 	if st2, _ := e.status(); int(st2.PID) != initPID {
 		rw.errorf(t, "oxios-init changed: PID %d -> %d", initPID, st2.PID)
