@@ -4,6 +4,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -buildvcs=false
+VERSION := $(shell git describe --always 2>/dev/null || echo dev)
 # oxios-init: with async preemption off, every SIGURG that arrives came from
 # outside and can be forwarded (DESIGN.md, "The PID-1 contract").
 # -tags oxios_fwdsig + -checklinkname=0: oxios-init reads the runtime's record
@@ -11,7 +12,6 @@ GOFLAGS_BUILD := -trimpath -buildvcs=false
 # ignored when it started stays ignored for the child (runtime/supervisor).
 INIT_TAGS := oxios_fwdsig
 INIT_LDFLAGS := -s -w -checklinkname=0 -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
-VERSION := $(shell git describe --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
