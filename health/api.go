@@ -196,7 +196,7 @@ type ChildState struct {
 
 // Hooks connect the monitor to the supervisor without an import cycle.
 type Hooks struct {
-	Restart func(reason string) // liveness or startup failure
+	Restart func(reason string) // liveness or startup failure; must not block
 	Child   func() ChildState   // for /status and /metrics
 }
 

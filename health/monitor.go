@@ -177,9 +177,11 @@ func (m *Monitor) decide(ctx context.Context, gen uint64, k probeKind, v verdict
 		// A daemon about to be stopped takes no more traffic.
 		m.probeOK = false
 		if m.hooks.Restart != nil {
-			// Asynchronously: the supervisor's stop path calls ChildExited,
-			// which waits for this very runner to return.
-			go m.hooks.Restart(reason)
+			// Synchronously, so the request is made while this child's
+			// generation is current: a late goroutine could stop the next
+			// child. Hooks.Restart must not block (ChildExited waits for
+			// this runner to return).
+			m.hooks.Restart(reason)
 		}
 	}
 	m.publishLocked()
