@@ -88,7 +88,7 @@ func newEnv(t *testing.T, s setup) *env {
 		t: t, ctrd: ctrd, bin: bin, dir: dir,
 		id:      randID("g"),
 		ns:      "gauntlet",
-		port:    freePort(t),
+		port:    testenv.FreePort(t),
 		cfgPath: filepath.Join(dir, "oxios.toml"),
 		dataDir: filepath.Join(dir, "data"),
 		logDir:  filepath.Join(dir, "logs"),
@@ -466,16 +466,6 @@ func procRSS(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randID(prefix string) string {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 func httpSpec(srv *httptest.Server, path string) string { return srv.URL + path }
@@ -149,7 +151,7 @@ func TestHTTPStallAfterHeaders(t *testing.T) {
 }
 
 func TestHTTPRefusedAndTimeout(t *testing.T) {
-	if r := probeOnce(t, mustProber(t, "http://127.0.0.1:"+strconv.Itoa(freePort(t))+"/"), time.Second); r.Status != Failure {
+	if r := probeOnce(t, mustProber(t, "http://127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))+"/"), time.Second); r.Status != Failure {
 		t.Errorf("refused: %+v", r)
 	}
 	port := fullBacklogListener(t)

@@ -49,7 +49,7 @@ func startInit(t *testing.T, extra []string, env ...string) *initProc {
 	t.Helper()
 	initBin := testenv.Bin(t, "oxios-init")
 	demoBin := testenv.Bin(t, "oxios-demo")
-	p := &initProc{t: t, health: "127.0.0.1:" + strconv.Itoa(freePort(t)), demo: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	p := &initProc{t: t, health: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), demo: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
 	p.cond = sync.NewCond(&p.mu)
 	// -p SIGTERM: if this test binary dies, oxios-init stops the demo and exits.
 	args := append([]string{"-s", "-p", "SIGTERM", "-v", "-v", "--log-format", "json", "--health-listen", p.health}, extra...)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 var bg = context.Background()
@@ -175,7 +177,7 @@ func TestListenWildcard(t *testing.T) {
 }
 
 func TestListenNothing(t *testing.T) {
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testenv.FreePort(t))
 	listenModes(t, func(t *testing.T, mk func(string, int) *listenProber) {
 		if r := probeOnce(t, mk("listen://:"+port, os.Getpid()), time.Second); r.Status != Failure {
 			t.Fatalf("nothing listens: %+v", r)
@@ -324,7 +326,7 @@ func TestSockDiagLookup(t *testing.T) {
 	if l, ok, _ := d.lookup(loop4, pa); !ok || l.inode != inode(lnAny) {
 		t.Errorf("lookup 127.0.0.1 does not reach the dual-stack wildcard listener: %+v", l)
 	}
-	if _, ok, _ := d.lookup(loop4, uint16(freePort(t))); ok {
+	if _, ok, _ := d.lookup(loop4, uint16(testenv.FreePort(t))); ok {
 		t.Error("lookup found a listener on a free port")
 	}
 }

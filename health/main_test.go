@@ -62,14 +62,4 @@ func startSleeper(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func deadlineIn(d time.Duration) time.Time { return time.Now().Add(d) }
