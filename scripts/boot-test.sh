@@ -43,7 +43,15 @@ fi
 
 CACHE=${BOOT_CACHE:-/var/cache/oxios}
 SUITE=bookworm
-MIRROR=${BOOT_MIRROR:-http://deb.debian.org/debian}
+# The host's own Debian mirror (the one apt-get already reaches), unless
+# BOOT_MIRROR says otherwise.
+host_mirror() {
+	{ grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
+	  grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}'; } |
+		grep -v -- '-security' | head -n 1
+}
+MIRROR=${BOOT_MIRROR:-$(host_mirror)}
+[ -n "$MIRROR" ] || { echo "boot-test: no Debian mirror in /etc/apt sources; set BOOT_MIRROR" >&2; exit 1; }
 # dbus: systemctl show and busctl go through the bus.
 PACKAGES=systemd,systemd-sysv,dbus
 # Bump when the customisation below changes: it is part of the cache key.
