@@ -46,9 +46,9 @@ SUITE=bookworm
 # The host's own Debian mirror (the one apt-get already reaches), unless
 # BOOT_MIRROR says otherwise.
 host_mirror() {
-	{ grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
-	  grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}'; } |
-		grep -v -- '-security' | head -n 1
+	{ grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources || true
+	  grep -hs '^deb ' /etc/apt/sources.list || true; } |
+		awk '$2 !~ /-security/ { print $2; exit }'
 }
 MIRROR=${BOOT_MIRROR:-$(host_mirror)}
 [ -n "$MIRROR" ] || { echo "boot-test: no Debian mirror in /etc/apt sources; set BOOT_MIRROR" >&2; exit 1; }
