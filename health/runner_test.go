@@ -128,9 +128,16 @@ func TestLivenessThreshold(t *testing.T) {
 	if h.m.state().live {
 		t.Error("still live after a liveness failure")
 	}
-	// The runner stops: no more probes until the next child.
+	// The runner stops: no more probes until the next child. Its goroutine
+	// returning is the event; after it, the count cannot move.
 	n := h.probers[kindLiveness].count()
-	time.Sleep(80 * time.Millisecond)
+	runnersDone := make(chan struct{})
+	go func() { h.m.wg.Wait(); close(runnersDone) }()
+	select {
+	case <-runnersDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("liveness runner still running after asking for a restart")
+	}
 	if h.probers[kindLiveness].count() != n {
 		t.Error("liveness kept probing after asking for a restart")
 	}
@@ -364,7 +371,8 @@ func TestEndpointReadyFileAndQuery(t *testing.T) {
 			if err := Query(addr, "startup", time.Second); err != nil {
 				t.Fatalf("startup with no startup probe: %v", err)
 			}
-			time.Sleep(30 * time.Millisecond)
+			// After a few failed readiness probes (the event), not before.
+			waitFor(t, "3 readiness probes", 5*time.Second, func() bool { return h.probers[kindReadiness].count() >= 3 })
 			if err := Query(addr, "readiness", time.Second); err == nil || exists() {
 				t.Fatal("ready while the readiness probe fails")
 			}
@@ -447,21 +455,38 @@ func TestSdNotifyReady(t *testing.T) {
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sock)
 	cfg := DefaultConfig()
+	// The host CLI reads the ready file once READY=1 arrives: it must
+	// already be there.
+	cfg.ReadyFile = filepath.Join(t.TempDir(), "ready")
 	h := newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{})
-	h.m.ChildStarted(os.Getpid()) // no probes: ready at once
-	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	buf := make([]byte, 256)
-	n, err := conn.Read(buf)
-	if err != nil {
-		t.Fatalf("no sd_notify datagram: %v", err)
+	// The receiver waits before the child starts and looks for the file
+	// the moment the datagram arrives, while ChildStarted may still run.
+	type got struct {
+		msg    string
+		err    error
+		noFile error
 	}
-	if string(buf[:n]) != "READY=1" {
-		t.Fatalf("sd_notify sent %q", buf[:n])
+	recv := make(chan got, 1)
+	go func() {
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 256)
+		n, err := conn.Read(buf)
+		_, statErr := os.Stat(cfg.ReadyFile)
+		recv <- got{string(buf[:n]), err, statErr}
+	}()
+	h.m.ChildStarted(os.Getpid()) // no probes: ready at once
+	g := <-recv
+	if g.err != nil {
+		t.Fatalf("no sd_notify datagram: %v", g.err)
+	}
+	if g.msg != "READY=1" {
+		t.Fatalf("sd_notify sent %q", g.msg)
+	}
+	if g.noFile != nil {
+		t.Errorf("READY=1 sent before the ready file was written: %v", g.noFile)
 	}
 }
 
-// "Could not probe" is retried within the tick (twice, 100 ms apart), then
-// the probe waits for the next tick; none of it is counted.
 func TestUnknownRetriedWithinTick(t *testing.T) {
 	const period = 2 * time.Second
 	cfg := DefaultConfig()
