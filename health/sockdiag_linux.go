@@ -22,6 +22,7 @@ type sockDiag struct {
 	req  [nlmsgHdrLen + inetDiagReqLen]byte // dump of LISTEN sockets
 	look [nlmsgHdrLen + inetDiagReqLen]byte // exact lookup of one address
 	buf  []byte
+	rest []byte // unread part of buf from the last read
 }
 
 const (
@@ -93,9 +94,6 @@ func newSockDiag() (*sockDiag, error) {
 // round trip and a hash lookup in the kernel, where a dump walks the whole
 // listening hash table (up to 64 Ki buckets, ~0.1 ms per family).
 func (d *sockDiag) lookup(addr netip.Addr, port uint16) (l listener, found bool, err error) {
-	ne := binary.NativeEndian
-	d.seq++
-	ne.PutUint32(d.look[8:], d.seq)
 	id := d.look[nlmsgHdrLen+8:]
 	binary.BigEndian.PutUint16(id[0:], port) // idiag_sport
 	clear(id[4:36])                          // src, dst
@@ -108,45 +106,28 @@ func (d *sockDiag) lookup(addr netip.Addr, port uint16) (l listener, found bool,
 		a := addr.As16()
 		copy(id[4:], a[:])
 	}
-	if _, err := unix.Write(d.fd, d.look[:]); err != nil {
-		return l, false, fmt.Errorf("sock_diag send: %w", err)
+	if err := d.send(d.look[:]); err != nil {
+		return l, false, err
 	}
 	for {
-		n, err := unix.Read(d.fd, d.buf)
-		if err == unix.EINTR {
-			continue
-		}
+		typ, msg, err := d.reply()
 		if err != nil {
-			return l, false, fmt.Errorf("sock_diag receive: %w", err)
+			return l, false, err
 		}
-		b := d.buf[:n]
-		for len(b) >= nlmsgHdrLen {
-			mlen := int(ne.Uint32(b[0:]))
-			typ := ne.Uint16(b[4:])
-			seq := ne.Uint32(b[8:])
-			if mlen < nlmsgHdrLen || mlen > len(b) {
-				return l, false, errors.New("sock_diag: truncated message")
-			}
-			msg := b[nlmsgHdrLen:mlen]
-			b = b[nlmAlign(mlen):]
-			if seq != d.seq {
-				continue
-			}
-			switch typ {
-			case unix.NLMSG_ERROR:
-				if len(msg) >= 4 {
-					switch e := unix.Errno(-int32(ne.Uint32(msg))); e {
-					case 0, unix.ENOENT:
-						return l, false, nil // nothing would accept
-					default:
-						return l, false, fmt.Errorf("sock_diag lookup: %w", e)
-					}
+		switch typ {
+		case unix.NLMSG_ERROR:
+			if len(msg) >= 4 {
+				switch e := unix.Errno(-int32(binary.NativeEndian.Uint32(msg))); e {
+				case 0, unix.ENOENT:
+					return l, false, nil // nothing would accept
+				default:
+					return l, false, fmt.Errorf("sock_diag lookup: %w", e)
 				}
-				return l, false, nil
-			case sockDiagByFamily:
-				l, ok := parseInetDiagMsg(msg)
-				return l, ok, nil // ok is false for a non-LISTEN socket
 			}
+			return l, false, nil
+		case sockDiagByFamily:
+			l, ok := parseInetDiagMsg(msg)
+			return l, ok, nil // ok is false for a non-LISTEN socket
 		}
 	}
 }
@@ -156,50 +137,72 @@ func (d *sockDiag) Close() error { return unix.Close(d.fd) }
 // listeners appends the LISTEN sockets of family (AF_INET or AF_INET6) to
 // out and returns it.
 func (d *sockDiag) listeners(family uint8, out []listener) ([]listener, error) {
-	ne := binary.NativeEndian
-	d.seq++
-	ne.PutUint32(d.req[8:], d.seq)
 	d.req[nlmsgHdrLen] = family
-	if _, err := unix.Write(d.fd, d.req[:]); err != nil {
-		return out, fmt.Errorf("sock_diag send: %w", err)
+	if err := d.send(d.req[:]); err != nil {
+		return out, err
 	}
 	for {
+		typ, msg, err := d.reply()
+		if err != nil {
+			return out, err
+		}
+		switch typ {
+		case unix.NLMSG_DONE:
+			return out, nil
+		case unix.NLMSG_ERROR:
+			if len(msg) >= 4 {
+				if e := int32(binary.NativeEndian.Uint32(msg)); e != 0 {
+					return out, fmt.Errorf("sock_diag: %w", unix.Errno(-e))
+				}
+			}
+			return out, nil
+		case sockDiagByFamily:
+			if l, ok := parseInetDiagMsg(msg); ok {
+				out = append(out, l)
+			}
+		}
+	}
+}
+
+// send stamps req with a new sequence number and writes it. Replies still
+// unread belong to an earlier, abandoned request: they are dropped.
+func (d *sockDiag) send(req []byte) error {
+	d.seq++
+	binary.NativeEndian.PutUint32(req[8:], d.seq)
+	d.rest = nil
+	if _, err := unix.Write(d.fd, req); err != nil {
+		return fmt.Errorf("sock_diag send: %w", err)
+	}
+	return nil
+}
+
+// reply returns the next message answering the last request sent, reading
+// the socket as needed; replies to earlier requests are skipped. msg
+// aliases the receive buffer until the next call.
+func (d *sockDiag) reply() (typ uint16, msg []byte, err error) {
+	ne := binary.NativeEndian
+	for {
+		for len(d.rest) >= nlmsgHdrLen {
+			b := d.rest
+			mlen := int(ne.Uint32(b[0:]))
+			if mlen < nlmsgHdrLen || mlen > len(b) {
+				d.rest = nil
+				return 0, nil, errors.New("sock_diag: truncated message")
+			}
+			typ, seq := ne.Uint16(b[4:]), ne.Uint32(b[8:])
+			d.rest = b[min(nlmAlign(mlen), len(b)):]
+			if seq == d.seq {
+				return typ, b[nlmsgHdrLen:mlen], nil
+			}
+		}
 		n, err := unix.Read(d.fd, d.buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return out, fmt.Errorf("sock_diag receive: %w", err)
+			return 0, nil, fmt.Errorf("sock_diag receive: %w", err)
 		}
-		b := d.buf[:n]
-		for len(b) >= nlmsgHdrLen {
-			mlen := int(ne.Uint32(b[0:]))
-			typ := ne.Uint16(b[4:])
-			seq := ne.Uint32(b[8:])
-			if mlen < nlmsgHdrLen || mlen > len(b) {
-				return out, errors.New("sock_diag: truncated message")
-			}
-			msg := b[nlmsgHdrLen:mlen]
-			b = b[nlmAlign(mlen):]
-			if seq != d.seq {
-				continue // a reply to an earlier, abandoned request
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return out, nil
-			case unix.NLMSG_ERROR:
-				if len(msg) >= 4 {
-					if e := int32(ne.Uint32(msg)); e != 0 {
-						return out, fmt.Errorf("sock_diag: %w", unix.Errno(-e))
-					}
-				}
-				return out, nil
-			case sockDiagByFamily:
-				if l, ok := parseInetDiagMsg(msg); ok {
-					out = append(out, l)
-				}
-			}
-		}
+		d.rest = d.buf[:n]
 	}
 }
 
