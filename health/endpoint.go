@@ -31,6 +31,7 @@ const (
 
 func (m *Monitor) serve(ln net.Listener) {
 	sem := make(chan struct{}, maxServed)
+	var backoff time.Duration
 	for {
 		// Backpressure: with every slot busy, further clients wait in the
 		// kernel's backlog rather than being reset; connTimeout frees slots.
@@ -41,13 +42,16 @@ func (m *Monitor) serve(ln net.Listener) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			m.log.WithError(err).Error("health endpoint: accept failed; stopped")
-			return
+			// EMFILE, ENFILE, ENOBUFS pass: stopping would fail every
+			// `oxios-init probe` from then on and get a healthy daemon
+			// killed. No event says a descriptor is free again, so back
+			// off as net/http's Serve does (5 ms doubling to 1 s).
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			m.log.WithError(err).Warnf("health endpoint: accept failed; retrying in %v", backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()

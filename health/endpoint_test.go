@@ -4,7 +4,6 @@ package health
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,8 +13,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 func rawRequest(t *testing.T, network, addr, req string) string {
@@ -206,5 +209,87 @@ func TestRunnerSteadyStateAllocs(t *testing.T) {
 		t.Errorf("%d allocations for %d probes (%.2f per probe)", allocs, probes, per)
 	}
 	t.Logf("%d probes, %d allocations", probes, allocs)
-	_ = fmt.Sprint()
+}
+
+// logSeen is a logrus hook that hands each message to a channel.
+type logSeen chan string
+
+func (c logSeen) Levels() []logrus.Level { return logrus.AllLevels }
+func (c logSeen) Fire(e *logrus.Entry) error {
+	select {
+	case c <- e.Message:
+	default:
+	}
+	return nil
+}
+
+// Out of file descriptors, accept fails (EMFILE); the endpoint must keep
+// serving once descriptors are free again, or every `oxios-init probe`
+// would fail for the rest of the daemon's life.
+func TestEndpointSurvivesEMFILE(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	seen := make(logSeen, 64)
+	log.AddHook(seen)
+	cfg := DefaultConfig()
+	cfg.HealthListen = "127.0.0.1:0"
+	m, err := NewMonitor(cfg, Hooks{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	port := m.Addr().(*net.TCPAddr).Port
+
+	// The client's socket exists before the limit drops (connect needs no
+	// new descriptor); it is the highest descriptor, so with the soft
+	// limit at its number accept() has none to give.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(fd)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		}
+	}
+	defer restore()
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		restore()
+		t.Fatal(err)
+	}
+	timeout := time.After(5 * time.Second)
+	for failed := false; !failed; {
+		select {
+		case msg := <-seen:
+			failed = strings.Contains(msg, "accept failed")
+		case <-timeout:
+			restore()
+			t.Fatal("accept did not fail with the descriptor limit reached")
+		}
+	}
+	restore()
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
+	if _, err := unix.Write(fd, []byte("GET /livez HTTP/1.0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	n, err := unix.Read(fd, buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200 ") {
+		t.Fatalf("after EMFILE: %q, %v (the endpoint stopped accepting)", buf[:max(n, 0)], err)
+	}
 }
