@@ -234,32 +234,37 @@ func (m *Monitor) writeMetrics(b *bytes.Buffer) {
 	gauge("oxios_init_live", "1 unless a liveness or startup failure is restarting the daemon.", b01(s.live))
 	gauge("oxios_init_started", "1 once the startup probe succeeded (or none is set).", b01(s.started))
 
-	b.WriteString("# HELP oxios_init_probe_success 1 when the last result of the probe was a success.\n# TYPE oxios_init_probe_success gauge\n")
+	// One snapshot per probe, so that every series shows the same run.
+	var snaps [numKinds]*snapshot
 	for k, r := range m.runners {
 		if r != nil {
 			sn := r.snapshot()
+			snaps[k] = &sn
+		}
+	}
+	b.WriteString("# HELP oxios_init_probe_success 1 when the last result of the probe was a success.\n# TYPE oxios_init_probe_success gauge\n")
+	for k, sn := range snaps {
+		if sn != nil {
 			fmt.Fprintf(b, "oxios_init_probe_success{probe=%q} %d\n", probeKind(k).String(), b01(sn.Last.Status == Success && !sn.At.IsZero()))
 		}
 	}
 	b.WriteString("# HELP oxios_init_probe_results_total Probe results by outcome.\n# TYPE oxios_init_probe_results_total counter\n")
-	for k, r := range m.runners {
-		if r != nil {
-			sn := r.snapshot()
+	for k, sn := range snaps {
+		if sn != nil {
 			for st := Unknown; st <= Failure; st++ {
 				fmt.Fprintf(b, "oxios_init_probe_results_total{probe=%q,result=%q} %d\n", probeKind(k).String(), st.String(), sn.Counts[st])
 			}
 		}
 	}
 	b.WriteString("# HELP oxios_init_probe_skipped_ticks_total Probe periods skipped because a probe overran.\n# TYPE oxios_init_probe_skipped_ticks_total counter\n")
-	for k, r := range m.runners {
-		if r != nil {
-			fmt.Fprintf(b, "oxios_init_probe_skipped_ticks_total{probe=%q} %d\n", probeKind(k).String(), r.skipped.Load())
+	for k, sn := range snaps {
+		if sn != nil {
+			fmt.Fprintf(b, "oxios_init_probe_skipped_ticks_total{probe=%q} %d\n", probeKind(k).String(), sn.Skipped)
 		}
 	}
 	b.WriteString("# HELP oxios_init_probe_duration_seconds Duration of the last probe.\n# TYPE oxios_init_probe_duration_seconds gauge\n")
-	for k, r := range m.runners {
-		if r != nil {
-			sn := r.snapshot()
+	for k, sn := range snaps {
+		if sn != nil {
 			fmt.Fprintf(b, "oxios_init_probe_duration_seconds{probe=%q} %s\n", probeKind(k).String(), strconv.FormatFloat(sn.Dur.Seconds(), 'g', -1, 64))
 		}
 	}
