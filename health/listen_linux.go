@@ -259,6 +259,8 @@ func (p *listenProber) judge() Result {
 const listenPollCap = 8 * time.Millisecond
 
 func (p *listenProber) fastCap() time.Duration {
+	p.mu.Lock() // Probe degrades the mode under mu
+	defer p.mu.Unlock()
 	if p.mode == modeConnect {
 		return 0
 	}
