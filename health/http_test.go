@@ -17,6 +17,24 @@ import (
 
 func httpSpec(srv *httptest.Server, path string) string { return srv.URL + path }
 
+// stallingServer answers each request with what start writes, flushes it,
+// then sends nothing more until the client leaves or the test ends.
+func stallingServer(t *testing.T, start func(http.ResponseWriter)) *httptest.Server {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start(w)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	// Cleanups run last-in first-out: release the handlers, then close.
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	return srv
+}
+
 func TestHTTPStatusCodes(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
@@ -104,18 +122,10 @@ func TestHTTPRedirectLoop(t *testing.T) {
 // A large body is not read past 10 KiB: the server here sends 64 KiB and
 // then stalls; the probe must succeed without waiting for the rest.
 func TestHTTPLargeBody(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := stallingServer(t, func(w http.ResponseWriter) {
 		w.Header().Set("Content-Length", strconv.Itoa(1<<20))
 		w.Write(make([]byte, 64<<10))
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	})
 	start := time.Now()
 	r := probeOnce(t, mustProber(t, httpSpec(srv, "/")), 10*time.Second)
 	if r.Status != Success || !strings.Contains(r.Detail, "truncated") {
@@ -127,18 +137,10 @@ func TestHTTPLargeBody(t *testing.T) {
 }
 
 func TestHTTPStallAfterHeaders(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := stallingServer(t, func(w http.ResponseWriter) {
 		w.Header().Set("Content-Length", "100")
 		w.WriteHeader(200)
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	})
 	start := time.Now()
 	r := probeOnce(t, mustProber(t, httpSpec(srv, "/")), 300*time.Millisecond)
 	el := time.Since(start)
