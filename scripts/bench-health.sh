@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 mkdir -p build
-[ -x bin/oxios-init ] || make -s build
+# Always: make is incremental, and a stale bin/oxios-init would measure old code.
+make -s build
 go build -trimpath -o build/bench-health ./bench/health
 build/bench-health -init bin/oxios-init -n "${BENCH_HEALTH_RUNS:-100}" -max-delay "${BENCH_HEALTH_MAX_DELAY:-1s}" | tee build/bench-health.txt
