@@ -40,16 +40,32 @@ func mustProber(t *testing.T, spec string) Prober {
 	return p
 }
 
-// listenModes runs f with the listen prober forced into each mode.
+// listenModes runs f with the listen prober forced into each mode, and
+// fails if a prober fell back to another mode: the fallback would pass the
+// test in the mode's name.
 func listenModes(t *testing.T, f func(t *testing.T, mk func(spec string, root int) *listenProber)) {
 	for _, mode := range []listenMode{modeSockDiag, modeProcNet, modeConnect} {
 		t.Run(mode.String(), func(t *testing.T) {
+			if mode == modeSockDiag {
+				d, err := newSockDiag()
+				if err != nil {
+					t.Skipf("no sock_diag: %v", err)
+				}
+				d.Close()
+			}
+			var made []*listenProber
 			f(t, func(spec string, root int) *listenProber {
 				p := mustProber(t, spec).(*listenProber)
 				p.mode = mode
 				p.SetRoot(root)
+				made = append(made, p)
 				return p
 			})
+			for _, p := range made {
+				if p.mode != mode {
+					t.Errorf("listen://:%d fell back from %v to %v", p.port, mode, p.mode)
+				}
+			}
 		})
 	}
 }
