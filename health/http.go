@@ -37,8 +37,6 @@ type httpProber struct {
 	url *url.URL
 }
 
-var errTooManyRedirects = fmt.Errorf("stopped after %d redirects", maxRedirects)
-
 func newHTTPProber(raw string) *httpProber {
 	u, err := url.Parse(raw)
 	if err != nil { // ParseSpec accepted it; cannot happen
@@ -73,7 +71,7 @@ func (p *httpProber) Probe(ctx context.Context, deadline time.Time) Result {
 			}
 			if next.Hostname() == p.url.Hostname() && (next.Scheme == "http" || next.Scheme == "https") {
 				if n >= maxRedirects {
-					return Result{Failure, "GET " + p.url.String() + ": " + errTooManyRedirects.Error()}
+					return Result{Failure, "GET " + p.url.String() + ": stopped after " + strconv.Itoa(maxRedirects) + " redirects"}
 				}
 				u = next
 				continue

@@ -328,7 +328,7 @@ func checkListenAddr(a string) error {
 func listenHealth(addr string) (net.Listener, error) {
 	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
 		ln, err := net.Listen("unix", p)
-		if err != nil && errors.Is(err, errAddrInUse) && staleSocket(p) {
+		if err != nil && errors.Is(err, syscall.EADDRINUSE) && staleSocket(p) {
 			// A socket left by a previous run that nobody answers on.
 			os.Remove(p)
 			ln, err = net.Listen("unix", p)
@@ -337,8 +337,6 @@ func listenHealth(addr string) (net.Listener, error) {
 	}
 	return net.Listen("tcp", addr)
 }
-
-var errAddrInUse = syscall.EADDRINUSE
 
 func staleSocket(p string) bool {
 	fi, err := os.Lstat(p)

@@ -9,8 +9,7 @@ import (
 	"strings"
 )
 
-// procRoot is /proc; a variable so tests can point it elsewhere if needed.
-var procRoot = "/proc"
+const procRoot = "/proc"
 
 // processTree returns root and its descendants, read from
 // /proc/PID/task/TID/children (every thread's children: a child forked by
