@@ -18,7 +18,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -473,7 +472,5 @@ func randID(prefix string) string {
 	rand.Read(b)
 	return prefix + "-" + hex.EncodeToString(b)
 }
-
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 func testenvRoot(t *testing.T) { t.Helper(); testenv.RequireRoot(t) }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // Scenario 6: the log directory is a small tmpfs, full before the daemon
@@ -72,7 +74,7 @@ func TestFullLogDisk(t *testing.T) {
 		crashed = append(crashed, "log driver (never seen)")
 	}
 	for _, pid := range driver0 {
-		if !alive(pid) {
+		if !testenv.Alive(pid) {
 			crashed = append(crashed, fmt.Sprintf("log driver (PID %d)", pid))
 		}
 	}

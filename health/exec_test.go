@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 func TestExecExitCodes(t *testing.T) {
@@ -31,17 +33,6 @@ func TestExecExitCodes(t *testing.T) {
 	if r.Detail != "exit 3: hi" {
 		t.Errorf("detail %q", r.Detail)
 	}
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // An exec probe that ignores SIGTERM is killed at its timeout, with
@@ -66,7 +57,7 @@ func TestExecIgnoresSIGTERM(t *testing.T) {
 	sh, _ := strconv.Atoi(f[0])
 	sleeper, _ := strconv.Atoi(f[1])
 	// The shell is our child: reaped by Wait, so it is gone, not a zombie.
-	if err := syscall.Kill(sh, 0); err == nil && alive(sh) {
+	if err := syscall.Kill(sh, 0); err == nil && testenv.Alive(sh) {
 		t.Errorf("probe shell %d still alive", sh)
 	}
 	// The grandchild is not ours to wait for; its pidfd turns readable when
@@ -82,7 +73,7 @@ func TestExecIgnoresSIGTERM(t *testing.T) {
 	} else if err != unix.ESRCH {
 		t.Fatalf("pidfd_open %d: %v", sleeper, err)
 	}
-	if alive(sleeper) {
+	if testenv.Alive(sleeper) {
 		t.Errorf("the probe's grandchild %d survived the timeout", sleeper)
 	}
 }

@@ -96,7 +96,7 @@ func (p *initProc) killChildren() {
 	defer p.mu.Unlock()
 	for _, e := range p.entries {
 		var pid int
-		if _, err := fmt.Sscanf(e.msg[strings.LastIndex(e.msg, " as pid ")+1:], "as pid %d", &pid); err == nil && pid > 1 && alive(pid) {
+		if _, err := fmt.Sscanf(e.msg[strings.LastIndex(e.msg, " as pid ")+1:], "as pid %d", &pid); err == nil && pid > 1 && testenv.Alive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

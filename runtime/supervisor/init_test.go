@@ -723,7 +723,7 @@ func TestParentDeathSignal(t *testing.T) {
 		if !t.Failed() {
 			return
 		}
-		if alive(pid) {
+		if testenv.Alive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		for _, p := range findProcs(mark) {
@@ -731,18 +731,8 @@ func TestParentDeathSignal(t *testing.T) {
 		}
 	})
 	waitFor(t, 10*time.Second, func() bool {
-		return !alive(pid) && len(findProcs(mark)) == 0
+		return !testenv.Alive(pid) && len(findProcs(mark)) == 0
 	})
-}
-
-// alive: the process exists and is not a zombie (whoever reaps it).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
 }
 
 // A build that did not link asyncpreemptoff=1 (plain `go build`, no
