@@ -7,10 +7,11 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // Scenario 1: containerd is SIGKILLed and restarted while the daemon runs
@@ -27,7 +28,7 @@ func TestContainerdDies(t *testing.T) {
 	defer cancel()
 	fg := e.command(ctx, "start", "--foreground")
 	stdout, _ := fg.StdoutPipe()
-	var stderr lockedBuf
+	var stderr testenv.Buffer
 	fg.Stderr = &stderr
 	if err := fg.Start(); err != nil {
 		t.Fatal(err)
@@ -127,22 +128,4 @@ func TestContainerdDies(t *testing.T) {
 	}
 	rw.note("same PID %d, heartbeat seq %d -> %d", st.PID, hb0.Seq, hb1.Seq)
 	rw.lost(lost)
-}
-
-// lockedBuf is a strings.Builder safe for the writer goroutine of exec.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // Scenario 3: the daemon exits at once (before it listens), 50 times. The
@@ -42,7 +44,7 @@ func TestCrashLoop(t *testing.T) {
 	// background and is killed once the loop is measured.
 	ctx, cancel := context.WithCancel(context.Background())
 	launcher := e.command(ctx, "start")
-	var lout lockedBuf
+	var lout testenv.Buffer
 	launcher.Stdout, launcher.Stderr = &lout, &lout
 	if err := launcher.Start(); err != nil {
 		t.Fatal(err)

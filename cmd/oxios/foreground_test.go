@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // notifySocket is a NOTIFY_SOCKET receiver like systemd's.
@@ -70,26 +72,9 @@ func (n *notifySocket) await(t *testing.T, want string, timeout time.Duration) [
 
 type fgProc struct {
 	cmd    *exec.Cmd
-	stdout *lockedBuf
-	stderr *lockedBuf
+	stdout *testenv.Buffer
+	stderr *testenv.Buffer
 	done   chan struct{}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (c *cli) startForeground(t *testing.T, n *notifySocket, watchdog time.Duration) *fgProc {
@@ -98,7 +83,7 @@ func (c *cli) startForeground(t *testing.T, n *notifySocket, watchdog time.Durat
 	if watchdog > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()), "WATCHDOG_PID=")
 	}
-	p := &fgProc{cmd: cmd, stdout: &lockedBuf{}, stderr: &lockedBuf{}, done: make(chan struct{})}
+	p := &fgProc{cmd: cmd, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -10,13 +10,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/a7garden/oxios/internal/testenv"
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // TestMain doubles as the helper processes that oxios-init supervises
@@ -169,26 +169,9 @@ type proc struct {
 	cmd    *exec.Cmd
 	pid    int // oxios-init's PID as seen from here
 	lines  chan string
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	done   chan struct{}
 	status syscall.WaitStatus
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startInit runs oxios-init with args; pid1 wraps it in
@@ -208,7 +191,7 @@ func startInit(t *testing.T, pid1 bool, env []string, args ...string) *proc {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// Orphans of a failed test may hold stderr open: do not wait for them.
 	cmd.WaitDelay = 2 * time.Second
-	p := &proc{t: t, cmd: cmd, lines: make(chan string, 4096), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, lines: make(chan string, 4096), stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

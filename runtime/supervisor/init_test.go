@@ -757,7 +757,7 @@ func TestSIGURGNotForwardedWithoutLinkedDefault(t *testing.T) {
 	}
 	cmd.Env = append(cmd.Env, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child")...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
