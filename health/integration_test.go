@@ -307,14 +307,7 @@ func TestIntegrationReadinessFlips(t *testing.T) {
 	probeCLI := func(kind string) int {
 		cmd := exec.Command(initBin, "probe", kind)
 		cmd.Env = append(os.Environ(), "OXIOS_INIT_HEALTH_LISTEN="+p.health)
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
+		return testenv.ExitCode(t, cmd.Run())
 	}
 	exists := func() bool { _, err := os.Stat(readyFile); return err == nil }
 	next, _ := p.waitLog(0, "readiness changed", readyTrue, 20*time.Second)

@@ -81,13 +81,7 @@ func (c *cli) run(args ...string) (string, string, int) {
 	cmd.Env = append(os.Environ(), "CONTAINERD_ADDRESS=", "NOTIFY_SOCKET=")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatal(err)
-	}
+	code := testenv.ExitCode(c.t, cmd.Run())
 	return out.String(), errb.String(), code
 }
 

@@ -23,13 +23,7 @@ func TestExitCodesAll256(t *testing.T) {
 	bin := initBin(t)
 	for code := 0; code < 256; code++ {
 		cmd := exec.Command(bin, "-s", "--", "/bin/sh", "-c", "exit "+strconv.Itoa(code))
-		err := cmd.Run()
-		got := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			got = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		got := testenv.ExitCode(t, cmd.Run())
 		if got != code {
 			t.Fatalf("child exit %d: oxios-init exited %d", code, got)
 		}
@@ -656,14 +650,7 @@ func TestProbeCommand(t *testing.T) {
 	probe := func() int {
 		cmd := exec.Command(bin, "probe", "readiness")
 		cmd.Env = append(os.Environ(), "OXIOS_INIT_HEALTH_LISTEN="+addr)
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
+		return testenv.ExitCode(t, cmd.Run())
 	}
 	waitFor(t, 5*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
