@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -295,8 +296,8 @@ func rss(pid int) (rss, hwm int) {
 }
 
 func readyz(sock string) bool {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Dial: func(_, _ string) (net.Conn, error) {
-		return net.Dial("unix", sock)
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
 	resp, err := c.Get("http://health/readyz")
 	if err != nil {

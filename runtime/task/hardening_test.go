@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,8 +19,7 @@ import (
 func buildProbe(t *testing.T, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "procstatus")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(gobin, "build", "-o", out, "./testdata/procstatus")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/procstatus")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build procstatus: %v\n%s", err, b)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -94,7 +95,7 @@ func (r *Runtime) pickImported(ctx context.Context, imgs []images.Image) (client
 func (r *Runtime) pull(ctx context.Context) (client.Image, error) {
 	ref := r.cfg.Image.Ref
 	r.progress("pulling %s", ref)
-	resolver := docker.NewResolver(docker.ResolverOptions{PlainHTTP: r.cfg.Image.PlainHTTP})
+	resolver := newResolver(r.cfg.Image.PlainHTTP)
 	opts := []client.RemoteOpt{client.WithResolver(resolver), client.WithPullUnpack,
 		client.WithPullSnapshotter(r.cfg.Containerd.Snapshotter)}
 	if r.showProgress {
@@ -136,4 +137,14 @@ func shortMedia(mt string) string {
 		return "config  "
 	}
 	return "layer   "
+}
+
+// newResolver talks HTTPS to registries, or plain HTTP to every registry
+// when plainHTTP is set (image.plain_http: a registry on 127.0.0.1).
+func newResolver(plainHTTP bool) remotes.Resolver {
+	var opts []docker.RegistryOpt
+	if plainHTTP {
+		opts = append(opts, docker.WithPlainHTTP(func(string) (bool, error) { return true, nil }))
+	}
+	return docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(opts...)})
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/a7garden/oxios/internal/ctrtest"
@@ -69,7 +68,7 @@ func pushImage(t *testing.T, archive, ref string) {
 	if err != nil || len(imgs) == 0 {
 		t.Fatalf("import: %v", err)
 	}
-	resolver := docker.NewResolver(docker.ResolverOptions{PlainHTTP: true})
+	resolver := newResolver(true)
 	if err := cl.Push(ctx, ref, imgs[0].Target, client.WithResolver(resolver)); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
