@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -78,8 +77,8 @@ func New(cfg Config, ignored []syscall.Signal, log *logrus.Logger) (*Supervisor,
 			catch = append(catch, sig)
 		}
 	}
-	signal.Notify(s.chld, syscall.SIGCHLD)
-	signal.Notify(s.sigs, catch...)
+	notify(s.chld, syscall.SIGCHLD)
+	notify(s.sigs, catch...)
 	s.setState(func(p *Snapshot) { p.State = "starting" })
 	return s, nil
 }
