@@ -19,6 +19,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 build:
 	@mkdir -p bin
 	go build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/oxios ./cmd/oxios
+	go build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/oxios-logd ./cmd/oxios-logd
 	go build $(GOFLAGS_BUILD) -tags $(INIT_TAGS) -ldflags '$(INIT_LDFLAGS)' -o bin/oxios-init ./cmd/oxios-init
 	go build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o bin/oxios-demo ./cmd/oxios-demo
 

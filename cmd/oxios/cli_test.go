@@ -234,3 +234,59 @@ func TestCLIRestartAndOrphaned(t *testing.T) {
 		t.Fatalf("status: %d %q", code, out)
 	}
 }
+
+// The shim runs bin/oxios-logd as the log driver when it sits next to
+// bin/oxios, and bin/oxios itself when it is alone (an installed copy):
+// both keep the daemon's log.
+func TestCLILogDriverBinary(t *testing.T) {
+	logd := testenv.Bin(t, "oxios-logd")
+	if _, err := os.Stat(logd); err != nil {
+		t.Fatalf("make build did not build %s: %v", logd, err)
+	}
+	c := newCLI(t, "")
+	alone := filepath.Join(t.TempDir(), "oxios")
+	b, err := os.ReadFile(c.bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct{ bin, driver string }{{c.bin, logd}, {alone, alone}} {
+		c.bin = tc.bin
+		tc.driver, _ = filepath.EvalSymlinks(tc.driver)
+		out, errs, code := c.run("start")
+		if code != 0 {
+			t.Fatalf("%s start: %d\n%s%s", tc.bin, code, out, errs)
+		}
+		if got := logDriverOf(t, filepath.Join(c.dir, "logs", c.id+".log")); got != tc.driver {
+			t.Errorf("%s: the shim runs %q as the log driver, want %s", tc.bin, got, tc.driver)
+		}
+		if _, errs, code := c.run("stop"); code != 0 {
+			t.Fatalf("stop: %s", errs)
+		}
+		out, _, code = c.run("logs", "-n", "200")
+		if n := strings.Count(out, "msg=listening"); code != 0 || n != i+1 {
+			t.Fatalf("%s: the log holds %d of the daemon's %d runs: %d %q", tc.bin, n, i+1, code, out)
+		}
+	}
+}
+
+// logDriverOf finds the process writing logPath (the driver gets it as
+// its "file" argument) and returns its executable.
+func logDriverOf(t *testing.T, logPath string) string {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("\x00file\x00"+logPath+"\x00")) {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join(filepath.Dir(p), "exe"))
+		if err == nil {
+			return exe
+		}
+	}
+	t.Fatalf("no process writes %s", logPath)
+	return ""
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,8 +43,8 @@ const (
 // Options configure a Runtime.
 type Options struct {
 	Config *config.Config
-	// LogDriver is the binary the shim runs as the logging binary
-	// (re-executed in logdriver mode); default: this executable.
+	// LogDriver is the binary the shim runs as the logging binary;
+	// default: LogDriverFor(this executable).
 	LogDriver string
 	// Out receives progress lines (the CLI passes stderr); nil = discard.
 	Out io.Writer
@@ -80,7 +81,8 @@ func Connect(ctx context.Context, o Options) (*Runtime, error) {
 		r.out = io.Discard
 	}
 	if r.logBin == "" {
-		r.logBin, _ = os.Executable()
+		exe, _ := os.Executable()
+		r.logBin = LogDriverFor(exe)
 	}
 	if err := r.ping(ctx); err != nil {
 		cl.Close()
@@ -111,6 +113,27 @@ func (r *Runtime) ping(ctx context.Context) error {
 		return fmt.Errorf("%w at %s: %w", ErrUnreachable, r.cfg.Containerd.Address, err)
 	}
 	return nil
+}
+
+// LogDriverName is the small logging binary (cmd/oxios-logd) that
+// LogDriverFor looks for next to the CLI.
+const LogDriverName = "oxios-logd"
+
+// LogDriverFor picks the logging binary for the CLI at exe: oxios-logd in
+// the same directory when it is there, else exe itself (which runs as the
+// driver when it sees logdriver.Mode, e.g. an installed oxios copied
+// without oxios-logd). The shim waits for the driver to be ready before it
+// creates the task: oxios-logd is ready about 1 ms after exec, bin/oxios,
+// which loads and initializes the containerd client, 3-5 ms.
+func LogDriverFor(exe string) string {
+	if exe == "" {
+		return ""
+	}
+	sib := filepath.Join(filepath.Dir(exe), LogDriverName)
+	if st, err := os.Stat(sib); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return sib
+	}
+	return exe
 }
 
 // Close closes the connection; the task keeps running.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,5 +120,31 @@ func TestUnreachable(t *testing.T) {
 	_, err := Connect(context.Background(), Options{Config: c})
 	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), c.Containerd.Address) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// The shim runs oxios-logd when it sits next to the CLI, else the CLI
+// itself (an oxios installed alone); never a file that cannot run.
+func TestLogDriverFor(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "oxios")
+	sib := filepath.Join(dir, LogDriverName)
+	if got := LogDriverFor(exe); got != exe {
+		t.Fatalf("no %s: got %s, want the CLI %s", LogDriverName, got, exe)
+	}
+	if err := os.WriteFile(sib, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := LogDriverFor(exe); got != exe {
+		t.Fatalf("%s not executable: got %s, want the CLI", LogDriverName, got)
+	}
+	if err := os.Chmod(sib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := LogDriverFor(exe); got != sib {
+		t.Fatalf("got %s, want %s", got, sib)
+	}
+	if got := LogDriverFor(""); got != "" {
+		t.Fatalf("unknown executable: got %q", got)
 	}
 }
