@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -37,6 +38,79 @@ func (r *Runtime) ensureImage(ctx context.Context) (client.Image, error) {
 		return nil, err
 	}
 	return img, r.unpack(ctx, img)
+}
+
+// planned is the container Start would create from the image present
+// now, worked out while the existing container and task are inspected.
+type planned struct {
+	img      client.Image
+	unpacked bool
+	d        *desired
+}
+
+// lookAhead finds the configured image and builds the desired spec and
+// its hash, reading the image's config once (its diff IDs also say
+// whether the image is unpacked). Read-only: an absent image (nil
+// result) is imported or pulled only after the guards passed.
+func (r *Runtime) lookAhead(ctx context.Context) *future[*planned] {
+	return goFuture(func() (*planned, error) {
+		img, err := r.client.GetImage(ctx, r.cfg.Image.Ref)
+		if errdefs.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, r.wrapUnavailable(err)
+		}
+		ic, err := r.imageSpec(ctx, img)
+		if err != nil {
+			return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
+		}
+		chain := identity.ChainID(ic.RootFS.DiffIDs).String()
+		unpacked := goFuture(func() (bool, error) {
+			_, err := r.client.SnapshotService(r.cfg.Containerd.Snapshotter).Stat(ctx, chain)
+			if errdefs.IsNotFound(err) {
+				return false, nil
+			}
+			return err == nil, r.wrapUnavailable(err)
+		})
+		d, err := r.desiredSpec(ctx, img)
+		u, uerr := unpacked.get()
+		if err != nil {
+			return nil, fmt.Errorf("build the container spec: %w", err)
+		}
+		if uerr != nil {
+			return nil, uerr
+		}
+		return &planned{img: img, unpacked: u, d: d}, nil
+	})
+}
+
+// imageAndSpec returns the image, present and unpacked, and the container
+// to create from it: lookAhead's result, or, when the image is absent or
+// image.pull = "always", an import or pull first.
+func (r *Runtime) imageAndSpec(ctx context.Context, ahead *future[*planned]) (client.Image, *desired, error) {
+	p, err := ahead.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	if p == nil || r.cfg.Image.Pull == "always" {
+		img, err := r.ensureImage(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := r.desiredSpec(ctx, img)
+		if err != nil {
+			return nil, nil, fmt.Errorf("build the container spec: %w", err)
+		}
+		return img, d, nil
+	}
+	if !p.unpacked {
+		sn := r.cfg.Containerd.Snapshotter
+		if err := p.img.Unpack(ctx, sn); err != nil {
+			return nil, nil, fmt.Errorf("unpack %s with snapshotter %s: %w", p.img.Name(), sn, err)
+		}
+	}
+	return p.img, p.d, nil
 }
 
 // isRegistryRef: "localhost/..." names a local build, not a registry

@@ -284,7 +284,11 @@ func TestCrashLeftovers(t *testing.T) {
 	}
 	// A created, never started task.
 	res := &Started{}
-	ctr, err := r.ensureContainer(ctx, nil, img, res)
+	d, err := r.desiredSpec(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := r.ensureContainer(ctx, nil, img, d, res, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

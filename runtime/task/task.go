@@ -72,7 +72,10 @@ func Connect(ctx context.Context, o Options) (*Runtime, error) {
 	if _, err := os.Stat(addr); err != nil {
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, addr, err)
 	}
-	cl, err := client.New(addr, client.WithDefaultNamespace(cfg.Containerd.Namespace), client.WithTimeout(2*time.Second))
+	// WithDefaultRuntime: NewContainer would otherwise read the namespace's
+	// default-runtime label (a round trip) before WithRuntime overrides it.
+	cl, err := client.New(addr, client.WithDefaultNamespace(cfg.Containerd.Namespace),
+		client.WithDefaultRuntime(cfg.Containerd.Runtime), client.WithTimeout(2*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, addr, err)
 	}
@@ -84,11 +87,16 @@ func Connect(ctx context.Context, o Options) (*Runtime, error) {
 		exe, _ := os.Executable()
 		r.logBin = LogDriverFor(exe)
 	}
-	if err := r.ping(ctx); err != nil {
+	// The snapshotter query overlaps the ping: both wait for the
+	// connection, which the first call sets up.
+	resolved := make(chan struct{})
+	go func() { defer close(resolved); r.resolveSnapshotter(ctx) }()
+	err = r.ping(ctx)
+	<-resolved
+	if err != nil {
 		cl.Close()
 		return nil, err
 	}
-	r.resolveSnapshotter(ctx)
 	return r, nil
 }
 
