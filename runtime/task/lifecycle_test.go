@@ -107,8 +107,10 @@ func TestExitedLeftoverIsCleaned(t *testing.T) {
 	if err != nil || s.State != "stale" || s.ExitCode == nil || *s.ExitCode != 7 || !strings.HasPrefix(s.String(), "stale (PID ") {
 		t.Fatalf("status of exited task: %+v %v", s, err)
 	}
+	// The container is reused (same config): its task gets the rootfs
+	// mounts from the snapshotter, not from a Prepare in this run.
 	second, err := r.Start(ctx)
-	if err != nil || second.Cleaned == "" || second.Adopted || second.PID == first.PID {
+	if err != nil || second.Cleaned == "" || second.Adopted || second.Recreated || second.PID == first.PID {
 		t.Fatalf("start over a leftover: %+v %v", second, err)
 	}
 }
@@ -288,7 +290,7 @@ func TestCrashLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctr, err := r.ensureContainer(ctx, nil, img, d, res, nil)
+	ctr, _, err := r.ensureContainer(ctx, nil, img, d, res, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
