@@ -51,7 +51,7 @@ func (r *Runtime) supervised() bool {
 // connect to the port confirms it; or fails when the task exits or the
 // timeout passes. notify, when not nil, is the sd_notify socket bound
 // before the task started; it is closed on return.
-func (r *Runtime) waitReady(ctx context.Context, task client.Task, exitCh <-chan client.ExitStatus, notify *net.UnixConn) error {
+func (r *Runtime) waitReady(ctx context.Context, exitCh <-chan client.ExitStatus, notify *net.UnixConn) error {
 	timeout := r.cfg.Container.StartTimeout.D()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
