@@ -152,3 +152,15 @@ func TestParseUser(t *testing.T) {
 		}
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"oxios": true, "a": true, "A0_.-x": true, "0abc": true, strings.Repeat("a", 76): true,
+		"": false, "_a": false, ".a": false, "-a": false, "a b": false, "a/b": false, "é": false,
+		strings.Repeat("a", 77): false, "a:b": false,
+	} {
+		if got := validID(s); got != want {
+			t.Errorf("validID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

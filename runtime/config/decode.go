@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -97,14 +98,17 @@ func keyLine(data []byte, dotted string) int {
 	return 0
 }
 
-// mismatchRE matches go-toml's type errors, which name Go types.
-var mismatchRE = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S+ of type (\S+)`)
+// mismatchRE matches go-toml's type errors, which name Go types. Compiled
+// on the first error, not at every CLI start.
+var mismatchRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S+ of type (\S+)`)
+})
 
 // plain rewrites a decode error for a user of the file: "expected an
 // integer, got a string" instead of Go struct and type names.
 func plain(msg string) string {
 	msg = strings.TrimPrefix(msg, "toml: ")
-	m := mismatchRE.FindStringSubmatch(msg)
+	m := mismatchRE().FindStringSubmatch(msg)
 	if m == nil {
 		return msg
 	}

@@ -3,13 +3,26 @@ package config
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 )
 
-// containerd IDs: [A-Za-z0-9] then [A-Za-z0-9_.-], at most 76 bytes.
-var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$`)
+// validID: containerd IDs are [A-Za-z0-9] then [A-Za-z0-9_.-], at most
+// 76 bytes. (A loop, not a regexp: a package-level regexp is compiled at
+// every CLI start, part of the latency of `oxios start`.)
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 76 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func bad(key, format string, a ...any) error {
 	return &fieldError{key: key, msg: fmt.Sprintf(format, a...)}
@@ -28,7 +41,7 @@ func (c *Config) checkContainerd() error {
 	if c.Containerd.Address == "" {
 		return bad("containerd.address", "must name the containerd socket")
 	}
-	if !idRE.MatchString(c.Containerd.Namespace) {
+	if !validID(c.Containerd.Namespace) {
 		return bad("containerd.namespace", "%q is not a valid namespace", c.Containerd.Namespace)
 	}
 	if c.Containerd.Runtime == "" {
@@ -51,7 +64,7 @@ func (c *Config) checkImage() error {
 
 func (c *Config) checkContainer() error {
 	k := c.Container
-	if !idRE.MatchString(k.ID) {
+	if !validID(k.ID) {
 		return bad("container.id", "%q is not a valid container id ([A-Za-z0-9][A-Za-z0-9_.-]*)", k.ID)
 	}
 	if k.Port < 1 || k.Port > 65535 {
