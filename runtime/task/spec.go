@@ -205,14 +205,15 @@ func (r *Runtime) runtimeOpt() client.NewContainerOpts {
 	return client.WithRuntime(r.cfg.Containerd.Runtime, &options.Options{BinaryName: r.cfg.RuntimeBinary()})
 }
 
-// imageSpec reads the image's config once per digest: spec, argv and the
-// directory owner all need it, and each read is several content RPCs.
+// imageSpec reads the image's config once per digest: spec, argv, the
+// directory owner and the rootfs' diff IDs all need it, and each read is
+// several content round trips.
 func (r *Runtime) imageSpec(ctx context.Context, img client.Image) (ocispec.Image, error) {
 	d := img.Target().Digest
 	if r.specCache != nil && r.specDigest == d {
 		return *r.specCache, nil
 	}
-	ic, err := img.Spec(ctx)
+	ic, err := r.readImageConfig(ctx, img.Target())
 	if err != nil {
 		return ic, err
 	}
