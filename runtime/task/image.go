@@ -40,20 +40,34 @@ func (r *Runtime) ensureImage(ctx context.Context) (client.Image, error) {
 	return img, r.unpack(ctx, img)
 }
 
-// planned is the container Start would create from the image present
-// now, worked out while the existing container and task are inspected.
-type planned struct {
-	img      client.Image
-	unpacked bool
-	d        *desired
+// ahead is what Start works out about the image while it inspects the
+// existing container and task.
+type ahead struct {
+	// facts: the configured image as containerd has it now (nil when
+	// absent). Read-only: an absent image is imported or pulled only
+	// after the guards passed.
+	facts *future[*imageFacts]
+	// plan: the container to create from it (nil when the image is absent).
+	plan *future[*desired]
 }
 
-// lookAhead finds the configured image and builds the desired spec and
-// its hash, reading the image's config once (its diff IDs also say
-// whether the image is unpacked). Read-only: an absent image (nil
-// result) is imported or pulled only after the guards passed.
-func (r *Runtime) lookAhead(ctx context.Context) *future[*planned] {
-	return goFuture(func() (*planned, error) {
+type imageFacts struct {
+	img      client.Image
+	chain    string // the rootfs' chain ID: the new snapshot's parent
+	unpacked bool   // a snapshot of chain exists
+}
+
+func (a *ahead) wait() {
+	a.facts.get()
+	a.plan.get()
+}
+
+// lookAhead finds the configured image, reads its config once (which
+// also gives the rootfs' diff IDs), checks that it is unpacked and, on
+// another goroutine, builds the desired spec and its hash.
+func (r *Runtime) lookAhead(ctx context.Context) *ahead {
+	a := &ahead{}
+	a.facts = goFuture(func() (*imageFacts, error) {
 		img, err := r.client.GetImage(ctx, r.cfg.Image.Ref)
 		if errdefs.IsNotFound(err) {
 			return nil, nil
@@ -65,35 +79,41 @@ func (r *Runtime) lookAhead(ctx context.Context) *future[*planned] {
 		if err != nil {
 			return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
 		}
-		chain := identity.ChainID(ic.RootFS.DiffIDs).String()
-		unpacked := goFuture(func() (bool, error) {
-			_, err := r.client.SnapshotService(r.cfg.Containerd.Snapshotter).Stat(ctx, chain)
-			if errdefs.IsNotFound(err) {
-				return false, nil
-			}
-			return err == nil, r.wrapUnavailable(err)
-		})
-		d, err := r.desiredSpec(ctx, img)
-		u, uerr := unpacked.get()
+		f := &imageFacts{img: img, chain: identity.ChainID(ic.RootFS.DiffIDs).String()}
+		_, err = r.client.SnapshotService(r.cfg.Containerd.Snapshotter).Stat(ctx, f.chain)
+		if err != nil && !errdefs.IsNotFound(err) {
+			return nil, r.wrapUnavailable(err)
+		}
+		f.unpacked = err == nil
+		return f, nil
+	})
+	a.plan = goFuture(func() (*desired, error) {
+		f, err := a.facts.get() // after imageSpec filled its cache
+		if err != nil || f == nil {
+			return nil, err
+		}
+		d, err := r.desiredSpec(ctx, f.img)
 		if err != nil {
 			return nil, fmt.Errorf("build the container spec: %w", err)
 		}
-		if uerr != nil {
-			return nil, uerr
-		}
-		return &planned{img: img, unpacked: u, d: d}, nil
+		return d, nil
 	})
+	return a
 }
 
 // imageAndSpec returns the image, present and unpacked, and the container
 // to create from it: lookAhead's result, or, when the image is absent or
 // image.pull = "always", an import or pull first.
-func (r *Runtime) imageAndSpec(ctx context.Context, ahead *future[*planned]) (client.Image, *desired, error) {
-	p, err := ahead.get()
+func (r *Runtime) imageAndSpec(ctx context.Context, a *ahead) (client.Image, *desired, error) {
+	f, err := a.facts.get()
 	if err != nil {
 		return nil, nil, err
 	}
-	if p == nil || r.cfg.Image.Pull == "always" {
+	d, err := a.plan.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	if f == nil || r.cfg.Image.Pull == "always" {
 		img, err := r.ensureImage(ctx)
 		if err != nil {
 			return nil, nil, err
@@ -104,13 +124,13 @@ func (r *Runtime) imageAndSpec(ctx context.Context, ahead *future[*planned]) (cl
 		}
 		return img, d, nil
 	}
-	if !p.unpacked {
+	if !f.unpacked {
 		sn := r.cfg.Containerd.Snapshotter
-		if err := p.img.Unpack(ctx, sn); err != nil {
-			return nil, nil, fmt.Errorf("unpack %s with snapshotter %s: %w", p.img.Name(), sn, err)
+		if err := f.img.Unpack(ctx, sn); err != nil {
+			return nil, nil, fmt.Errorf("unpack %s with snapshotter %s: %w", f.img.Name(), sn, err)
 		}
 	}
-	return p.img, p.d, nil
+	return f.img, d, nil
 }
 
 // isRegistryRef: "localhost/..." names a local build, not a registry

@@ -290,7 +290,10 @@ func TestCrashLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctr, _, err := r.ensureContainer(ctx, nil, img, d, res, nil)
+	if _, _, err := r.ensureContainer(ctx, nil, img, d, res, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := r.client.LoadContainer(ctx, e.cfg.Container.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,15 +64,6 @@ func (r *Runtime) desiredSpec(ctx context.Context, img client.Image) (*desired, 
 	return &desired{spec: s, specAny: sa, hash: hex.EncodeToString(sum[:12])}, nil
 }
 
-// withSpec sets the container's spec to the one desiredSpec marshalled
-// (client.WithSpec would marshal it again).
-func withSpec(d *desired) client.NewContainerOpts {
-	return func(_ context.Context, _ *client.Client, c *containers.Container) error {
-		c.Spec = d.specAny
-		return nil
-	}
-}
-
 // specOpts: the image's config, then the hardened defaults of issue 5.
 func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpts, error) {
 	k := r.cfg.Container
@@ -200,9 +191,14 @@ func (r *Runtime) runDir() string {
 	return filepath.Join(r.cfg.Container.RunDir, r.cfg.Container.ID)
 }
 
-// runtimeOpt selects the shim and, through BinaryName, crun or runc.
-func (r *Runtime) runtimeOpt() client.NewContainerOpts {
-	return client.WithRuntime(r.cfg.Containerd.Runtime, &options.Options{BinaryName: r.cfg.RuntimeBinary()})
+// runtimeInfo selects the shim and, through BinaryName, crun or runc (as
+// client.WithRuntime records it).
+func (r *Runtime) runtimeInfo() (containers.RuntimeInfo, error) {
+	opts, err := typeurl.MarshalAny(&options.Options{BinaryName: r.cfg.RuntimeBinary()})
+	if err != nil {
+		return containers.RuntimeInfo{}, err
+	}
+	return containers.RuntimeInfo{Name: r.cfg.Containerd.Runtime, Options: opts}, nil
 }
 
 // imageSpec reads the image's config once per digest: spec, argv, the

@@ -16,12 +16,13 @@ import (
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/logdriver"
@@ -79,10 +80,11 @@ func (e *NotReadyError) Unwrap() error { return ErrNotReady }
 // ready. It holds the host start lock throughout, so parallel starts end
 // with one task.
 //
-// The image lookup and the spec (which depend on the config and the image
-// only) run while the container and its task are inspected, and the
-// lease for the new snapshot is taken while they finish: every containerd
-// round trip saved here is start latency (make bench-runtime).
+// Every containerd round trip on the way to the task is start latency
+// (make bench-runtime), so independent ones overlap: the image lookup and
+// the spec (config and image only) run while the container and its task
+// are inspected, and a new container's snapshot is prepared as soon as
+// the image's rootfs is known, while the spec is still being built.
 func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 	ctx = r.ctx(ctx)
 	res := &Started{URL: r.cfg.URL(), LogPath: r.cfg.LogPath()}
@@ -99,7 +101,7 @@ func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 	defer bg.Wait()
 	actx, cancel := context.WithCancel(ctx)
 	ahead := r.lookAhead(actx)
-	defer func() { cancel(); ahead.get() }()
+	defer func() { cancel(); ahead.wait() }()
 	ctr, err := r.load(ctx)
 	if err != nil {
 		return nil, err
@@ -115,32 +117,32 @@ func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 		return nil, err
 	}
 	tr.step("guards")
-	var lease *future[leases.Lease]
-	release := func() {}
+	var snap *future[[]mount.Mount]
 	if ctr == nil {
-		lease = r.newLease(ctx)
-		release = sync.OnceFunc(func() { r.releaseLease(ctx, lease, &bg) })
-		defer release()
+		snap = r.prepareAhead(ctx, ahead)
 	}
 	img, d, err := r.imageAndSpec(ctx, ahead)
 	if err != nil {
+		r.dropSnapshot(ctx, snap)
 		return nil, err
 	}
 	tr.step("image")
-	ctr, rootfs, err := r.ensureContainer(ctx, ctr, img, d, res, lease)
+	rootfs, created, err := r.ensureContainer(ctx, ctr, img, d, res, snap)
 	if err != nil {
 		return nil, err
 	}
 	tr.step("container")
-	l, err := r.startTask(ctx, ctr, d, rootfs)
-	release() // the container holds its snapshot now; this overlaps the wait
+	l, err := r.startTask(ctx, d, rootfs)
+	if created {
+		r.unpinSnapshot(ctx, &bg) // the container holds it now; overlaps the wait
+	}
 	if err != nil {
-		r.remove(ctx, ctr)
+		r.remove(ctx)
 		return nil, err
 	}
 	tr.step("task")
 	if err := r.waitReady(ctx, l.exitCh, l.notify); err != nil {
-		return nil, r.failStart(ctx, ctr, err)
+		return nil, r.failStart(ctx, err)
 	}
 	tr.step("ready")
 	l.awaitLabels()
@@ -171,7 +173,7 @@ func (l *launched) awaitLabels() {
 // adoptOrClean handles what an earlier run left: a running task is adopted
 // (when its config still matches) and waited for; an exited or never
 // started task is deleted, keeping the container for ensureContainer.
-func (r *Runtime) adoptOrClean(ctx context.Context, ctr client.Container, res *Started, ahead *future[*planned]) (client.Container, error) {
+func (r *Runtime) adoptOrClean(ctx context.Context, ctr client.Container, res *Started, ahead *ahead) (client.Container, error) {
 	if ctr == nil {
 		return nil, nil
 	}
@@ -199,7 +201,7 @@ func (r *Runtime) adoptOrClean(ctx context.Context, ctr client.Container, res *S
 // adopt: a running task whose container matches the config is the daemon;
 // wait for it to be ready instead of starting a second one. One that no
 // longer matches is stopped so the caller recreates it.
-func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.Task, res *Started, ahead *future[*planned]) (client.Container, error) {
+func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.Task, res *Started, ahead *ahead) (client.Container, error) {
 	if changed, err := r.changed(ctx, ctr, ahead); err != nil {
 		return nil, err
 	} else if changed {
@@ -214,7 +216,7 @@ func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.T
 		return nil, r.wrapUnavailable(err)
 	}
 	if err := r.waitReady(ctx, exitCh, nil); err != nil {
-		return nil, r.failStart(ctx, ctr, err)
+		return nil, r.failStart(ctx, err)
 	}
 	res.Adopted, res.PID = true, task.Pid()
 	return ctr, nil
@@ -222,116 +224,153 @@ func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.T
 
 // changed compares the running container's hash label with the config.
 // An image that is gone from containerd cannot be compared: keep running.
-func (r *Runtime) changed(ctx context.Context, ctr client.Container, ahead *future[*planned]) (bool, error) {
+func (r *Runtime) changed(ctx context.Context, ctr client.Container, ahead *ahead) (bool, error) {
 	labels, err := ctr.Labels(ctx)
 	if err != nil {
 		return false, r.wrapUnavailable(err)
 	}
-	p, err := ahead.get()
-	if err != nil || p == nil {
+	d, err := ahead.plan.get()
+	if err != nil || d == nil {
 		return false, err
 	}
-	return labels[LabelHash] != p.d.hash, nil
+	return labels[LabelHash] != d.hash, nil
 }
 
 // ensureContainer reuses a container with the current hash and replaces
-// any other. It returns the new container's rootfs mounts (nil for a
-// reused one). lease, when not nil, is the lease to create the snapshot
-// under (else client.NewContainer takes its own).
-func (r *Runtime) ensureContainer(ctx context.Context, ctr client.Container, img client.Image, d *desired, res *Started, lease *future[leases.Lease]) (client.Container, []mount.Mount, error) {
+// any other. It returns the container's rootfs mounts, and whether it
+// created the container. snap, when not nil, is the new container's
+// snapshot, already being prepared (prepareAhead).
+func (r *Runtime) ensureContainer(ctx context.Context, ctr client.Container, img client.Image, d *desired, res *Started, snap *future[[]mount.Mount]) ([]mount.Mount, bool, error) {
 	if ctr != nil {
-		labels, err := ctr.Labels(ctx)
-		if err == nil && labels[LabelHash] == d.hash {
-			return ctr, nil, nil
+		// The record LoadContainer read: no second read of it.
+		info, err := ctr.Info(ctx, client.WithoutRefreshedMetadata)
+		if err == nil && info.Labels[LabelHash] == d.hash {
+			ms, err := r.client.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
+			if err != nil {
+				return nil, false, fmt.Errorf("rootfs of container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
+			}
+			return ms, false, nil
 		}
 		res.Recreated = true
 		if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-			return nil, nil, fmt.Errorf("delete outdated container %s: %w", r.cfg.Container.ID, err)
+			return nil, false, fmt.Errorf("delete outdated container %s: %w", r.cfg.Container.ID, err)
 		}
 	}
 	if err := r.prepareDirs(img); err != nil {
-		return nil, nil, err
+		r.dropSnapshot(ctx, snap)
+		return nil, false, err
 	}
-	if lease != nil {
-		if l, err := lease.get(); err == nil {
-			ctx = leases.WithLease(ctx, l.ID)
-		}
-	}
-	return r.createContainer(ctx, img, d)
+	ms, err := r.createContainer(ctx, img, d, snap)
+	return ms, err == nil, err
 }
 
-func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desired) (client.Container, []mount.Mount, error) {
-	id, sn := r.cfg.Container.ID, r.cfg.Containerd.Snapshotter
-	snap := id + "-rootfs"
-	ic, err := r.imageSpec(ctx, img)
-	if err != nil {
-		return nil, nil, fmt.Errorf("image %s config: %w", img.Name(), err)
+// createContainer writes the container record (ContainerService.Create:
+// client.NewContainer would take a lease around it, two more writes to
+// containerd's database) on the snapshot snap prepares, or on one it
+// prepares now (snap == nil).
+func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desired, snap *future[[]mount.Mount]) ([]mount.Mount, error) {
+	var ms []mount.Mount
+	var err error
+	if snap != nil {
+		ms, err = snap.get()
+	} else {
+		var ic ocispec.Image
+		if ic, err = r.imageSpec(ctx, img); err != nil {
+			return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
+		}
+		ms, err = r.prepareSnapshot(ctx, identity.ChainID(ic.RootFS.DiffIDs).String())
 	}
-	parent := identity.ChainID(ic.RootFS.DiffIDs).String()
-	var rootfs []mount.Mount
-	ctr, err := r.newContainer(ctx, img, d, snap, parent, &rootfs)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the rootfs snapshot %s: %w", r.snapshotKey(), r.wrapUnavailable(err))
+	}
+	rt, err := r.runtimeInfo()
+	if err != nil {
+		r.removeSnapshot(ctx)
+		return nil, err
+	}
+	rec := containers.Container{
+		ID:          r.cfg.Container.ID,
+		Labels:      map[string]string{LabelHash: d.hash, LabelPort: strconv.Itoa(r.cfg.Container.Port)},
+		Image:       img.Name(),
+		Runtime:     rt,
+		Spec:        d.specAny,
+		Snapshotter: r.cfg.Containerd.Snapshotter,
+		SnapshotKey: r.snapshotKey(),
+	}
+	if _, err := r.client.ContainerService().Create(ctx, rec); err != nil {
+		r.removeSnapshot(ctx)
+		return nil, fmt.Errorf("create container %s: %w", rec.ID, r.wrapUnavailable(err))
+	}
+	return ms, nil
+}
+
+// snapshotKey names the container's rootfs snapshot.
+func (r *Runtime) snapshotKey() string { return r.cfg.Container.ID + "-rootfs" }
+
+// gcRoot is the label that keeps a new snapshot from containerd's garbage
+// collector between Prepare and the container record that refers to it
+// (what client.NewContainer's lease is for). It is removed once the task
+// runs (unpinSnapshot); should a crash leave it, the snapshot still goes
+// with the container (stop deletes it explicitly), and a snapshot left
+// without a container is removed by the next start.
+const gcRoot = "containerd.io/gc.root"
+
+// prepareSnapshot prepares the container's rootfs snapshot on parent (the
+// image's chain ID), pinned with gcRoot. It is client.WithNewSnapshot
+// without the snapshotter capabilities query, which matters only for
+// UID/GID remapping labels (oxios sets none).
+func (r *Runtime) prepareSnapshot(ctx context.Context, parent string) ([]mount.Mount, error) {
+	s, key := r.client.SnapshotService(r.cfg.Containerd.Snapshotter), r.snapshotKey()
+	pin := snapshots.WithLabels(map[string]string{gcRoot: time.Now().UTC().Format(time.RFC3339)})
+	ms, err := s.Prepare(ctx, key, parent, pin)
 	if errdefs.IsAlreadyExists(err) {
 		// A crash between snapshot and container creation leaves the
 		// snapshot: remove it and try once more.
-		if rerr := r.client.SnapshotService(sn).Remove(ctx, snap); rerr != nil && !errdefs.IsNotFound(rerr) {
-			return nil, nil, fmt.Errorf("remove leftover snapshot %s: %w", snap, rerr)
+		if rerr := s.Remove(ctx, key); rerr != nil && !errdefs.IsNotFound(rerr) {
+			return nil, fmt.Errorf("remove leftover snapshot %s: %w", key, rerr)
 		}
-		ctr, err = r.newContainer(ctx, img, d, snap, parent, &rootfs)
+		ms, err = s.Prepare(ctx, key, parent, pin)
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("create container %s: %w", id, r.wrapUnavailable(err))
-	}
-	return ctr, rootfs, nil
+	return ms, err
 }
 
-func (r *Runtime) newContainer(ctx context.Context, img client.Image, d *desired, snap, parent string, rootfs *[]mount.Mount) (client.Container, error) {
-	return r.client.NewContainer(ctx, r.cfg.Container.ID,
-		client.WithImage(img),
-		withNewSnapshot(r.cfg.Containerd.Snapshotter, snap, parent, rootfs),
-		r.runtimeOpt(),
-		withSpec(d),
-		client.WithContainerLabels(map[string]string{
-			LabelHash: d.hash,
-			LabelPort: strconv.Itoa(r.cfg.Container.Port),
-		}),
-	)
-}
-
-// withNewSnapshot is client.WithNewSnapshot without its snapshotter
-// capabilities query, a round trip per start that matters only for
-// snapshots with UID/GID remapping labels, which oxios never sets. The
-// mounts Prepare returns go to *rootfs, for the task.
-func withNewSnapshot(sn, key, parent string, rootfs *[]mount.Mount) client.NewContainerOpts {
-	return func(ctx context.Context, c *client.Client, ctr *containers.Container) error {
-		ms, err := c.SnapshotService(sn).Prepare(ctx, key, parent)
-		if err != nil {
-			return err
-		}
-		ctr.Snapshotter, ctr.SnapshotKey, *rootfs = sn, key, ms
+// prepareAhead starts preparing a new container's snapshot as soon as
+// lookAhead knows the image's rootfs. nil when the image must first be
+// imported, pulled or unpacked (or pulled again: image.pull = "always").
+func (r *Runtime) prepareAhead(ctx context.Context, a *ahead) *future[[]mount.Mount] {
+	if r.cfg.Image.Pull == "always" {
 		return nil
 	}
+	f, err := a.facts.get()
+	if err != nil || f == nil || !f.unpacked {
+		return nil
+	}
+	return goFuture(func() ([]mount.Mount, error) { return r.prepareSnapshot(ctx, f.chain) })
 }
 
-// newLease is the lease the new container's snapshot is prepared under,
-// so that containerd's garbage collector cannot remove it before the
-// container refers to it (client.NewContainer would otherwise create and
-// delete one itself, two round trips on the start path). It is created
-// while the image is looked up and released once the task runs.
-func (r *Runtime) newLease(ctx context.Context) *future[leases.Lease] {
-	return goFuture(func() (leases.Lease, error) {
-		return r.client.LeasesService().Create(ctx, leases.WithRandomID(), leases.WithExpiration(24*time.Hour))
-	})
+// dropSnapshot removes the snapshot snap prepared, when no container was
+// created on it.
+func (r *Runtime) dropSnapshot(ctx context.Context, snap *future[[]mount.Mount]) {
+	if snap == nil {
+		return
+	}
+	if _, err := snap.get(); err == nil {
+		r.removeSnapshot(ctx)
+	}
 }
 
-// releaseLease deletes the lease on its own goroutine, joined by bg. A
-// lease that a crash leaves behind expires after 24 hours.
-func (r *Runtime) releaseLease(ctx context.Context, lease *future[leases.Lease], bg *sync.WaitGroup) {
+func (r *Runtime) removeSnapshot(ctx context.Context) {
+	r.client.SnapshotService(r.cfg.Containerd.Snapshotter).Remove(context.WithoutCancel(ctx), r.snapshotKey())
+}
+
+// unpinSnapshot removes gcRoot from the new container's snapshot on its
+// own goroutine (joined by bg), so that it overlaps the readiness wait.
+func (r *Runtime) unpinSnapshot(ctx context.Context, bg *sync.WaitGroup) {
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		if l, err := lease.get(); err == nil {
-			r.client.LeasesService().Delete(context.WithoutCancel(ctx), l)
-		}
+		s := r.client.SnapshotService(r.cfg.Containerd.Snapshotter)
+		s.Update(context.WithoutCancel(ctx), snapshots.Info{Name: r.snapshotKey()}, "labels."+gcRoot)
 	}()
 }
 
@@ -340,7 +379,7 @@ func (r *Runtime) releaseLease(ctx context.Context, lease *future[leases.Lease],
 // to the task service directly: the client's Task object costs a Get
 // round trip through the shim (about 1 ms here) and adds nothing Start
 // needs. On an error the caller removes task and container.
-func (r *Runtime) startTask(ctx context.Context, ctr client.Container, d *desired, rootfs []mount.Mount) (*launched, error) {
+func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Mount) (*launched, error) {
 	if err := r.clearReady(); err != nil {
 		return nil, err
 	}
@@ -362,40 +401,32 @@ func (r *Runtime) startTask(ctx context.Context, ctr client.Container, d *desire
 	}
 	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
 	os.Remove(lo.Report)
-	pid, err := r.newTask(ctx, ctr, d, rootfs, cio.BinaryIO(r.logBin, lo.Args()))
+	pid, err := r.newTask(ctx, d, rootfs, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
 		return fail("create", err)
 	}
 	l.pid = pid
 	l.exitCh = r.waitTask(ctx)
-	if _, err := r.client.TaskService().Start(ctx, &tasks.StartRequest{ContainerID: ctr.ID()}); err != nil {
+	if _, err := r.client.TaskService().Start(ctx, &tasks.StartRequest{ContainerID: r.cfg.Container.ID}); err != nil {
 		return fail("start", errgrpc.ToNative(err))
 	}
-	l.labelled = r.labelStarted(ctx, ctr)
+	l.labelled = r.labelStarted(ctx)
 	return l, nil
 }
 
-// newTask is ctr.NewTask with what Start already knows: the client's
-// NewTask reads the container record three times (and unmarshals its
-// spec) and asks the snapshotter for the mounts before it asks for the
-// task, about 1.3 ms of round trips here. rootfs is the new snapshot's
-// mounts, from Prepare; nil (a reused container) asks the snapshotter.
-func (r *Runtime) newTask(ctx context.Context, ctr client.Container, d *desired, rootfs []mount.Mount, ioc cio.Creator) (uint32, error) {
-	if rootfs == nil {
-		info, err := ctr.Info(ctx, client.WithoutRefreshedMetadata)
-		if err != nil {
-			return 0, err
-		}
-		if rootfs, err = r.client.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey); err != nil {
-			return 0, err
-		}
-	}
-	pio, err := ioc(ctr.ID())
+// newTask is container.NewTask with what Start already knows: the
+// client's NewTask reads the container record three times (and unmarshals
+// its spec) and asks the snapshotter for the mounts before it asks for
+// the task, about 1.3 ms of round trips here. rootfs is the container's
+// snapshot mounts (ensureContainer).
+func (r *Runtime) newTask(ctx context.Context, d *desired, rootfs []mount.Mount, ioc cio.Creator) (uint32, error) {
+	id := r.cfg.Container.ID
+	pio, err := ioc(id)
 	if err != nil {
 		return 0, err
 	}
 	c := pio.Config()
-	req := &tasks.CreateTaskRequest{ContainerID: ctr.ID(), Terminal: c.Terminal, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr}
+	req := &tasks.CreateTaskRequest{ContainerID: id, Terminal: c.Terminal, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr}
 	for _, m := range rootfs {
 		opts := m.Options
 		if d.spec.Linux != nil && d.spec.Linux.MountLabel != "" {
@@ -428,19 +459,19 @@ func (r *Runtime) waitTask(ctx context.Context) <-chan client.ExitStatus {
 
 // labelStarted records the start time (informational: status) off the
 // path to readiness; the channel is closed once it is written.
-func (r *Runtime) labelStarted(ctx context.Context, ctr client.Container) <-chan struct{} {
-	startedAt := time.Now().UTC().Format(time.RFC3339Nano)
+func (r *Runtime) labelStarted(ctx context.Context) <-chan struct{} {
+	rec := containers.Container{ID: r.cfg.Container.ID, Labels: map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ctr.SetLabels(context.WithoutCancel(ctx), map[string]string{LabelStartedAt: startedAt})
+		r.client.ContainerService().Update(context.WithoutCancel(ctx), rec, "labels."+LabelStartedAt)
 	}()
 	return done
 }
 
 // failStart removes the task and container and returns the log tail.
-func (r *Runtime) failStart(ctx context.Context, ctr client.Container, cause error) error {
-	r.remove(ctx, ctr)
+func (r *Runtime) failStart(ctx context.Context, cause error) error {
+	r.remove(ctx)
 	var nr *NotReadyError
 	if errors.As(cause, &nr) {
 		nr.LogPath = r.cfg.LogPath()
@@ -451,9 +482,13 @@ func (r *Runtime) failStart(ctx context.Context, ctr client.Container, cause err
 }
 
 // remove kills and deletes the task and container, whatever state it is in.
-func (r *Runtime) remove(ctx context.Context, ctr client.Container) {
+func (r *Runtime) remove(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	ctr, err := r.load(ctx)
+	if err != nil || ctr == nil {
+		return
+	}
 	if task, err := ctr.Task(ctx, nil); err == nil {
 		r.stopTask(ctx, task)
 	}
