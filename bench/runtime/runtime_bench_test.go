@@ -226,6 +226,18 @@ func (x *bench) report() {
 	row("ctr run -d", fmt.Sprintf("oxios start / this = %.2fx (target <= 1.2x)", ratio("oxios start", "ctr run -d")))
 	row("ctr run -d --seccomp --read-only", fmt.Sprintf("oxios start / this = %.2fx (same hardening cost, no readiness)", ratio("oxios start", "ctr run -d --seccomp --read-only")))
 	row("ctr run -d + 200ms poll", fmt.Sprintf("oxios start / this = %.2fx (target < 1x)", ratio("oxios start", "ctr run -d + 200ms poll")))
+	// The same ratio round by round (oxios and ctr ran seconds apart):
+	// less sensitive to load that changes during the run.
+	var per []float64
+	for i, d := range x.samples["oxios start"] {
+		if i < len(x.samples["ctr run -d"]) {
+			per = append(per, float64(d)/float64(x.samples["ctr run -d"][i]))
+		}
+	}
+	slices.Sort(per)
+	if n := len(per); n > 0 {
+		fmt.Printf("%-33s %10s   per round: median %.2fx, p25 %.2fx, p75 %.2fx\n", "oxios start / ctr run -d", "", per[n/2], per[n/4], per[3*n/4])
+	}
 	row("oxios stop", "(task and container gone)")
 	row("ctr task kill + rm", fmt.Sprintf("oxios stop / this = %.2fx", ratio("oxios stop", "ctr task kill + rm")))
 	row("daemon's own exit", fmt.Sprintf("oxios stop - this = %+.1fms (target <= +50ms)", ms(m["oxios stop"]-m["daemon's own exit"])))
