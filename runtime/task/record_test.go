@@ -96,3 +96,30 @@ func TestFailedCreateDropsSnapshot(t *testing.T) {
 	}
 	e.mustHaveNoContainer(t, r)
 }
+
+// A container whose rootfs snapshot is gone is recreated, not reused (its
+// task could not be created).
+func TestContainerWithoutSnapshotRecreated(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := r.ctx(context.Background())
+	if _, err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := r.client.LoadContainer(ctx, e.cfg.Container.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task, err := ctr.Task(ctx, nil); err == nil {
+		if err := r.stopTask(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.client.SnapshotService(e.cfg.Containerd.Snapshotter).Remove(ctx, r.snapshotKey()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Start(ctx)
+	if err != nil || !st.Recreated {
+		t.Fatalf("start over a container without its snapshot: %+v %v", st, err)
+	}
+}

@@ -246,10 +246,14 @@ func (r *Runtime) ensureContainer(ctx context.Context, ctr client.Container, img
 		info, err := ctr.Info(ctx, client.WithoutRefreshedMetadata)
 		if err == nil && info.Labels[LabelHash] == d.hash {
 			ms, err := r.client.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
-			if err != nil {
+			if err == nil {
+				return ms, false, nil
+			}
+			if !errdefs.IsNotFound(err) {
 				return nil, false, fmt.Errorf("rootfs of container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 			}
-			return ms, false, nil
+			// Its snapshot is gone (removed by hand, or a crash in the
+			// middle of a delete): recreate it rather than fail.
 		}
 		res.Recreated = true
 		if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
