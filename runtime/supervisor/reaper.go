@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/sirupsen/logrus"
 )
 
 // reapLoop is the only caller of wait4(-1) in the process. It runs for the
@@ -53,7 +55,7 @@ func (s *Supervisor) reapAll() {
 			pid = -1
 		}
 		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		got, err := wait4NoHang(pid, &ws)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -70,12 +72,33 @@ func (s *Supervisor) reapAll() {
 			continue
 		}
 		s.reaped.Add(1)
-		if s.cfg.WarnOnReap {
-			s.log.Warnf("reaped zombie process %d (%s)", got, describe(ws))
-		} else {
-			s.log.Debugf("reaped zombie process %d (%s)", got, describe(ws))
-		}
+		s.logReaped(got, ws)
 	}
+}
+
+// logReaped formats only when the line is written: a PID 1 that reaps
+// thousands of orphans at once must not build a string for each.
+func (s *Supervisor) logReaped(pid int, ws syscall.WaitStatus) {
+	switch {
+	case s.cfg.WarnOnReap:
+		s.log.Warnf("reaped zombie process %d (%s)", pid, describe(ws))
+	case s.log.IsLevelEnabled(logrus.DebugLevel):
+		s.log.Debugf("reaped zombie process %d (%s)", pid, describe(ws))
+	}
+}
+
+// wait4NoHang is wait4(pid, WNOHANG) as a raw system call: it never
+// blocks, so it need not tell the Go scheduler it is entering a system
+// call, which costs a hand-off of the thread's P when the sysmon thread
+// sees a run of them while thousands of orphans are reaped.
+func wait4NoHang(pid int, ws *syscall.WaitStatus) (int, error) {
+	var status int32
+	r, _, e := syscall.RawSyscall6(syscall.SYS_WAIT4, uintptr(pid), uintptr(unsafe.Pointer(&status)), syscall.WNOHANG, 0, 0, 0)
+	*ws = syscall.WaitStatus(status)
+	if e != 0 {
+		return int(r), e
+	}
+	return int(r), nil
 }
 
 // retryReap asks for another pass in a millisecond, for a zombie another
@@ -106,7 +129,7 @@ func peekZombie() (int, error) {
 	// siginfo_t is 128 bytes; for SIGCHLD si_pid is the int32 at offset 16.
 	var info [128]byte
 	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, 0 /* P_ALL */, 0,
+		_, _, e := syscall.RawSyscall6(syscall.SYS_WAITID, 0 /* P_ALL */, 0,
 			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOHANG|0x01000000 /* WNOWAIT */, 0, 0)
 		if e == syscall.EINTR {
 			continue
