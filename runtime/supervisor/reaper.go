@@ -26,54 +26,106 @@ func (s *Supervisor) reapLoop() {
 func (s *Supervisor) reapAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.SharedChildren {
+		s.reapShared()
+		return
+	}
+	var helper chan struct{}
+	for n := 1; s.reapOne(-1); n++ {
+		if n == massReap {
+			// A subtree's orphans were reparented at once. A second
+			// thread halves the time: the part of release_task outside
+			// the kernel's tasklist lock then runs on two CPUs (10,000
+			// orphans: make bench-init).
+			helper = make(chan struct{})
+			go func() {
+				defer close(helper)
+				for s.reapOne(-1) {
+				}
+			}()
+		}
+	}
+	if helper != nil {
+		<-helper
+	}
+}
+
+// massReap is the number of zombies one pass reaps before a second
+// thread joins; a daemon's ordinary exits never get there.
+const massReap = 64
+
+// reapShared drains like reapAll, but leaves alone the children that an
+// exec probe's os/exec Wait (a pidfd of this process) owns: it peeks at
+// each zombie first.
+func (s *Supervisor) reapShared() {
 	var foreign map[int]bool // pids an in-process pidfd waits for, read lazily
 	for {
-		pid := 0
-		if s.cfg.SharedChildren {
-			p, err := peekZombie()
-			if err == syscall.ECHILD {
-				s.signalNoChildren()
-				return
-			}
-			if err != nil || p == 0 {
-				return
-			}
-			if p != s.mainPID {
-				if foreign == nil {
-					foreign = pidfdTargets()
-				}
-				if foreign[p] {
-					// An exec probe's os/exec Wait owns it and reaps it
-					// within moments; nothing to do until the next
-					// SIGCHLD, except not to spin on it.
-					s.retryReap()
-					return
-				}
-			}
-			pid = p
-		} else {
-			pid = -1
-		}
-		var ws syscall.WaitStatus
-		got, err := wait4NoHang(pid, &ws)
-		if err == syscall.EINTR {
-			continue
-		}
+		p, err := peekZombie()
 		if err == syscall.ECHILD {
 			s.signalNoChildren()
 			return
 		}
-		if err != nil || got <= 0 {
+		if err != nil || p == 0 {
 			return
 		}
-		if got == s.mainPID {
-			s.mainPID = 0
-			s.mainExit <- ws // buffered 1; one main child at a time
-			continue
+		if !s.isMain(p) {
+			if foreign == nil {
+				foreign = pidfdTargets()
+			}
+			if foreign[p] {
+				// Its Wait reaps it within moments; nothing to do until
+				// the next SIGCHLD, except not to spin on it.
+				s.retryReap()
+				return
+			}
 		}
-		s.reaped.Add(1)
-		s.logReaped(got, ws)
+		if !s.reapOne(p) {
+			return
+		}
 	}
+}
+
+// reapOne reaps pid (-1: any child) if it has exited and routes its
+// status; false means nothing more to reap now.
+func (s *Supervisor) reapOne(pid int) bool {
+	for {
+		var ws syscall.WaitStatus
+		got, err := wait4NoHang(pid, &ws)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.ECHILD:
+			s.signalNoChildren()
+			return false
+		case err != nil || got <= 0:
+			return false
+		}
+		s.route(got, ws)
+		return true
+	}
+}
+
+// route hands the daemon's status to supervise and counts any other.
+// Two threads may route at once (reapAll), hence routeMu.
+func (s *Supervisor) route(pid int, ws syscall.WaitStatus) {
+	s.routeMu.Lock()
+	main := pid == s.mainPID && pid != 0
+	if main {
+		s.mainPID = 0
+	}
+	s.routeMu.Unlock()
+	if main {
+		s.mainExit <- ws // buffered 1; one main child at a time
+		return
+	}
+	s.reaped.Add(1)
+	s.logReaped(pid, ws)
+}
+
+func (s *Supervisor) isMain(pid int) bool {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	return pid == s.mainPID
 }
 
 // logReaped formats only when the line is written: a PID 1 that reaps
