@@ -228,6 +228,15 @@ func hasChildren() bool {
 	return err != syscall.ECHILD
 }
 
+// childrenLeft is hasChildren after any drain in progress: a child that
+// a reaper thread has just reaped but not yet counted and logged must
+// not let oxios-init exit first.
+func (s *Supervisor) childrenLeft() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return hasChildren()
+}
+
 func describe(ws syscall.WaitStatus) string {
 	if ws.Signaled() {
 		return "killed by " + SignalName(ws.Signal())
