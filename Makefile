@@ -10,7 +10,9 @@ VERSION := $(shell git describe --always 2>/dev/null || echo dev)
 # -tags oxios_fwdsig + -checklinkname=0: oxios-init reads the runtime's record
 # of the dispositions found at start (runtime.fwdSig), so every signal that was
 # ignored when it started stays ignored for the child (runtime/supervisor).
-INIT_TAGS := oxios_fwdsig
+# -tags oxios_nohttps: no crypto/tls in PID 1, 2.2 MB less binary and about
+# 1.4 MiB less resident memory; https:// probes are refused at start (health).
+INIT_TAGS := oxios_fwdsig,oxios_nohttps
 INIT_LDFLAGS := -s -w -checklinkname=0 -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 

@@ -3,6 +3,7 @@
 package health
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -159,5 +160,29 @@ func TestHTTPRefusedAndTimeout(t *testing.T) {
 	port := fullBacklogListener(t)
 	if r := probeOnce(t, mustProber(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/"), 200*time.Millisecond); r.Status != Failure {
 		t.Errorf("connect timeout: %+v", r)
+	}
+}
+
+// A build without TLS (the Makefile's oxios-init: -tags oxios_nohttps)
+// refuses an https:// probe when it is configured, and a redirect to
+// https:// is a failure that says why.
+func TestHTTPSLeftOut(t *testing.T) {
+	saved := clientTLS
+	clientTLS = nil
+	defer func() { clientTLS = saved }()
+	spec, err := ParseSpec("https://127.0.0.1:8443/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewProber(spec); !errors.Is(err, ErrNoHTTPS) {
+		t.Fatalf("NewProber(https) without TLS: %v, want ErrNoHTTPS", err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://"+r.Host+"/", http.StatusFound)
+	}))
+	defer srv.Close()
+	r := probeOnce(t, mustProber(t, httpSpec(srv, "/")), time.Second)
+	if r.Status != Failure || !strings.Contains(r.Detail, "oxios_nohttps") {
+		t.Fatalf("redirect to https without TLS: %+v, want a failure naming the build tag", r)
 	}
 }

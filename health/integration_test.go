@@ -368,3 +368,22 @@ func TestIntegrationExecProbeUnderReaper(t *testing.T) {
 		t.Errorf("restart reason %q", e.msg)
 	}
 }
+
+// The Makefile's oxios-init leaves TLS out (-tags oxios_nohttps): an
+// https:// probe is refused at start, naming the option and the tag,
+// before any child runs.
+func TestIntegrationHTTPSRefusedAtStart(t *testing.T) {
+	initBin := testenv.Bin(t, "oxios-init")
+	marker := filepath.Join(t.TempDir(), "ran")
+	cmd := exec.Command(initBin, "--readiness", "https://127.0.0.1:8443/health", "--", "touch", marker)
+	out, err := cmd.CombinedOutput()
+	if code := testenv.ExitCode(t, err); code != 1 {
+		t.Fatalf("exit %d, want 1; output:\n%s", code, out)
+	}
+	if !strings.Contains(string(out), "--readiness") || !strings.Contains(string(out), "oxios_nohttps") {
+		t.Errorf("the error does not name the option and the build tag:\n%s", out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the child ran although the probe config was refused")
+	}
+}

@@ -53,7 +53,12 @@ func NewProber(s Spec) (Prober, error) {
 	switch s.Kind {
 	case KindTCP:
 		return newTCPProber(s.Host, s.Port), nil
-	case KindHTTP, KindHTTPS:
+	case KindHTTPS:
+		if clientTLS == nil {
+			return nil, ErrNoHTTPS
+		}
+		return newHTTPProber(s.URL), nil
+	case KindHTTP:
 		return newHTTPProber(s.URL), nil
 	case KindExec:
 		return newExecProber(s.Argv), nil

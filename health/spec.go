@@ -26,6 +26,11 @@ const (
 // ErrSpec is wrapped by every probe spec parse error.
 var ErrSpec = errors.New("invalid probe spec")
 
+// ErrNoHTTPS says that this build has no https:// probes: the Makefile
+// builds oxios-init with -tags oxios_nohttps (see tls.go).
+var ErrNoHTTPS = errors.New("https:// probes are not built into this oxios-init (the Makefile builds it with -tags oxios_nohttps to keep PID 1 small): " +
+	"probe the daemon over http://, tcp:// or listen://, or build oxios-init without that tag")
+
 // Spec is a parsed probe spec, the text a user gives to --readiness and
 // friends:
 //

@@ -48,7 +48,7 @@ func main() {
 	runs := flag.Int("runs", 300, "runs of INIT -- /bin/true per init")
 	sigs := flag.Int("signals", 1000, "signals forwarded per init")
 	orphans := flag.Int("orphans", 10000, "orphans to reap per run")
-	reapRuns := flag.Int("reap-runs", 3, "reap runs per init (median reported)")
+	reapRuns := flag.Int("reap-runs", 7, "reap runs per init, interleaved (median reported)")
 	flag.Parse()
 
 	inits := []initSpec{
@@ -71,13 +71,17 @@ func main() {
 		lat[in.name] = signalLatency(in, self, *sigs)
 	}
 	fmt.Fprintf(os.Stderr, "bench-init: reaping %d orphans as PID 1, %d runs per init...\n", *orphans, *reapRuns)
-	reap := map[string]time.Duration{}
-	for _, in := range inits {
-		var ds []time.Duration
-		for i := 0; i < *reapRuns; i++ {
-			ds = append(ds, reapTime(in, self, *orphans))
+	// Rounds interleave the inits, so that a slow spell of a shared
+	// machine falls on all of them alike.
+	reapDs := map[string][]time.Duration{}
+	for i := 0; i < *reapRuns; i++ {
+		for _, in := range inits {
+			reapDs[in.name] = append(reapDs[in.name], reapTime(in, self, *orphans))
 		}
-		reap[in.name] = pct(ds, 50)
+	}
+	reap := map[string]time.Duration{}
+	for name, ds := range reapDs {
+		reap[name] = pct(ds, 50)
 	}
 
 	// The table.

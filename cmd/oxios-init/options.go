@@ -39,7 +39,8 @@ oxios options:
   --log-format text|json     log format on stderr (text) [OXIOS_INIT_LOG_FORMAT]
 
 health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '_'):
-  --startup PROBE, --readiness PROBE, --liveness PROBE   tcp://, http://, https://, exec:, listen://
+  --startup PROBE, --readiness PROBE, --liveness PROBE   tcp://, http://, exec:, listen://
+                             (https:// too in builds without -tags oxios_nohttps)
   --<kind>-initial-delay D, --<kind>-period D, --<kind>-timeout D,
   --<kind>-success-threshold N, --<kind>-failure-threshold N
   --health-listen ADDR       serve /livez /readyz /startupz /status /metrics (HOST:PORT or unix:/path)

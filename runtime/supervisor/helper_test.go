@@ -46,6 +46,8 @@ func TestMain(m *testing.M) {
 		helperLaunch()
 	case "inspect":
 		helperInspect()
+	case "zombies":
+		helperZombies()
 	}
 	os.Exit(99)
 }
@@ -359,4 +361,32 @@ func runInit(t *testing.T, timeout time.Duration, pid1 bool, env []string, args 
 
 func helperEnv(mode string, extra ...string) []string {
 	return append([]string{"OXIOS_SUP_HELPER=" + mode}, extra...)
+}
+
+// helperZombies forks OXIOS_SUP_ZOMBIES children that exit at once, never
+// reaps them, waits (waitid with WNOWAIT, which leaves them zombies) until
+// every one has exited, and exits 9: all of them are reparented to
+// oxios-init in the same moment as this main child's own exit.
+func helperZombies() {
+	n, _ := strconv.Atoi(os.Getenv("OXIOS_SUP_ZOMBIES"))
+	attr := &syscall.ProcAttr{Files: []uintptr{0, 2, 2}}
+	pids := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		pid, err := syscall.ForkExec("/bin/true", []string{"true"}, attr)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(1)
+		}
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+	}
+	os.Exit(9)
 }

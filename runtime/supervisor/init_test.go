@@ -286,6 +286,24 @@ func TestReapThousandOrphans(t *testing.T) {
 	}
 }
 
+// 2,000 orphans reparented at once, in the same moment as the main
+// child's exit (the reaper's second thread joins such a drain): every
+// orphan is reaped and the main child's status is not mistaken for one.
+func TestReapMassReparent(t *testing.T) {
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
+			env := helperEnv("zombies", "OXIOS_SUP_ZOMBIES=2000")
+			code, _, stderr := runInit(t, 60*time.Second, pid1, env, "-s", "-w", "--", os.Args[0])
+			if code != 9 {
+				t.Fatalf("exit %d, want the main child's 9", code)
+			}
+			if n := strings.Count(stderr, "reaped zombie process"); n != 2000 {
+				t.Fatalf("reaped %d orphans, want 2000", n)
+			}
+		})
+	}
+}
+
 // The coalesced-SIGCHLD race: the orphaned sleep and the main child exit
 // together; 1,000 runs, not one hang.
 func TestCoalescedSIGCHLDRace(t *testing.T) {

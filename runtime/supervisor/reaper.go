@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/sirupsen/logrus"
 )
 
 // reapLoop is the only caller of wait4(-1) in the process. It runs for the
@@ -24,58 +26,131 @@ func (s *Supervisor) reapLoop() {
 func (s *Supervisor) reapAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.SharedChildren {
+		s.reapShared()
+		return
+	}
+	var helper chan struct{}
+	for n := 1; s.reapOne(-1); n++ {
+		if n == massReap {
+			// A subtree's orphans were reparented at once. A second
+			// thread halves the time: the part of release_task outside
+			// the kernel's tasklist lock then runs on two CPUs (10,000
+			// orphans: make bench-init).
+			helper = make(chan struct{})
+			go func() {
+				defer close(helper)
+				for s.reapOne(-1) {
+				}
+			}()
+		}
+	}
+	if helper != nil {
+		<-helper
+	}
+}
+
+// massReap is the number of zombies one pass reaps before a second
+// thread joins; a daemon's ordinary exits never get there.
+const massReap = 64
+
+// reapShared drains like reapAll, but leaves alone the children that an
+// exec probe's os/exec Wait (a pidfd of this process) owns: it peeks at
+// each zombie first.
+func (s *Supervisor) reapShared() {
 	var foreign map[int]bool // pids an in-process pidfd waits for, read lazily
 	for {
-		pid := 0
-		if s.cfg.SharedChildren {
-			p, err := peekZombie()
-			if err == syscall.ECHILD {
-				s.signalNoChildren()
-				return
-			}
-			if err != nil || p == 0 {
-				return
-			}
-			if p != s.mainPID {
-				if foreign == nil {
-					foreign = pidfdTargets()
-				}
-				if foreign[p] {
-					// An exec probe's os/exec Wait owns it and reaps it
-					// within moments; nothing to do until the next
-					// SIGCHLD, except not to spin on it.
-					s.retryReap()
-					return
-				}
-			}
-			pid = p
-		} else {
-			pid = -1
-		}
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-		if err == syscall.EINTR {
-			continue
-		}
+		p, err := peekZombie()
 		if err == syscall.ECHILD {
 			s.signalNoChildren()
 			return
 		}
-		if err != nil || got <= 0 {
+		if err != nil || p == 0 {
 			return
 		}
-		if got == s.mainPID {
-			s.mainPID = 0
-			s.mainExit <- ws // buffered 1; one main child at a time
-			continue
+		if !s.isMain(p) {
+			if foreign == nil {
+				foreign = pidfdTargets()
+			}
+			if foreign[p] {
+				// Its Wait reaps it within moments; nothing to do until
+				// the next SIGCHLD, except not to spin on it.
+				s.retryReap()
+				return
+			}
 		}
-		s.reaped.Add(1)
-		if s.cfg.WarnOnReap {
-			s.log.Warnf("reaped zombie process %d (%s)", got, describe(ws))
-		} else {
-			s.log.Debugf("reaped zombie process %d (%s)", got, describe(ws))
+		if !s.reapOne(p) {
+			return
 		}
 	}
+}
+
+// reapOne reaps pid (-1: any child) if it has exited and routes its
+// status; false means nothing more to reap now.
+func (s *Supervisor) reapOne(pid int) bool {
+	for {
+		var ws syscall.WaitStatus
+		got, err := wait4NoHang(pid, &ws)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.ECHILD:
+			s.signalNoChildren()
+			return false
+		case err != nil || got <= 0:
+			return false
+		}
+		s.route(got, ws)
+		return true
+	}
+}
+
+// route hands the daemon's status to supervise and counts any other.
+// Two threads may route at once (reapAll), hence routeMu.
+func (s *Supervisor) route(pid int, ws syscall.WaitStatus) {
+	s.routeMu.Lock()
+	main := pid == s.mainPID && pid != 0
+	if main {
+		s.mainPID = 0
+	}
+	s.routeMu.Unlock()
+	if main {
+		s.mainExit <- ws // buffered 1; one main child at a time
+		return
+	}
+	s.reaped.Add(1)
+	s.logReaped(pid, ws)
+}
+
+func (s *Supervisor) isMain(pid int) bool {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	return pid == s.mainPID
+}
+
+// logReaped formats only when the line is written: a PID 1 that reaps
+// thousands of orphans at once must not build a string for each.
+func (s *Supervisor) logReaped(pid int, ws syscall.WaitStatus) {
+	switch {
+	case s.cfg.WarnOnReap:
+		s.log.Warnf("reaped zombie process %d (%s)", pid, describe(ws))
+	case s.log.IsLevelEnabled(logrus.DebugLevel):
+		s.log.Debugf("reaped zombie process %d (%s)", pid, describe(ws))
+	}
+}
+
+// wait4NoHang is wait4(pid, WNOHANG) as a raw system call: it never
+// blocks, so it need not tell the Go scheduler it is entering a system
+// call, which costs a hand-off of the thread's P when the sysmon thread
+// sees a run of them while thousands of orphans are reaped.
+func wait4NoHang(pid int, ws *syscall.WaitStatus) (int, error) {
+	var status int32
+	r, _, e := syscall.RawSyscall6(syscall.SYS_WAIT4, uintptr(pid), uintptr(unsafe.Pointer(&status)), syscall.WNOHANG, 0, 0, 0)
+	*ws = syscall.WaitStatus(status)
+	if e != 0 {
+		return int(r), e
+	}
+	return int(r), nil
 }
 
 // retryReap asks for another pass in a millisecond, for a zombie another
@@ -106,7 +181,7 @@ func peekZombie() (int, error) {
 	// siginfo_t is 128 bytes; for SIGCHLD si_pid is the int32 at offset 16.
 	var info [128]byte
 	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, 0 /* P_ALL */, 0,
+		_, _, e := syscall.RawSyscall6(syscall.SYS_WAITID, 0 /* P_ALL */, 0,
 			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOHANG|0x01000000 /* WNOWAIT */, 0, 0)
 		if e == syscall.EINTR {
 			continue
@@ -151,6 +226,15 @@ func pidfdTargets() map[int]bool {
 func hasChildren() bool {
 	_, err := peekZombie()
 	return err != syscall.ECHILD
+}
+
+// childrenLeft is hasChildren after any drain in progress: a child that
+// a reaper thread has just reaped but not yet counted and logged must
+// not let oxios-init exit first.
+func (s *Supervisor) childrenLeft() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return hasChildren()
 }
 
 func describe(ws syscall.WaitStatus) string {

@@ -133,7 +133,7 @@ func (s *Supervisor) killTree(pid int, sig syscall.Signal) {
 func (s *Supervisor) cleanup(pid int, deadline time.Time) (stopped bool) {
 	// Fast path (every clean exit): no child left at all.
 	s.drainNoChildren()
-	if !hasChildren() {
+	if !s.childrenLeft() {
 		return false
 	}
 	if deadline.IsZero() {
@@ -147,7 +147,7 @@ func (s *Supervisor) cleanup(pid int, deadline time.Time) (stopped bool) {
 	defer timer.Stop()
 	killed := false
 	for {
-		if !hasChildren() {
+		if !s.childrenLeft() {
 			return stopped
 		}
 		select {

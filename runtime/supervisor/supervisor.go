@@ -36,6 +36,7 @@ type Supervisor struct {
 	restartReq chan string
 
 	mu      sync.Mutex // held while forking the daemon and while reaping
+	routeMu sync.Mutex // guards mainPID between reapAll's two threads
 	mainPID int
 
 	reaped atomic.Int64
@@ -231,7 +232,9 @@ func (s *Supervisor) forkExec(path string, attr *syscall.ProcAttr) (int, error) 
 	defer s.mu.Unlock()
 	pid, err := syscall.ForkExec(path, s.cfg.Command, attr)
 	if err == nil {
+		s.routeMu.Lock()
 		s.mainPID = pid
+		s.routeMu.Unlock()
 	}
 	return pid, err
 }
