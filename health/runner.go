@@ -25,6 +25,17 @@ func (k probeKind) String() string { return kindNames[k] }
 // that is up within a millisecond is seen within a millisecond.
 const firstRetry = time.Millisecond
 
+// During the first earlyWindow of a probe's life the accelerating schedule
+// does not double past earlyRetry: most daemons listen within tens of
+// milliseconds (the demo within about 6), and doubling from 1 ms would
+// see one that starts just after a probe up to as late again. That costs
+// at most 25 probes, almost all of them a refused connect; after the
+// window the doubling resumes.
+const (
+	earlyRetry  = 2 * time.Millisecond
+	earlyWindow = 50 * time.Millisecond
+)
+
 // An Unknown result ("could not probe") is retried up to maxUnknownRetries
 // times, unknownRetry apart, before the next tick (the kubelet retries a
 // probe error three times in all).
@@ -113,8 +124,8 @@ func (r *runner) snapshot() snapshot {
 // receives every verdict other than vNone; it must not block.
 //
 // Schedule: before the first success, startup and readiness are retried
-// from firstRetry doubling up to the period (up to fastCap for cheap
-// probers); the startup probe's budget is failureThreshold x period from
+// from firstRetry, every earlyRetry during earlyWindow, then doubling up
+// to the period (up to fastCap for cheap probers); the startup probe's budget is failureThreshold x period from
 // its first run. After that, probes run on the period grid; a probe that
 // overruns skips the ticks it missed instead of running them back to back.
 func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, Result)) {
@@ -164,12 +175,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 			// Accelerating retry: never past the budget's end, so the
 			// final verdict comes on time.
 			next = t1.Add(interval)
-			if interval < maxInterval {
-				interval *= 2
-				if interval > maxInterval {
-					interval = maxInterval
-				}
-			}
+			interval = nextRetry(interval, t1.Sub(start), maxInterval)
 			if next.After(deadline) {
 				next = deadline
 			}
@@ -193,6 +199,16 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 		}
 		timer.Reset(next.Sub(r.now()))
 	}
+}
+
+// nextRetry is the pre-success retry interval after one of interval, for a
+// probe age old: held at earlyRetry within earlyWindow, else doubled up to
+// maxInterval.
+func nextRetry(interval, age, maxInterval time.Duration) time.Duration {
+	if interval >= earlyRetry && age < earlyWindow {
+		return interval
+	}
+	return min(interval*2, maxInterval)
 }
 
 // record counts one result and returns the verdict it causes.

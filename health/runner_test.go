@@ -507,3 +507,26 @@ func TestUnknownRetriedWithinTick(t *testing.T) {
 		t.Errorf("unknown results counted: %+v", sn)
 	}
 }
+
+// The pre-success schedule: 1 ms, then held at 2 ms while the probe is
+// younger than 50 ms, then doubling up to the cap.
+func TestNextRetry(t *testing.T) {
+	ms := time.Millisecond
+	var got []time.Duration
+	iv, age := firstRetry, time.Duration(0)
+	for i := 0; i < 40; i++ {
+		got = append(got, iv)
+		age += iv
+		iv = nextRetry(iv, age, 100*ms)
+	}
+	want := []time.Duration{1 * ms}
+	for a := 1 * ms; a < earlyWindow; a += 2 * ms {
+		want = append(want, 2*ms)
+	}
+	want = append(want, 4*ms, 8*ms, 16*ms, 32*ms, 64*ms, 100*ms, 100*ms)
+	for i, w := range want {
+		if i >= len(got) || got[i] != w {
+			t.Fatalf("schedule %v, want it to start %v", got, want)
+		}
+	}
+}
