@@ -83,8 +83,11 @@ func Acquire(path string) (*Lock, error) {
 	}
 	host, _ := os.Hostname()
 	info := fmt.Sprintf("pid=%d host=%s since=%s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(info), 0)
+	// Overwrite, then cut what an older, longer line left: the usual
+	// line (same PID 1, same host) is as long as the last one, and a
+	// truncate to zero first costs a journal commit on the start path.
+	if n, err := f.WriteAt([]byte(info), 0); err == nil && st.Size > int64(n) {
+		f.Truncate(int64(n))
 	}
 	return &Lock{f: f, path: path}, nil
 }

@@ -43,6 +43,27 @@ func TestAcquireWritesHolderAndRefusesSecond(t *testing.T) {
 	}
 }
 
+// A stale holder line, longer or shorter than this one, is replaced by
+// exactly this process's line: no tail of the old one is left.
+func TestAcquireReplacesOldLine(t *testing.T) {
+	for _, old := range []string{"pid=4242 host=" + strings.Repeat("h", 200) + " since=then\n", "x\n"} {
+		p := filepath.Join(t.TempDir(), "oxios-init.lock")
+		if err := os.WriteFile(p, []byte(old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Acquire(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		l.Close()
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], "pid="+strconv.Itoa(os.Getpid())+" ") || !strings.HasSuffix(string(b), "Z\n") {
+			t.Errorf("after a %d-byte old line the lock holds %q, want only this process's line", len(old), b)
+		}
+	}
+}
+
 // A live instance in another process (flock(1) holding the lock).
 func TestAcquireHeldByOtherProcess(t *testing.T) {
 	flock := testenv.RequireTool(t, "flock")
