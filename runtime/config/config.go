@@ -63,6 +63,7 @@ type Container struct {
 	StartTimeout Duration `toml:"start_timeout"`
 	StopTimeout  Duration `toml:"stop_timeout"`
 	ReadOnly     bool     `toml:"read_only_rootfs"`
+	Seccomp32    bool     `toml:"seccomp_32bit"`
 }
 
 // Resources are runtime-spec limits; zero means unlimited.

@@ -4,25 +4,36 @@ package task
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // buildProbe builds the static procstatus helper into dir.
 func buildProbe(t *testing.T, dir string) string {
 	t.Helper()
-	out := filepath.Join(dir, "procstatus")
-	cmd := exec.Command("go", "build", "-o", out, "./testdata/procstatus")
+	return buildTestdata(t, dir, "procstatus")
+}
+
+// buildTestdata builds ./testdata/NAME into dir/NAME, static.
+func buildTestdata(t *testing.T, dir, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build procstatus: %v\n%s", err, b)
+		t.Fatalf("build %s: %v\n%s", name, err, b)
 	}
 	os.Chmod(out, 0o755)
 	return out
@@ -31,6 +42,17 @@ func buildProbe(t *testing.T, dir string) string {
 // execInTask runs argv inside the running task with the container's own
 // process spec (user, capabilities, no_new_privs), returning its output.
 func execInTask(t *testing.T, r *Runtime, argv ...string) string {
+	t.Helper()
+	out, code := execInTaskStatus(t, r, argv...)
+	if code != 0 {
+		t.Fatalf("%v exited %d: %s", argv, code, out)
+	}
+	return out
+}
+
+// execInTaskStatus is execInTask that also returns the exit code (128+N
+// after signal N) instead of failing on a non-zero one.
+func execInTaskStatus(t *testing.T, r *Runtime, argv ...string) (string, uint32) {
 	t.Helper()
 	ctx := r.ctx(context.Background())
 	ctr, err := r.client.LoadContainer(ctx, r.cfg.Container.ID)
@@ -64,10 +86,7 @@ func execInTask(t *testing.T, r *Runtime, argv ...string) string {
 	st := <-ch
 	p.Delete(ctx)
 	out, _ := os.ReadFile(outPath)
-	if st.ExitCode() != 0 {
-		t.Fatalf("%v exited %d: %s", argv, st.ExitCode(), out)
-	}
-	return string(out)
+	return string(out), st.ExitCode()
 }
 
 // TestHardening proves issue 5's spec from inside the running container,
@@ -167,4 +186,68 @@ func TestPrivilegedPortKeepsOnlyNetBind(t *testing.T) {
 	if !strings.Contains(out, "/proc/1/status CapEff: 0000000000000400") {
 		t.Errorf("PID 1 CapEff is not NET_BIND_SERVICE alone:\n%s", out)
 	}
+}
+
+// The seccomp filter covers the native ABI only (container.seccomp_32bit
+// false): a syscall through int 0x80 kills the process inside the task,
+// while the same program runs on the host.
+func TestSeccompRefuses32BitABI(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("int 0x80 is an amd64 test")
+	}
+	e := newEnv(t)
+	r := e.connect(t)
+	if _, err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(e.cfg.Container.DataDir, "abi32")
+	if err := os.WriteFile(bin, abi32ELF(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if code := testenv.ExitCode(t, exec.Command(bin).Run()); code != 42 {
+		t.Skipf("this kernel has no i386 syscall ABI (exit %d)", code)
+	}
+	if _, code := execInTaskStatus(t, r, e.cfg.Container.DataMount+"/abi32"); code != 128+uint32(syscall.SIGSYS) {
+		t.Fatalf("an i386 syscall inside the task: exit %d, want %d (killed by SIGSYS)", code, 128+syscall.SIGSYS)
+	}
+}
+
+// abi32ELF is a static, single-threaded x86-64 program (a Go one would
+// keep its other threads when seccomp kills the calling one): getpid
+// through int 0x80, then exit 42.
+func abi32ELF() []byte {
+	code := []byte{
+		0xb8, 20, 0, 0, 0, // mov eax, 20 (getpid, i386 table)
+		0xcd, 0x80, // int 0x80
+		0xbf, 42, 0, 0, 0, // mov edi, 42
+		0xb8, 60, 0, 0, 0, // mov eax, 60 (exit, x86-64 table)
+		0x0f, 0x05, // syscall
+	}
+	const base, hdr = 0x400000, 64 + 56
+	size := uint64(hdr + len(code))
+	b := make([]byte, 0, size)
+	le := binary.LittleEndian
+	b = append(b, 0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = le.AppendUint16(b, 2)    // ET_EXEC
+	b = le.AppendUint16(b, 0x3e) // EM_X86_64
+	b = le.AppendUint32(b, 1)
+	b = le.AppendUint64(b, base+hdr) // entry
+	b = le.AppendUint64(b, 64)       // program headers
+	b = le.AppendUint64(b, 0)        // no sections
+	b = le.AppendUint32(b, 0)
+	b = le.AppendUint16(b, 64)
+	b = le.AppendUint16(b, 56)
+	b = le.AppendUint16(b, 1)
+	b = le.AppendUint16(b, 0)
+	b = le.AppendUint16(b, 0)
+	b = le.AppendUint16(b, 0)
+	b = le.AppendUint32(b, 1) // PT_LOAD
+	b = le.AppendUint32(b, 5) // R+X
+	b = le.AppendUint64(b, 0)
+	b = le.AppendUint64(b, base)
+	b = le.AppendUint64(b, base)
+	b = le.AppendUint64(b, size)
+	b = le.AppendUint64(b, size)
+	b = le.AppendUint64(b, 0x1000)
+	return append(b, code...)
 }

@@ -46,3 +46,23 @@ func TestSpecHashStable(t *testing.T) {
 		t.Fatalf("hash input changed:\n%.300s\n%.300s", old, cur)
 	}
 }
+
+// containerd's default profile lists the 32-bit ABIs beside the native
+// one; by default the spec keeps its allowlist and drops those, and
+// container.seccomp_32bit keeps them.
+func TestSeccompNativeABIOnly(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "oxios")
+	for _, allow32 := range []bool{false, true} {
+		s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "x"}, seccomp.WithDefaultProfile(), withSyscallABIs(allow32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := s.Linux.Seccomp
+		if sc == nil || len(sc.Syscalls) == 0 || sc.DefaultAction == "" {
+			t.Fatalf("seccomp_32bit=%v: the default profile is gone: %+v", allow32, sc)
+		}
+		if got := len(sc.Architectures); (got == 0) == allow32 {
+			t.Errorf("seccomp_32bit=%v: architectures %v", allow32, sc.Architectures)
+		}
+	}
+}
