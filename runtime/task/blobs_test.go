@@ -3,7 +3,6 @@
 package task
 
 import (
-	"context"
 	"reflect"
 	"testing"
 
@@ -17,12 +16,7 @@ import (
 // not a short or padded blob.
 func TestReadImageConfig(t *testing.T) {
 	e := newEnv(t)
-	r := e.connect(t)
-	ctx := r.ctx(context.Background())
-	img, err := r.ensureImage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, ctx, img := e.connectWithImage(t)
 	want, err := img.Spec(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -266,12 +266,7 @@ func fakeLegacyDaemon(port string) {
 // clean them up instead of failing or hanging.
 func TestCrashLeftovers(t *testing.T) {
 	e := newEnv(t)
-	r := e.connect(t)
-	ctx := r.ctx(context.Background())
-	img, err := r.ensureImage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, ctx, img := e.connectWithImage(t)
 	snap := e.cfg.Container.ID + "-rootfs"
 	mounts, err := r.client.SnapshotService(e.cfg.Containerd.Snapshotter).Prepare(ctx, snap, imgChainID(t, ctx, img))
 	if err != nil || len(mounts) == 0 {

@@ -85,6 +85,18 @@ func (e *env) connect(t testing.TB) *Runtime {
 	return r
 }
 
+// connectWithImage connects and makes sure the image is in containerd.
+func (e *env) connectWithImage(t *testing.T) (*Runtime, context.Context, client.Image) {
+	t.Helper()
+	r := e.connect(t)
+	ctx := r.ctx(context.Background())
+	img, err := r.ensureImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, ctx, img
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len(p), nil }

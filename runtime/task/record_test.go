@@ -18,12 +18,7 @@ import (
 // garbage-collection pin must be gone once Start returns.
 func TestContainerRecordAndSnapshot(t *testing.T) {
 	e := newEnv(t)
-	r := e.connect(t)
-	ctx := r.ctx(context.Background())
-	img, err := r.ensureImage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, ctx, img := e.connectWithImage(t)
 	// A pinned snapshot without its container, as a crash leaves it:
 	// Start removes it and prepares it again.
 	if _, err := r.prepareSnapshot(ctx, imgChainID(t, ctx, img)); err != nil {
