@@ -125,9 +125,10 @@ func (r *runner) snapshot() snapshot {
 //
 // Schedule: before the first success, startup and readiness are retried
 // from firstRetry, every earlyRetry during earlyWindow, then doubling up
-// to the period (up to fastCap for cheap probers); the startup probe's budget is failureThreshold x period from
-// its first run. After that, probes run on the period grid; a probe that
-// overruns skips the ticks it missed instead of running them back to back.
+// to the period (up to fastCap for cheap probers); the startup probe's
+// budget is failureThreshold x period from its first run. After that,
+// probes run on the period grid; a probe that overruns skips the ticks it
+// missed instead of running them back to back.
 func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, Result)) {
 	timer := time.NewTimer(time.Until(start))
 	defer timer.Stop()
@@ -201,9 +202,9 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 	}
 }
 
-// nextRetry is the pre-success retry interval after one of interval, for a
-// probe age old: held at earlyRetry within earlyWindow, else doubled up to
-// maxInterval.
+// nextRetry is the pre-success retry interval that follows interval, for
+// a probe that has run for age: held at earlyRetry within earlyWindow,
+// else doubled up to maxInterval.
 func nextRetry(interval, age, maxInterval time.Duration) time.Duration {
 	if interval >= earlyRetry && age < earlyWindow {
 		return interval

@@ -34,9 +34,8 @@ func (s *Supervisor) reapAll() {
 	for n := 1; s.reapOne(-1); n++ {
 		if n == massReap {
 			// A subtree's orphans were reparented at once. A second
-			// thread halves the time: the part of release_task outside
-			// the kernel's tasklist lock then runs on two CPUs (10,000
-			// orphans: make bench-init).
+			// thread roughly halved the drain of 10,000 of them on two
+			// CPUs (make bench-init, bench/init/RESULTS.md).
 			helper = make(chan struct{})
 			go func() {
 				defer close(helper)
