@@ -111,13 +111,11 @@ func ParseSignal(s string, allowZero bool) (syscall.Signal, error) {
 	case u == "RTMAX":
 		return SigRTMax, nil
 	case strings.HasPrefix(u, "RTMIN+"):
-		n, err := strconv.Atoi(u[6:])
-		if err == nil && SigRTMin+n <= SigRTMax {
+		if n, ok := rtOffset(u[6:]); ok {
 			return syscall.Signal(SigRTMin + n), nil
 		}
 	case strings.HasPrefix(u, "RTMAX-"):
-		n, err := strconv.Atoi(u[6:])
-		if err == nil && SigRTMax-n >= SigRTMin {
+		if n, ok := rtOffset(u[6:]); ok {
 			return syscall.Signal(SigRTMax - n), nil
 		}
 	default:
@@ -134,6 +132,16 @@ func ParseSignal(s string, allowZero bool) (syscall.Signal, error) {
 		}
 	}
 	return 0, fmt.Errorf("signal %q: unknown (use a number, a name like TERM, or RTMIN+N)", s)
+}
+
+// rtOffset reads the N of RTMIN+N or RTMAX-N: unsigned decimal digits
+// that stay within the real-time range ("RTMAX--1" is not RTMAX+1).
+func rtOffset(s string) (int, bool) {
+	n, err := strconv.ParseUint(s, 10, 8)
+	if err != nil || n > SigRTMax-SigRTMin {
+		return 0, false
+	}
+	return int(n), true
 }
 
 // ParseRewrite reads one FROM:TO pair of -r.

@@ -618,7 +618,7 @@ func TestParseSignal(t *testing.T) {
 			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"0", "65", "NOPE", "RTMIN+31", ""} {
+	for _, in := range []string{"0", "65", "NOPE", "RTMIN+31", "", "RTMAX--1", "RTMIN+-1", "RTMIN++1", "RTMAX-31"} {
 		if _, err := supervisor.ParseSignal(in, false); err == nil {
 			t.Errorf("ParseSignal(%q): no error", in)
 		}
