@@ -44,6 +44,8 @@ func newHTTPProber(raw string) *httpProber {
 	return &httpProber{url: u}
 }
 
+func (*httpProber) earlyPoll() {} // see earlyWindow
+
 func (p *httpProber) Probe(ctx context.Context, deadline time.Time) Result {
 	u := p.url
 	for n := 1; ; n++ {

@@ -25,16 +25,25 @@ func (k probeKind) String() string { return kindNames[k] }
 // that is up within a millisecond is seen within a millisecond.
 const firstRetry = time.Millisecond
 
-// During the first earlyWindow of a probe's life the accelerating schedule
-// does not double past earlyRetry: most daemons listen within tens of
-// milliseconds (the demo within about 6), and doubling from 1 ms would
-// see one that starts just after a probe up to as late again. That costs
-// at most 25 probes, almost all of them a refused connect; after the
-// window the doubling resumes.
+// During the first earlyWindow of a tcp:// or http:// probe's life the
+// accelerating schedule does not double past earlyRetry: most daemons
+// listen within tens of milliseconds (the demo within about 6), and
+// doubling from 1 ms would see one that starts just after a probe up to
+// as late again. That costs at most 25 probes, almost all of them a
+// refused connect; after the window the doubling resumes. exec: probes
+// fork a process each time and listen:// has its own cap (fastPoller), so
+// they keep plain doubling.
 const (
 	earlyRetry  = 2 * time.Millisecond
 	earlyWindow = 50 * time.Millisecond
 )
+
+// earlyPoller marks the probers that hold at earlyRetry during
+// earlyWindow: those whose attempt before the daemon listens is a refused
+// connect.
+type earlyPoller interface {
+	earlyPoll()
+}
 
 // An Unknown result ("could not probe") is retried up to maxUnknownRetries
 // times, unknownRetry apart, before the next tick (the kubelet retries a
@@ -124,11 +133,11 @@ func (r *runner) snapshot() snapshot {
 // receives every verdict other than vNone; it must not block.
 //
 // Schedule: before the first success, startup and readiness are retried
-// from firstRetry, every earlyRetry during earlyWindow, then doubling up
-// to the period (up to fastCap for cheap probers); the startup probe's
-// budget is failureThreshold x period from its first run. After that,
-// probes run on the period grid; a probe that overruns skips the ticks it
-// missed instead of running them back to back.
+// from firstRetry (tcp and http: every earlyRetry during earlyWindow),
+// then doubling up to the period (up to fastCap for cheap probers); the
+// startup probe's budget is failureThreshold x period from its first run.
+// After that, probes run on the period grid; a probe that overruns skips
+// the ticks it missed instead of running them back to back.
 func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, Result)) {
 	timer := time.NewTimer(time.Until(start))
 	defer timer.Stop()
@@ -141,6 +150,10 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 		if c := fp.fastCap(); c > 0 && c < maxInterval {
 			maxInterval = c
 		}
+	}
+	window := time.Duration(0)
+	if _, ok := r.prober.(earlyPoller); ok {
+		window = earlyWindow
 	}
 	budget := time.Duration(r.cfg.FailureThreshold) * period
 	var deadline time.Time // startup budget end, set at the first run
@@ -176,7 +189,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 			// Accelerating retry: never past the budget's end, so the
 			// final verdict comes on time.
 			next = t1.Add(interval)
-			interval = nextRetry(interval, t1.Sub(start), maxInterval)
+			interval = nextRetry(interval, t1.Sub(start) < window, maxInterval)
 			if next.After(deadline) {
 				next = deadline
 			}
@@ -202,11 +215,11 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 	}
 }
 
-// nextRetry is the pre-success retry interval that follows interval, for
-// a probe that has run for age: held at earlyRetry within earlyWindow,
-// else doubled up to maxInterval.
-func nextRetry(interval, age, maxInterval time.Duration) time.Duration {
-	if interval >= earlyRetry && age < earlyWindow {
+// nextRetry is the pre-success retry interval that follows interval:
+// held at earlyRetry while the probe is young (see earlyWindow), else
+// doubled up to maxInterval.
+func nextRetry(interval time.Duration, young bool, maxInterval time.Duration) time.Duration {
+	if interval >= earlyRetry && young {
 		return interval
 	}
 	return min(interval*2, maxInterval)

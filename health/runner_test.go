@@ -508,8 +508,9 @@ func TestUnknownRetriedWithinTick(t *testing.T) {
 	}
 }
 
-// The pre-success schedule: 1 ms, then held at 2 ms while the probe is
-// younger than 50 ms, then doubling up to the cap.
+// The pre-success schedule of tcp:// and http://: 1 ms, then held at 2 ms
+// while the probe is younger than 50 ms, then doubling up to the cap; the
+// other probers double from the start.
 func TestNextRetry(t *testing.T) {
 	ms := time.Millisecond
 	var got []time.Duration
@@ -517,7 +518,7 @@ func TestNextRetry(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		got = append(got, iv)
 		age += iv
-		iv = nextRetry(iv, age, 100*ms)
+		iv = nextRetry(iv, age < earlyWindow, 100*ms)
 	}
 	want := []time.Duration{1 * ms}
 	for a := 1 * ms; a < earlyWindow; a += 2 * ms {
@@ -527,6 +528,22 @@ func TestNextRetry(t *testing.T) {
 	for i, w := range want {
 		if i >= len(got) || got[i] != w {
 			t.Fatalf("schedule %v, want it to start %v", got, want)
+		}
+	}
+	if nextRetry(2*ms, false, 100*ms) != 4*ms {
+		t.Error("an old probe (or exec:, listen://) does not double")
+	}
+	var p Prober = newTCPProber("127.0.0.1", 1)
+	if _, ok := p.(earlyPoller); !ok {
+		t.Error("tcp:// does not hold at 2 ms")
+	}
+	p = newHTTPProber("http://127.0.0.1:1/")
+	if _, ok := p.(earlyPoller); !ok {
+		t.Error("http:// does not hold at 2 ms")
+	}
+	for _, p := range []Prober{newExecProber([]string{"true"}), newListenProber("127.0.0.1", 1)} {
+		if _, ok := p.(earlyPoller); ok {
+			t.Errorf("%T holds at 2 ms: it should double", p)
 		}
 	}
 }

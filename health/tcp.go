@@ -19,6 +19,8 @@ func newTCPProber(host string, port int) *tcpProber {
 	return &tcpProber{addr: net.JoinHostPort(host, strconv.Itoa(port))}
 }
 
+func (*tcpProber) earlyPoll() {} // see earlyWindow
+
 func (p *tcpProber) Probe(ctx context.Context, deadline time.Time) Result {
 	return dialProbe(ctx, p.addr, deadline)
 }
