@@ -44,7 +44,7 @@ func newHTTPProber(raw string) *httpProber {
 	return &httpProber{url: u}
 }
 
-func (*httpProber) earlyPoll() {} // see earlyWindow
+func (*httpProber) quickRetry() (hold, limit time.Duration) { return earlyWindow, 0 }
 
 func (p *httpProber) Probe(ctx context.Context, deadline time.Time) Result {
 	u := p.url

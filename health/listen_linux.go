@@ -258,11 +258,13 @@ func (p *listenProber) judge() Result {
 // bench/health/RESULTS.md).
 const listenPollCap = 8 * time.Millisecond
 
-func (p *listenProber) fastCap() time.Duration {
+// quickRetry: a poll of the socket table is capped at listenPollCap; once
+// degraded to connecting, it retries as tcp:// does.
+func (p *listenProber) quickRetry() (hold, limit time.Duration) {
 	p.mu.Lock() // Probe degrades the mode under mu
 	defer p.mu.Unlock()
 	if p.mode == modeConnect {
-		return 0
+		return earlyWindow, 0
 	}
-	return listenPollCap
+	return 0, listenPollCap
 }

@@ -21,6 +21,9 @@ func newListenProber(host string, port int) *listenProber {
 
 func (p *listenProber) SetRoot(int) {}
 
+// quickRetry: a connect, retried as tcp:// is.
+func (p *listenProber) quickRetry() (hold, limit time.Duration) { return earlyWindow, 0 }
+
 func (p *listenProber) Probe(ctx context.Context, deadline time.Time) Result {
 	return dialProbe(ctx, p.dial, deadline)
 }

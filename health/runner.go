@@ -25,25 +25,16 @@ func (k probeKind) String() string { return kindNames[k] }
 // that is up within a millisecond is seen within a millisecond.
 const firstRetry = time.Millisecond
 
-// During the first earlyWindow of a tcp:// or http:// probe's life the
-// accelerating schedule does not double past earlyRetry: most daemons
-// listen within tens of milliseconds (the demo within about 6), and
-// doubling from 1 ms would see one that starts just after a probe up to
-// as late again. That costs at most 25 probes, almost all of them a
-// refused connect; after the window the doubling resumes. exec: probes
-// fork a process each time and listen:// has its own cap (fastPoller), so
-// they keep plain doubling.
+// A connecting probe (tcp://, http://) holds its accelerating schedule at
+// earlyRetry for the first earlyWindow of its life instead of doubling:
+// most daemons listen within tens of milliseconds (the demo within about
+// 6), and doubling from 1 ms would see one that starts just after a probe
+// up to as late again. That costs at most 25 probes, almost all of them a
+// refused connect; after the window the doubling resumes.
 const (
 	earlyRetry  = 2 * time.Millisecond
 	earlyWindow = 50 * time.Millisecond
 )
-
-// earlyPoller marks the probers that hold at earlyRetry during
-// earlyWindow: those whose attempt before the daemon listens is a refused
-// connect.
-type earlyPoller interface {
-	earlyPoll()
-}
 
 // An Unknown result ("could not probe") is retried up to maxUnknownRetries
 // times, unknownRetry apart, before the next tick (the kubelet retries a
@@ -53,12 +44,14 @@ const (
 	unknownRetry      = 100 * time.Millisecond
 )
 
-// fastPoller is implemented by probers cheap and invisible enough to run on
-// a short fixed cadence while the daemon starts (listen:// via sock_diag
-// costs two netlink round trips and the daemon never sees it). Their
-// accelerating schedule stops doubling at this cap instead of the period.
-type fastPoller interface {
-	fastCap() time.Duration
+// quickRetrier is implemented by probers whose attempts before the daemon
+// is up are cheap enough to repeat faster than plain doubling: hold is how
+// long they retry every earlyRetry (a refused connect: tcp://, http://),
+// limit where their doubling stops instead of the period (listen:// via
+// sock_diag: one netlink lookup the daemon never sees). exec: forks a
+// process each time and implements neither.
+type quickRetrier interface {
+	quickRetry() (hold, limit time.Duration)
 }
 
 // verdict is what a runner decided after a probe; the monitor acts on it.
@@ -133,9 +126,10 @@ func (r *runner) snapshot() snapshot {
 // receives every verdict other than vNone; it must not block.
 //
 // Schedule: before the first success, startup and readiness are retried
-// from firstRetry (tcp and http: every earlyRetry during earlyWindow),
-// then doubling up to the period (up to fastCap for cheap probers); the
-// startup probe's budget is failureThreshold x period from its first run.
+// from firstRetry (connecting probers: every earlyRetry during
+// earlyWindow), then doubling up to the period or a quickRetrier's limit;
+// the startup probe's budget is failureThreshold x period from its first
+// run.
 // After that, probes run on the period grid; a probe that overruns skips
 // the ticks it missed instead of running them back to back.
 func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, Result)) {
@@ -146,14 +140,13 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 	accelerate := r.kind != kindLiveness
 	interval := firstRetry
 	maxInterval := period
-	if fp, ok := r.prober.(fastPoller); ok && accelerate {
-		if c := fp.fastCap(); c > 0 && c < maxInterval {
+	var hold time.Duration
+	if q, ok := r.prober.(quickRetrier); ok && accelerate {
+		var c time.Duration
+		hold, c = q.quickRetry()
+		if c > 0 && c < maxInterval {
 			maxInterval = c
 		}
-	}
-	window := time.Duration(0)
-	if _, ok := r.prober.(earlyPoller); ok {
-		window = earlyWindow
 	}
 	budget := time.Duration(r.cfg.FailureThreshold) * period
 	var deadline time.Time // startup budget end, set at the first run
@@ -189,7 +182,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 			// Accelerating retry: never past the budget's end, so the
 			// final verdict comes on time.
 			next = t1.Add(interval)
-			interval = nextRetry(interval, t1.Sub(start) < window, maxInterval)
+			interval = nextRetry(interval, t1.Sub(start) < hold, maxInterval)
 			if next.After(deadline) {
 				next = deadline
 			}
@@ -216,7 +209,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 }
 
 // nextRetry is the pre-success retry interval that follows interval:
-// held at earlyRetry while the probe is young (see earlyWindow), else
+// held at earlyRetry while the probe is young (see quickRetrier), else
 // doubled up to maxInterval.
 func nextRetry(interval time.Duration, young bool, maxInterval time.Duration) time.Duration {
 	if interval >= earlyRetry && young {

@@ -533,16 +533,26 @@ func TestNextRetry(t *testing.T) {
 	if nextRetry(2*ms, false, 100*ms) != 4*ms {
 		t.Error("an old probe (or exec:, listen://) does not double")
 	}
-	var p Prober = newTCPProber("127.0.0.1", 1)
-	if _, ok := p.(earlyPoller); !ok {
+	hold := func(p Prober) time.Duration {
+		q, ok := p.(quickRetrier)
+		if !ok {
+			return 0
+		}
+		h, _ := q.quickRetry()
+		return h
+	}
+	if hold(newTCPProber("127.0.0.1", 1)) != earlyWindow {
 		t.Error("tcp:// does not hold at 2 ms")
 	}
-	p = newHTTPProber("http://127.0.0.1:1/")
-	if _, ok := p.(earlyPoller); !ok {
+	if hold(newHTTPProber("http://127.0.0.1:1/")) != earlyWindow {
 		t.Error("http:// does not hold at 2 ms")
 	}
-	for _, p := range []Prober{newExecProber([]string{"true"}), newListenProber("127.0.0.1", 1)} {
-		if _, ok := p.(earlyPoller); ok {
+	doublers := []Prober{newExecProber([]string{"true"})}
+	if runtime.GOOS == "linux" { // elsewhere listen:// is a connect, as tcp://
+		doublers = append(doublers, newListenProber("127.0.0.1", 1))
+	}
+	for _, p := range doublers {
+		if hold(p) != 0 {
 			t.Errorf("%T holds at 2 ms: it should double", p)
 		}
 	}

@@ -19,7 +19,7 @@ func newTCPProber(host string, port int) *tcpProber {
 	return &tcpProber{addr: net.JoinHostPort(host, strconv.Itoa(port))}
 }
 
-func (*tcpProber) earlyPoll() {} // see earlyWindow
+func (*tcpProber) quickRetry() (hold, limit time.Duration) { return earlyWindow, 0 }
 
 func (p *tcpProber) Probe(ctx context.Context, deadline time.Time) Result {
 	return dialProbe(ctx, p.addr, deadline)
