@@ -92,11 +92,7 @@ func (r *Runtime) lookAhead(ctx context.Context) *ahead {
 		if err != nil || f == nil {
 			return nil, err
 		}
-		d, err := r.desiredSpec(ctx, f.img)
-		if err != nil {
-			return nil, fmt.Errorf("build the container spec: %w", err)
-		}
-		return d, nil
+		return r.desiredSpec(ctx, f.img)
 	})
 	return a
 }
@@ -119,15 +115,11 @@ func (r *Runtime) imageAndSpec(ctx context.Context, a *ahead) (client.Image, *de
 			return nil, nil, err
 		}
 		d, err := r.desiredSpec(ctx, img)
-		if err != nil {
-			return nil, nil, fmt.Errorf("build the container spec: %w", err)
-		}
-		return img, d, nil
+		return img, d, err
 	}
 	if !f.unpacked {
-		sn := r.cfg.Containerd.Snapshotter
-		if err := f.img.Unpack(ctx, sn); err != nil {
-			return nil, nil, fmt.Errorf("unpack %s with snapshotter %s: %w", f.img.Name(), sn, err)
+		if err := r.unpackNow(ctx, f.img); err != nil {
+			return nil, nil, err
 		}
 	}
 	return f.img, d, nil
@@ -208,6 +200,12 @@ func (r *Runtime) unpack(ctx context.Context, img client.Image) error {
 	if err != nil || ok {
 		return err
 	}
+	return r.unpackNow(ctx, img)
+}
+
+// unpackNow unpacks img into the configured snapshotter.
+func (r *Runtime) unpackNow(ctx context.Context, img client.Image) error {
+	sn := r.cfg.Containerd.Snapshotter
 	if err := img.Unpack(ctx, sn); err != nil {
 		return fmt.Errorf("unpack %s with snapshotter %s: %w", img.Name(), sn, err)
 	}

@@ -37,6 +37,14 @@ type desired struct {
 // desiredSpec builds the spec from the config and the image, and the hash
 // that goes into the container's label.
 func (r *Runtime) desiredSpec(ctx context.Context, img client.Image) (*desired, error) {
+	d, err := r.buildDesired(ctx, img)
+	if err != nil {
+		return nil, fmt.Errorf("build the container spec: %w", err)
+	}
+	return d, nil
+}
+
+func (r *Runtime) buildDesired(ctx context.Context, img client.Image) (*desired, error) {
 	id := r.cfg.Container.ID
 	opts, err := r.specOpts(ctx, img)
 	if err != nil {
