@@ -238,7 +238,10 @@ func startInit(t *testing.T, pid1 bool, env []string, args ...string) *proc {
 	return p
 }
 
-// treeOf lists every descendant of pid, from one scan of /proc.
+// treeOf lists every descendant of pid, from one scan of /proc. It is
+// written apart from the supervisor's own descendants() on purpose: the
+// tests check what oxios-init's kills leave behind, and a shared bug in
+// one scan would hide itself.
 func treeOf(pid int) []int {
 	ents, _ := os.ReadDir("/proc")
 	children := map[int][]int{}

@@ -220,20 +220,16 @@ func pidfdTargets() map[int]bool {
 	return out
 }
 
-// hasChildren reports whether any child, alive or zombie, exists. It
-// reaps nothing, so it never races the reaper for a status.
-func hasChildren() bool {
-	_, err := peekZombie()
-	return err != syscall.ECHILD
-}
-
-// childrenLeft is hasChildren after any drain in progress: a child that
-// a reaper thread has just reaped but not yet counted and logged must
-// not let oxios-init exit first.
+// childrenLeft reports whether any child, alive or zombie, exists. It
+// reaps nothing, so it never races the reaper for a status, and it asks
+// after any drain in progress: a child that a reaper thread has just
+// reaped but not yet counted and logged must not let oxios-init exit
+// first.
 func (s *Supervisor) childrenLeft() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return hasChildren()
+	_, err := peekZombie()
+	return err != syscall.ECHILD
 }
 
 func describe(ws syscall.WaitStatus) string {
