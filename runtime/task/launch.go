@@ -26,7 +26,8 @@ import (
 // startTask creates the task with the log driver as its IO, waits before
 // starting (so an instant exit is never missed), and starts it. It talks
 // to the task service directly: the client's Task object costs a Get
-// round trip through the shim and adds nothing Start needs. On an error the caller removes task and container.
+// round trip through the shim and adds nothing Start needs. On an error
+// the caller removes task and container.
 func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Mount) (*launched, error) {
 	if err := r.clearReady(); err != nil {
 		return nil, err
