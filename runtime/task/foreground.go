@@ -12,6 +12,8 @@ import (
 	"github.com/containerd/errdefs"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Notifier receives sd_notify(3) style states ("READY=1", "STATUS=...",
@@ -191,7 +193,7 @@ func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify N
 // Live asks oxios-init's /livez (200 = live). Without a health endpoint
 // a listening port counts as live.
 func (r *Runtime) Live() bool {
-	err := r.supervisorGet("/livez", nil)
+	err := r.supervisorGet(contract.PathLivez, nil)
 	if err == nil {
 		return true
 	}

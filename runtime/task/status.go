@@ -14,6 +14,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Status is `oxios status --json`; the field names are a stable schema.
@@ -169,15 +171,8 @@ func (r *Runtime) taskInfo(ctx context.Context, task client.Task, s *Status) err
 // supervisorInfo asks oxios-init (GET /status on its unix socket) for
 // readiness and restarts; without it, ready means the port answers.
 func (r *Runtime) supervisorInfo(s *Status) {
-	var rep struct {
-		Ready bool `json:"ready"`
-		Child struct {
-			Restarts int     `json:"restarts"`
-			State    string  `json:"state"`
-			Backoff  float64 `json:"backoff_seconds"`
-		} `json:"child"`
-	}
-	if err := r.supervisorGet("/status", &rep); err != nil {
+	var rep contract.Report
+	if err := r.supervisorGet(contract.PathStatus, &rep); err != nil {
 		s.Ready = portListening(s.Port)
 		return
 	}
