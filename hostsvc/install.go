@@ -62,13 +62,6 @@ type Options struct {
 // (a container, a chroot, a host whose PID 1 is not systemd).
 var ErrNotRunning = errors.New("the service manager is not running on this host")
 
-// SystemdRunning is sd_booted(3): systemd is PID 1 (for a system service)
-// exactly when /run/systemd/system exists.
-func SystemdRunning() bool {
-	st, err := os.Stat("/run/systemd/system")
-	return err == nil && st.IsDir()
-}
-
 // CommandError is a service-manager command that failed.
 type CommandError struct {
 	Args   []string

@@ -6,7 +6,6 @@ import (
 
 	"github.com/a7garden/oxios/health"
 	"github.com/a7garden/oxios/runtime/contract"
-	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
 // checkInit validates the init.* keys with the parsers oxios-init itself
@@ -15,7 +14,7 @@ import (
 // is created, naming the file, line and key, instead of surfacing later as
 // a task that exited before it was ready.
 func (c *Config) checkInit() error {
-	if _, err := supervisor.ParsePolicy(c.Init.Restart); err != nil {
+	if err := checkPolicy(c.Init.Restart); err != nil {
 		return bad("init.restart", "%v", err)
 	}
 	if err := checkRewrites(c.Init.Rewrite); err != nil {
@@ -42,20 +41,6 @@ func (c *Config) checkInit() error {
 	return nil
 }
 
-// checkRewrites parses OXIOS_INIT_REWRITE's form: FROM:TO pairs, commas
-// between them.
-func checkRewrites(list string) error {
-	for _, r := range strings.Split(list, ",") {
-		if r = strings.TrimSpace(r); r == "" {
-			continue
-		}
-		if _, _, err := supervisor.ParseRewrite(r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // checkExtra validates one init.extra entry: health options through the
 // health package, the supervisor's durations, policies and signals through
 // theirs. Other options are left to oxios-init, which refuses what it does
@@ -74,13 +59,11 @@ func checkExtra(hc *health.Config, key, value string) error {
 		_, err := time.ParseDuration(value)
 		return err
 	case contract.OptRestart:
-		_, err := supervisor.ParsePolicy(value)
-		return err
+		return checkPolicy(value)
 	case contract.OptRewrite:
 		return checkRewrites(value)
 	case "parent-death-signal":
-		_, err := supervisor.ParseSignal(value, false)
-		return err
+		return checkSignal(value)
 	}
 	return nil
 }
