@@ -2,7 +2,6 @@ package hostsvc
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -183,13 +182,13 @@ func sdSeconds(d time.Duration) string {
 	return fmt.Sprintf("%dms", int64(math.Ceil(float64(d)/float64(time.Millisecond))))
 }
 
-// UnitExecArgs reads back the argv of one Exec*= setting of a rendered
-// unit, through SplitExecLine.
-func UnitExecArgs(unit []byte, key string) ([]string, error) {
-	for _, line := range strings.Split(string(unit), "\n") {
-		if v, ok := strings.CutPrefix(line, key+"="); ok {
-			return SplitExecLine(v)
+// execPathSafe is systemd's string_is_safe() plus the `$` rule above.
+func execPathSafe(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c < ' ' || c == 0x7f || c == '"' || c == '\'' || c == '\\' || c == '$' {
+			return false
 		}
 	}
-	return nil, errors.New(key + "= not found in unit")
+	return true
 }
