@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -141,7 +142,7 @@ func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 		return nil, err
 	}
 	tr.step("task")
-	if err := r.waitReady(ctx, l.exitCh, l.notify); err != nil {
+	if err := r.waitReady(ctx, l.pid, l.exitCh, l.notify); err != nil {
 		return nil, r.failStart(ctx, err)
 	}
 	tr.step("ready")
@@ -215,7 +216,7 @@ func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.T
 	if err != nil {
 		return nil, r.wrapUnavailable(err)
 	}
-	if err := r.waitReady(ctx, exitCh, nil); err != nil {
+	if err := r.waitReady(ctx, task.Pid(), exitCh, nil); err != nil {
 		return nil, r.failStart(ctx, err)
 	}
 	res.Adopted, res.PID = true, task.Pid()
@@ -288,16 +289,20 @@ func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desi
 		return nil, fmt.Errorf("prepare the rootfs snapshot %s: %w", r.snapshotKey(), r.wrapUnavailable(err))
 	}
 	rt, err := r.runtimeInfo()
+	var spec typeurl.Any
+	if err == nil {
+		spec, err = d.record()
+	}
 	if err != nil {
 		r.removeSnapshot(ctx)
 		return nil, err
 	}
 	rec := containers.Container{
 		ID:          r.cfg.Container.ID,
-		Labels:      map[string]string{LabelHash: d.hash, LabelPort: strconv.Itoa(r.cfg.Container.Port)},
+		Labels:      map[string]string{LabelHash: d.hash, LabelPort: strconv.Itoa(r.cfg.Container.Port), LabelNotifyToken: d.token},
 		Image:       img.Name(),
 		Runtime:     rt,
-		Spec:        d.specAny,
+		Spec:        spec,
 		Snapshotter: r.cfg.Containerd.Snapshotter,
 		SnapshotKey: r.snapshotKey(),
 	}
@@ -384,7 +389,7 @@ func (r *Runtime) unpinSnapshot(ctx context.Context, bg *sync.WaitGroup) {
 // round trip through the shim (about 1 ms here) and adds nothing Start
 // needs. On an error the caller removes task and container.
 func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Mount) (*launched, error) {
-	if err := r.clearReady(); err != nil {
+	if err := r.prepareRun(int(d.spec.Process.User.UID), int(d.spec.Process.User.GID)); err != nil {
 		return nil, err
 	}
 	l := &launched{}
@@ -404,7 +409,6 @@ func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Moun
 		return nil, fmt.Errorf("%s task %s: %w", step, r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
 	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
-	os.Remove(lo.Report)
 	pid, err := r.newTask(ctx, d, rootfs, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
 		return fail("create", err)
@@ -497,18 +501,17 @@ func (r *Runtime) remove(ctx context.Context) {
 		r.stopTask(ctx, task)
 	}
 	ctr.Delete(ctx, client.WithSnapshotCleanup)
+	r.releaseRun()
 }
 
-// prepareDirs creates the data, log and run directories. The data and run
-// directories are handed to the container's user when oxios creates them;
-// an existing data directory (say ~/.oxios) is never chowned.
+// prepareDirs creates the data and log directories. The data directory
+// is handed to the container's user when oxios creates it; an existing
+// one (say ~/.oxios) is never chowned. The run directory is laid out for
+// each task (prepareRun).
 func (r *Runtime) prepareDirs(img client.Image) error {
 	uid, gid := r.containerUser(img)
 	k := r.cfg.Container
-	if err := mkdirOwned(k.DataDir, uid, gid, false); err != nil {
-		return err
-	}
-	if err := mkdirOwned(r.runDir(), uid, gid, true); err != nil {
+	if err := mkdirOwned(k.DataDir, uid, gid); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(k.LogDir, 0o755); err != nil {
@@ -517,12 +520,12 @@ func (r *Runtime) prepareDirs(img client.Image) error {
 	return nil
 }
 
-func mkdirOwned(dir string, uid, gid int, always bool) error {
+func mkdirOwned(dir string, uid, gid int) error {
 	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	if (always || os.IsNotExist(statErr)) && uid >= 0 && os.Geteuid() == 0 {
+	if os.IsNotExist(statErr) && uid >= 0 && os.Geteuid() == 0 {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return fmt.Errorf("chown %s to %d:%d: %w", dir, uid, gid, err)
 		}

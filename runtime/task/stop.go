@@ -57,6 +57,7 @@ func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *
 	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
+	r.releaseRun()
 	return nil
 }
 
