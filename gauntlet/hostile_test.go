@@ -51,8 +51,8 @@ func TestHostileContainer(t *testing.T) {
 
 	t.Run("11.1", func(t *testing.T) { row1LogReport(t, e, a, v, logDir) })
 	t.Run("11.3", func(t *testing.T) { row3StatusReads(t, e, a, v) })
-	t.Run("11.6", func(t *testing.T) { row6HealthSocket(t, e, a, v) })
 	t.Run("11.2", func(t *testing.T) { row2NotifySwap(t, e, a, v) })
+	t.Run("11.6", func(t *testing.T) { row6HealthSocket(t, e, a, v) })
 	t.Run("11.13", func(t *testing.T) { rowRunBound(t, e, a, v) })
 	t.Run("11.4", func(t *testing.T) { row4DataLock(t, e, a, v) })
 }

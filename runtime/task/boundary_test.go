@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,5 +232,46 @@ func TestOldRunDirLayoutIsReplaced(t *testing.T) {
 	}
 	if _, err := r.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// oxios-init's health socket counts only when its listener is the task's
+// PID 1: a daemon that put its own listener there is refused. This test
+// process plays the listener.
+func TestSupervisorListenerMustBeTaskPID(t *testing.T) {
+	r := fakeSupervisor(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Write([]byte(`{"ready":true}`))
+	})})
+	me := uint32(os.Getpid())
+	if !r.publishedReady(me) {
+		t.Fatal("the task's own listener was not trusted")
+	}
+	if r.publishedReady(me + 1) {
+		t.Fatal("a listener that is not the task's PID 1 was trusted")
+	}
+	if r.publishedReady(0) {
+		t.Fatal("strict: an unknown task PID was trusted")
+	}
+	err := r.supervisorGet(me+1, false, "/status", nil)
+	if err == nil || !strings.Contains(err.Error(), "not the task's PID 1") {
+		t.Fatalf("status against a foreign listener: %v", err)
+	}
+}
+
+// An endless answer is cut at the size cap, within the time bound.
+func TestSupervisorAnswerBounded(t *testing.T) {
+	r := fakeSupervisor(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		chunk := []byte(strings.Repeat(" ", 4096))
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})})
+	t0 := time.Now()
+	var v map[string]any
+	err := r.supervisorGet(uint32(os.Getpid()), true, "/status", &v)
+	if err == nil || time.Since(t0) > 3*time.Second {
+		t.Fatalf("endless answer: %v after %v", err, time.Since(t0))
 	}
 }

@@ -187,7 +187,7 @@ func (r *Runtime) Live() bool { return r.live(0) }
 
 // live is Live for the task whose PID 1 is pid (0: unknown, not checked).
 func (r *Runtime) live(pid uint32) bool {
-	err := r.supervisorGet(pid, "/livez", nil)
+	err := r.supervisorGet(pid, false, "/livez", nil)
 	if err == nil {
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -77,8 +78,14 @@ func (r *Runtime) readySignal(ctx context.Context, pid uint32, notify *net.UnixC
 // too. Nothing the daemon's uid can write decides readiness: a datagram
 // counts only when it carries the token and, where its sender is visible
 // from here, comes from the task's own PID 1 (accepted).
+//
+// Adopting (n == nil), oxios-init's published state is also asked once
+// on its health socket, trusted only when the listener is verifiably the
+// task's PID 1: then a ready task is adopted without waiting for the next
+// heartbeat.
 func (r *Runtime) waitSupervisorReady(ctx context.Context, pid uint32, n *net.UnixConn) error {
-	if n == nil {
+	adopting := n == nil
+	if adopting {
 		var err error
 		if n, err = r.listenNotify(); err != nil {
 			return err
@@ -87,17 +94,34 @@ func (r *Runtime) waitSupervisorReady(ctx context.Context, pid uint32, n *net.Un
 	defer n.Close()
 	token := goFuture(func() (string, error) { return r.notifyToken(ctx) })
 	ready := make(chan struct{})
+	var once sync.Once
 	go func() {
 		if readNotify(n, func(m notifyMsg) bool { return m.ready && accepted(m, pid, token) }) {
-			close(ready)
+			once.Do(func() { close(ready) })
 		}
 	}()
+	if adopting {
+		go func() {
+			if r.publishedReady(pid) {
+				once.Do(func() { close(ready) })
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-ready:
 		return nil
 	}
+}
+
+// publishedReady: oxios-init's /status says ready, and its listener is
+// the task's PID 1 as seen from here.
+func (r *Runtime) publishedReady(pid uint32) bool {
+	var rep struct {
+		Ready bool `json:"ready"`
+	}
+	return r.supervisorGet(pid, true, "/status", &rep) == nil && rep.Ready
 }
 
 // notifyToken is the container's notify secret (its LabelNotifyToken).

@@ -196,7 +196,7 @@ func (r *Runtime) supervisorInfo(s *Status) {
 			Backoff  float64 `json:"backoff_seconds"`
 		} `json:"child"`
 	}
-	if err := r.supervisorGet(s.PID, "/status", &rep); err != nil {
+	if err := r.supervisorGet(s.PID, false, "/status", &rep); err != nil {
 		s.Ready = portListening(s.Port)
 		return
 	}
@@ -207,9 +207,9 @@ func (r *Runtime) supervisorInfo(s *Status) {
 // supervisorGet GETs path from oxios-init's health endpoint; a non-200
 // answer is an error. v (may be nil) receives the JSON body. The socket
 // is in ctr/, which the container writes: it is reached through safefs,
-// its listener must be the task's PID 1 (pid; when visible from here),
-// and the exchange is bounded in time and size.
-func (r *Runtime) supervisorGet(pid uint32, path string, v any) error {
+// its listener must be the task's PID 1 (pid; when visible from here, or
+// always when strict), and the exchange is bounded in time and size.
+func (r *Runtime) supervisorGet(pid uint32, strict bool, path string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), supervisorLimit)
 	defer cancel()
 	hc := &http.Client{
@@ -218,7 +218,7 @@ func (r *Runtime) supervisorGet(pid uint32, path string, v any) error {
 		// and an idle connection in it would stay open (with its two
 		// goroutines) for good, one per watchdog tick of a foreground run.
 		Transport: &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: maxSupervisor,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return r.dialSupervisor(ctx, pid) }},
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return r.dialSupervisor(ctx, pid, strict) }},
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://oxios-init"+path, nil)
 	if err != nil {
@@ -246,7 +246,7 @@ func (r *Runtime) supervisorGet(pid uint32, path string, v any) error {
 }
 
 // dialSupervisor connects to ctr/health.sock and checks who listens.
-func (r *Runtime) dialSupervisor(ctx context.Context, pid uint32) (net.Conn, error) {
+func (r *Runtime) dialSupervisor(ctx context.Context, pid uint32, strict bool) (net.Conn, error) {
 	d, err := safefs.OpenDir(r.ctrDir())
 	if err != nil {
 		return nil, err
@@ -257,7 +257,7 @@ func (r *Runtime) dialSupervisor(ctx context.Context, pid uint32) (net.Conn, err
 		return nil, err
 	}
 	peer, err := safefs.PeerPID(c)
-	if err == nil && pid != 0 && peer != 0 && uint32(peer) != pid {
+	if err == nil && (strict || pid != 0 && peer != 0) && (peer == 0 || uint32(peer) != pid) {
 		err = fmt.Errorf("%s: listener is PID %d, not the task's PID 1 (%d): refused", filepath.Join(r.ctrDir(), filepath.Base(config.HealthSocket)), peer, pid)
 	}
 	if err != nil {
