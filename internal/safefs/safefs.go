@@ -10,16 +10,13 @@
 package safefs
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -157,11 +154,14 @@ func (d *Dir) Remove(name string) error {
 	return nil
 }
 
-// DialUnix connects to the stream socket name. The socket is opened
-// with O_PATH|O_NOFOLLOW and checked to be a socket before the connect,
-// which goes through /proc/self/fd/N of that very inode: a symbolic link
-// or a swap of the name after the check leads nowhere else.
-func (d *Dir) DialUnix(ctx context.Context, name string) (*net.UnixConn, error) {
+// DialUnix connects a new stream socket to the socket name and returns
+// it (net.FileConn makes a net.Conn of it). The socket is opened with
+// O_PATH|O_NOFOLLOW and checked to be a socket before the connect, which
+// goes through /proc/self/fd/N of that very inode: a symbolic link or a
+// swap of the name after the check leads nowhere else. The connect does
+// not block: a unix socket whose listener's backlog is full refuses
+// (EAGAIN) instead of making the caller wait.
+func (d *Dir) DialUnix(name string) (*os.File, error) {
 	p, err := d.name(name)
 	if err != nil {
 		return nil, err
@@ -178,31 +178,24 @@ func (d *Dir) DialUnix(ctx context.Context, name string) (*net.UnixConn, error) 
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return nil, typeErr(p, st.Mode, ErrNotSocket)
 	}
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd))
+	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", p, err)
 	}
-	return c.(*net.UnixConn), nil
+	if err := unix.Connect(s, &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(fd)}); err != nil {
+		unix.Close(s)
+		return nil, &os.PathError{Op: "connect", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(s), p), nil
 }
 
-// PeerPID is the PID of the process that bound the socket c is connected
-// to (SO_PEERCRED), as seen from this process's PID namespace: 0 when
-// that process is not visible from here.
-func PeerPID(c *net.UnixConn) (int, error) {
-	rc, err := c.SyscallConn()
+// PeerPID is the PID of the process that bound the socket fd is
+// connected to (SO_PEERCRED), as seen from this process's PID namespace:
+// 0 when that process is not visible from here.
+func PeerPID(fd int) (int, error) {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil {
-		return 0, err
-	}
-	var cred *unix.Ucred
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if serr != nil {
-		return 0, fmt.Errorf("SO_PEERCRED: %w", serr)
+		return 0, fmt.Errorf("SO_PEERCRED: %w", err)
 	}
 	return int(cred.Pid), nil
 }
@@ -215,11 +208,6 @@ func ReadFile(path string, max int64) ([]byte, error) {
 	}
 	defer d.Close()
 	return d.ReadFile(filepath.Base(path), max)
-}
-
-// Deadline bounds a whole exchange on c (connect already done).
-func Deadline(c net.Conn, timeout time.Duration) error {
-	return c.SetDeadline(time.Now().Add(timeout))
 }
 
 func pathErr(op, p string, err error) error {

@@ -1,7 +1,6 @@
 package safefs
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -140,22 +139,53 @@ func TestWriteFileAtomicLeavesVictimAlone(t *testing.T) {
 
 func TestDialUnixChecksType(t *testing.T) {
 	d, _ := hostile(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	for name, want := range map[string]error{"socklink": ErrSymlink, "ok": ErrNotSocket, "fifo": ErrNotSocket} {
-		if c, err := d.DialUnix(ctx, name); !errors.Is(err, want) {
-			if c != nil {
-				c.Close()
+		if f, err := d.DialUnix(name); !errors.Is(err, want) {
+			if f != nil {
+				f.Close()
 			}
 			t.Errorf("DialUnix(%s) = %v, want %v", name, err, want)
 		}
 	}
-	c, err := d.DialUnix(ctx, "sock")
+	f, err := d.DialUnix("sock")
 	must(t, err)
-	defer c.Close()
-	pid, err := PeerPID(c)
+	defer f.Close()
+	pid, err := PeerPID(int(f.Fd()))
 	if err != nil || pid != os.Getpid() {
 		t.Fatalf("PeerPID = %d, %v; want %d", pid, err, os.Getpid())
+	}
+}
+
+// A listener that never accepts, with a full backlog, makes the connect
+// fail at once rather than wait.
+func TestDialUnixFullBacklogRefuses(t *testing.T) {
+	dir := shortTemp(t)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	must(t, err)
+	defer unix.Close(fd)
+	must(t, unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(dir, "s")}))
+	must(t, unix.Listen(fd, 0))
+	d, err := OpenDir(dir)
+	must(t, err)
+	defer d.Close()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 64 && err == nil; i++ {
+			var f *os.File
+			if f, err = d.DialUnix("s"); err == nil {
+				defer f.Close()
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("64 connects to a listener with backlog 0 all succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("DialUnix blocks on a full backlog")
 	}
 }
 

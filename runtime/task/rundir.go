@@ -164,10 +164,16 @@ func containerdPID(address string) int {
 		return -1
 	}
 	defer c.Close()
-	pid, err := safefs.PeerPID(c.(*net.UnixConn))
+	rc, err := c.(*net.UnixConn).SyscallConn()
 	if err != nil {
 		return -1
 	}
+	pid := -1
+	rc.Control(func(fd uintptr) {
+		if p, err := safefs.PeerPID(int(fd)); err == nil {
+			pid = p
+		}
+	})
 	return pid
 }
 

@@ -218,7 +218,7 @@ func (r *Runtime) supervisorGet(pid uint32, strict bool, path string, v any) err
 		// and an idle connection in it would stay open (with its two
 		// goroutines) for good, one per watchdog tick of a foreground run.
 		Transport: &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: maxSupervisor,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return r.dialSupervisor(ctx, pid, strict) }},
+			DialContext: func(context.Context, string, string) (net.Conn, error) { return r.dialSupervisor(pid, strict) }},
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://oxios-init"+path, nil)
 	if err != nil {
@@ -246,23 +246,23 @@ func (r *Runtime) supervisorGet(pid uint32, strict bool, path string, v any) err
 }
 
 // dialSupervisor connects to ctr/health.sock and checks who listens.
-func (r *Runtime) dialSupervisor(ctx context.Context, pid uint32, strict bool) (net.Conn, error) {
+func (r *Runtime) dialSupervisor(pid uint32, strict bool) (net.Conn, error) {
 	d, err := safefs.OpenDir(r.ctrDir())
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	c, err := d.DialUnix(ctx, filepath.Base(config.HealthSocket))
+	f, err := d.DialUnix(filepath.Base(config.HealthSocket))
 	if err != nil {
 		return nil, err
 	}
-	peer, err := safefs.PeerPID(c)
+	defer f.Close()
+	peer, err := safefs.PeerPID(int(f.Fd()))
 	if err == nil && (strict || pid != 0 && peer != 0) && (peer == 0 || uint32(peer) != pid) {
-		err = fmt.Errorf("%s: listener is PID %d, not the task's PID 1 (%d): refused", filepath.Join(r.ctrDir(), filepath.Base(config.HealthSocket)), peer, pid)
+		err = fmt.Errorf("%s: listener is PID %d, not the task's PID 1 (%d): refused", f.Name(), peer, pid)
 	}
 	if err != nil {
-		c.Close()
 		return nil, err
 	}
-	return c, nil
+	return net.FileConn(f)
 }
