@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -71,16 +72,20 @@ func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desi
 		return nil, fmt.Errorf("prepare the rootfs snapshot %s: %w", r.snapshotKey(), r.wrapUnavailable(err))
 	}
 	rt, err := r.runtimeInfo()
+	var spec typeurl.Any
+	if err == nil {
+		spec, err = d.record()
+	}
 	if err != nil {
 		r.removeSnapshot(ctx)
 		return nil, err
 	}
 	rec := containers.Container{
 		ID:          r.cfg.Container.ID,
-		Labels:      map[string]string{LabelHash: d.hash, LabelPort: strconv.Itoa(r.cfg.Container.Port)},
+		Labels:      map[string]string{LabelHash: d.hash, LabelPort: strconv.Itoa(r.cfg.Container.Port), LabelNotifyToken: d.token},
 		Image:       img.Name(),
 		Runtime:     rt,
-		Spec:        d.specAny,
+		Spec:        spec,
 		Snapshotter: r.cfg.Containerd.Snapshotter,
 		SnapshotKey: r.snapshotKey(),
 	}

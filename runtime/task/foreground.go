@@ -50,7 +50,7 @@ func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started
 	notify(fmt.Sprintf("READY=1\nSTATUS=running (PID %d), ready on %s", st.PID, st.URL))
 	wctx, stopWatchdog := context.WithCancel(ctx)
 	defer stopWatchdog()
-	go r.watchdog(wctx, o.Watchdog, notify)
+	go r.watchdog(wctx, st.PID, o.Watchdog, notify)
 	code, err := r.waitExit(ctx)
 	if ctx.Err() == nil {
 		notify(fmt.Sprintf("STATUS=exited with code %d", code))
@@ -171,8 +171,9 @@ func isTransport(err error) bool {
 }
 
 // watchdog pings systemd at half the interval while oxios-init's liveness
-// holds; a hung daemon then stops the pings and systemd acts.
-func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify Notifier) {
+// holds; a hung daemon then stops the pings and systemd acts. pid is the
+// task's: only its PID 1's health endpoint counts.
+func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Duration, notify Notifier) {
 	if interval <= 0 {
 		return
 	}
@@ -183,7 +184,7 @@ func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify N
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if r.Live() {
+			if r.live(pid) {
 				notify("WATCHDOG=1")
 			}
 		}
@@ -192,8 +193,11 @@ func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify N
 
 // Live asks oxios-init's /livez (200 = live). Without a health endpoint
 // a listening port counts as live.
-func (r *Runtime) Live() bool {
-	err := r.supervisorGet(contract.PathLivez, nil)
+func (r *Runtime) Live() bool { return r.live(0) }
+
+// live is Live for the task whose PID 1 is pid (0: unknown, not checked).
+func (r *Runtime) live(pid uint32) bool {
+	err := r.supervisorGet(pid, false, contract.PathLivez, nil)
 	if err == nil {
 		return true
 	}

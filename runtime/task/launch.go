@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"time"
 
@@ -29,7 +28,7 @@ import (
 // round trip through the shim and adds nothing Start needs. On an error
 // the caller removes task and container.
 func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Mount) (*launched, error) {
-	if err := r.clearReady(); err != nil {
+	if err := r.prepareRun(int(d.spec.Process.User.UID), int(d.spec.Process.User.GID)); err != nil {
 		return nil, err
 	}
 	l := &launched{}
@@ -49,7 +48,6 @@ func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Moun
 		return nil, fmt.Errorf("%s task %s: %w", step, r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
 	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
-	os.Remove(lo.Report)
 	pid, err := r.newTask(ctx, d, rootfs, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
 		return fail("create", err)

@@ -127,7 +127,7 @@ func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 		return nil, err
 	}
 	tr.step("task")
-	if err := r.waitReady(ctx, l.exitCh, l.notify); err != nil {
+	if err := r.waitReady(ctx, l.pid, l.exitCh, l.notify); err != nil {
 		return nil, r.failStart(ctx, err)
 	}
 	tr.step("ready")
@@ -181,7 +181,7 @@ func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.T
 	if err != nil {
 		return nil, r.wrapUnavailable(err)
 	}
-	if err := r.waitReady(ctx, exitCh, nil); err != nil {
+	if err := r.waitReady(ctx, task.Pid(), exitCh, nil); err != nil {
 		return nil, r.failStart(ctx, err)
 	}
 	res.Adopted, res.PID = true, task.Pid()
@@ -202,16 +202,14 @@ func (r *Runtime) changed(ctx context.Context, ctr client.Container, ahead *ahea
 	return labels[LabelHash] != d.hash, nil
 }
 
-// prepareDirs creates the data, log and run directories. The data and run
-// directories are handed to the container's user when oxios creates them;
-// an existing data directory (say ~/.oxios) is never chowned.
+// prepareDirs creates the data and log directories. The data directory
+// is handed to the container's user when oxios creates it; an existing
+// one (say ~/.oxios) is never chowned. The run directory is laid out for
+// each task (prepareRun).
 func (r *Runtime) prepareDirs(img client.Image) error {
 	uid, gid := r.containerUser(img)
 	k := r.cfg.Container
-	if err := mkdirOwned(k.DataDir, uid, gid, false); err != nil {
-		return err
-	}
-	if err := mkdirOwned(r.runDir(), uid, gid, true); err != nil {
+	if err := mkdirOwned(k.DataDir, uid, gid); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(k.LogDir, 0o755); err != nil {
@@ -220,12 +218,12 @@ func (r *Runtime) prepareDirs(img client.Image) error {
 	return nil
 }
 
-func mkdirOwned(dir string, uid, gid int, always bool) error {
+func mkdirOwned(dir string, uid, gid int) error {
 	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	if (always || os.IsNotExist(statErr)) && uid >= 0 && os.Geteuid() == 0 {
+	if os.IsNotExist(statErr) && uid >= 0 && os.Geteuid() == 0 {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return fmt.Errorf("chown %s to %d:%d: %w", dir, uid, gid, err)
 		}

@@ -59,6 +59,7 @@ func (r *Runtime) stopAndDelete(ctx context.Context, ctr client.Container, res *
 	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
+	r.releaseRun()
 	return nil
 }
 
@@ -94,6 +95,7 @@ func (r *Runtime) remove(ctx context.Context) {
 		r.stopTask(ctx, task)
 	}
 	ctr.Delete(ctx, client.WithSnapshotCleanup)
+	r.releaseRun()
 }
 
 // stopTask: SIGTERM (oxios-init rewrites it for the daemon), wait for the
