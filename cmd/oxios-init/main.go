@@ -13,11 +13,13 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/a7garden/oxios/health"
-	"github.com/a7garden/oxios/runtime/stalelock"
-	"github.com/a7garden/oxios/runtime/supervisor"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/contract"
+	"github.com/a7garden/oxios/runtime/stalelock"
+	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
 var version = "0.1.0"
@@ -82,9 +84,8 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	return sup.Run()
 }
 
-// notifyTokenEnv is the host's per-container notify secret
-// (runtime/config.NotifyTokenEnv).
-const notifyTokenEnv = "OXIOS_INIT_NOTIFY_TOKEN"
+// notifyTokenEnv is the host's per-container notify secret.
+const notifyTokenEnv = contract.NotifyTokenEnv
 
 // takeNotifyToken removes the host's notify secret from the environment
 // (the daemon inherits what is left) and, when there is one, makes this

@@ -8,30 +8,6 @@ import (
 	"github.com/a7garden/oxios/runtime/contract"
 )
 
-// Paths inside the container. The host keeps RUN_DIR/ID private (root,
-// 0700) and mounts two of its subdirectories into the container:
-//
-//   - RunMount (host RUN_DIR/ID/ctr, read-write, owned by the container's
-//     user): oxios-init's health socket and ready file. The host never
-//     trusts what is in it and reaches it only through a directory fd.
-//   - NotifyMount (host RUN_DIR/ID/notify, read-only, owned by root): the
-//     host's sd_notify socket, where oxios-init reports readiness.
-const (
-	RunMount     = "/run/oxios"
-	ReadyFile    = RunMount + "/ready"
-	HealthSocket = RunMount + "/health.sock"
-	NotifyMount  = "/run/oxios-notify"
-	// NotifySocket is oxios-init's NOTIFY_SOCKET: the host's readiness
-	// event.
-	NotifySocket = NotifyMount + "/notify.sock"
-	// NotifyTokenEnv carries the per-container secret oxios-init adds to
-	// each notification (NotifyTokenField=TOKEN): it proves the sender
-	// where the host cannot see the sender's PID. oxios-init removes it
-	// from the daemon's environment.
-	NotifyTokenEnv   = "OXIOS_INIT_NOTIFY_TOKEN"
-	NotifyTokenField = "OXIOS_TOKEN"
-)
-
 // InitEnv is the OXIOS_INIT_* environment handed to oxios-init: one
 // mechanism for every supervisor option, named as oxios-init names them
 // (cmd/oxios-init/options.go). {port} and {data} (container.data_mount)
@@ -44,8 +20,8 @@ func (c *Config) InitEnv() []string {
 		contract.OptReadiness:    sub(c.Init.Readiness),
 		contract.OptLiveness:     sub(c.Init.Liveness),
 		contract.OptStartup:      sub(c.Init.Startup),
-		contract.OptReadyFile:    ReadyFile,
-		contract.OptHealthListen: "unix:" + HealthSocket,
+		contract.OptReadyFile:    contract.ReadyFile,
+		contract.OptHealthListen: "unix:" + contract.HealthSocket,
 		contract.OptGrace:        c.StopGrace().String(),
 		contract.OptLock:         sub(c.Init.Lock),
 		contract.OptStale:        strings.Join(c.Init.StaleFiles, ":"),

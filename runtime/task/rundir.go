@@ -19,7 +19,7 @@ import (
 // out of the container's reach. Only its two subdirectories are mounted
 // into the container (spec.go mounts).
 const (
-	ctrSub      = "ctr"       // the container's, read-write at config.RunMount
+	ctrSub      = "ctr"       // the container's, read-write at contract.RunMount
 	notifySub   = "notify"    // the host's notify socket, read-only in the container
 	logErrorSub = "log-error" // the log driver's report; host only
 	// ctrSize bounds what the container can put into the host's RAM-backed
@@ -82,7 +82,7 @@ func (r *Runtime) discard(root *safefs.Dir, name string) error {
 		return fmt.Errorf("move aside %s: %w", filepath.Join(root.Path(), name), err)
 	}
 	p := filepath.Join(root.Path(), aside)
-	unix.Unmount(filepath.Join(p, ctrSub), unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	detach(filepath.Join(p, ctrSub))
 	if err := os.RemoveAll(p); err != nil {
 		return fmt.Errorf("remove the old run dir %s: %w", p, err)
 	}
@@ -137,7 +137,7 @@ func (r *Runtime) mountCtr(priv *safefs.Dir, uid, gid int) error {
 		return nil
 	}
 	opts := fmt.Sprintf("size=%s,mode=0750,uid=%d,gid=%d", ctrSize, max(uid, 0), max(gid, 0))
-	if err := unix.Mount("tmpfs", p, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+	if err := mountTmpfs(p, opts); err != nil {
 		return nil // no tmpfs (a restricted mount namespace): unbounded, as before
 	}
 	if !mountedIn(pid, p) {
@@ -148,7 +148,7 @@ func (r *Runtime) mountCtr(priv *safefs.Dir, uid, gid int) error {
 
 // unmountCtr removes the ctr/ tmpfs, if one is mounted (teardown).
 func (r *Runtime) unmountCtr() {
-	for unix.Unmount(r.ctrDir(), unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) == nil {
+	for detach(r.ctrDir()) == nil {
 	}
 }
 
