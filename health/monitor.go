@@ -38,9 +38,10 @@ type Monitor struct {
 	notified  bool // READY=1 sent
 	closed    bool
 
-	ln    net.Listener
-	conns sync.WaitGroup // health endpoint connections being served
-	done  chan struct{}  // closed when the accept loop returns
+	ln      net.Listener
+	conns   sync.WaitGroup // health endpoint connections being served
+	waiting connSet        // of those, the ones still waiting for their request
+	done    chan struct{}  // closed when the accept loop returns
 }
 
 func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
@@ -232,7 +233,7 @@ func (m *Monitor) close() error {
 			errs = append(errs, err)
 		}
 		<-m.done
-		m.conns.Wait() // each has a deadline of connTimeout
+		m.conns.Wait() // each has a deadline of headerTimeout + writeTimeout
 	}
 	return errors.Join(errs...)
 }
