@@ -66,7 +66,8 @@ type Container struct {
 	Seccomp32    bool     `toml:"seccomp_32bit"`
 }
 
-// Resources are runtime-spec limits; zero means unlimited.
+// Resources are runtime-spec limits; zero means unlimited (pids defaults
+// to DefaultPids).
 type Resources struct {
 	Memory Size    `toml:"memory"`
 	CPUs   float64 `toml:"cpus"`

@@ -34,7 +34,7 @@ func (c *Config) InitEnv() []string {
 		"HEALTH_LISTEN": "unix:" + HealthSocket,
 		"GRACE":         c.StopGrace().String(),
 		"LOCK":          sub(c.Init.Lock),
-		"STALE":         strings.Join(c.Init.StaleFiles, ":"),
+		"STALE":         c.staleList(),
 	}
 	for k, v := range c.Init.Extra {
 		m[strings.TrimPrefix(strings.ToUpper(k), "OXIOS_INIT_")] = sub(v)
@@ -47,6 +47,17 @@ func (c *Config) InitEnv() []string {
 	}
 	sort.Strings(env)
 	return env
+}
+
+// staleList is OXIOS_INIT_STALE: one path a line, since ':' (and any
+// other character but newline and NUL, which validation refuses) may be
+// part of a path.
+func (c *Config) staleList() string {
+	out := make([]string, len(c.Init.StaleFiles))
+	for i, p := range c.Init.StaleFiles {
+		out[i] = c.Expand(p)
+	}
+	return strings.Join(out, "\n")
 }
 
 // Expand substitutes {port} and {data} in a container.env or args value.

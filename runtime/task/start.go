@@ -24,6 +24,7 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/a7garden/oxios/internal/termesc"
 	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/logdriver"
 )
@@ -66,7 +67,8 @@ func (t *trace) step(name string) {
 }
 
 // NotReadyError is a start that failed after the task was created. The
-// task and container are gone; Tail holds the last lines of the log.
+// task and container are gone; Tail holds the last lines of the log,
+// control characters escaped (termesc): they are shown to a human.
 type NotReadyError struct {
 	Reason  string
 	LogPath string
@@ -480,6 +482,9 @@ func (r *Runtime) failStart(ctx context.Context, cause error) error {
 	if errors.As(cause, &nr) {
 		nr.LogPath = r.cfg.LogPath()
 		nr.Tail, _ = TailLines(nr.LogPath, 30)
+		for i, l := range nr.Tail { // shown to a human: see termesc
+			nr.Tail[i] = termesc.String(l)
+		}
 		return nr
 	}
 	return cause
