@@ -30,6 +30,12 @@ func ResolveSpec(o SpecOptions) (s Spec, missing bool, err error) {
 	if err != nil {
 		return Spec{}, false, err
 	}
+	if !o.User {
+		// The system service runs this binary as root at every boot.
+		if err := config.CheckTrusted(exe); err != nil {
+			return Spec{}, false, fmt.Errorf("oxios binary %s: %w", exe, err)
+		}
+	}
 	path, err := configPath(o)
 	if err != nil {
 		return Spec{}, false, err

@@ -114,7 +114,7 @@ func Load(flagPath string) (*Config, error) {
 	if path == "" {
 		return Default(), nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := readConfig(path)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
 		return Default(), nil
 	}
@@ -124,7 +124,14 @@ func Load(flagPath string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkRuntimeBinary(); err != nil {
+		return nil, located(path, data, err)
+	}
+	return c, nil
 }
 
 // Locate returns the file to read and whether it was named explicitly (a
