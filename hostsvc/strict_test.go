@@ -41,7 +41,7 @@ func TestInstallRefusesBinaryOthersCanWrite(t *testing.T) {
 		t.Fatalf("root-owned 0755 binary: exit %d\n%s", code, stderr)
 	}
 	for what, change := range map[string]func(){
-		"owned by " + name:     func() { os.Chown(bin, uid, gid) },
+		"owned by " + name:      func() { os.Chown(bin, uid, gid) },
 		"writable by its group": func() { os.Chmod(bin, 0o775) },
 	} {
 		change()
