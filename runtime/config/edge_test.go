@@ -50,3 +50,13 @@ func TestPidsDefault(t *testing.T) {
 		t.Fatalf("explicit pids = 0: %d (%v), want 0 (no limit)", c.Resources.Pids, err)
 	}
 }
+
+// "root" is the one name container.user takes: the way to ask for uid 0.
+func TestParseUserRoot(t *testing.T) {
+	if uid, gid, ok := ParseUser("root"); !ok || uid != 0 || gid != 0 {
+		t.Errorf("ParseUser(root) = %d, %d, %v", uid, gid, ok)
+	}
+	if _, err := parse(t, "[container]\nuser = \"root\"\n"); err != nil {
+		t.Errorf("container.user = root: %v", err)
+	}
+}
