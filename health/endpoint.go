@@ -30,13 +30,15 @@ import (
 // Slow and idle clients (slowloris) must not starve the probes: the
 // kubelet restarts a pod whose /livez does not answer, and in a cluster
 // the endpoint listens on the pod network. So the accept loop never waits
-// for a free slot: every connection is accepted at once, and at maxConns
+// for a free slot: every connection is accepted at once, and at MaxConns
 // connections still waiting for their request the oldest of them is
 // closed. A probe client sends its request as soon as it connects and is
 // answered within microseconds, so it is always among the newest; to
-// evict it, an attacker has to open maxConns connections in that time.
+// evict it, an attacker has to open MaxConns connections in that time.
 const (
-	maxConns      = 256
+	// MaxConns is how many connections waiting for their request the
+	// endpoint holds; the next one closes the oldest.
+	MaxConns      = 256
 	headerTimeout = 2 * time.Second // a probe client sends its request at once
 	writeTimeout  = 2 * time.Second
 )
@@ -86,7 +88,7 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // connSet is the connections still waiting for their request, oldest
-// first, at most maxConns of them.
+// first, at most MaxConns of them.
 type connSet struct {
 	mu       sync.Mutex
 	l        list.List // of net.Conn
@@ -98,7 +100,7 @@ type connSet struct {
 func (s *connSet) add(c net.Conn) *list.Element {
 	s.mu.Lock()
 	var old net.Conn
-	if s.l.Len() >= maxConns {
+	if s.l.Len() >= MaxConns {
 		old = s.l.Remove(s.l.Front()).(net.Conn)
 		s.evicted++
 	}

@@ -112,7 +112,7 @@ func TestEndpointSlowloris(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		for _, n := range []int{64, 1000} {
 			t.Run(network+"/"+strconv.Itoa(n), func(t *testing.T) {
-				raiseNoFile(t, uint64(2*n+256+maxConns))
+				raiseNoFile(t, uint64(2*n+256+MaxConns))
 				m, addr := startEndpoint(t, network)
 				slowloris(t, network, addr, n)
 				waitFor(t, fmt.Sprintf("the endpoint to accept %d connections", n), 10*time.Second, func() bool {
@@ -131,14 +131,14 @@ func TestEndpointSlowloris(t *testing.T) {
 					t.Errorf("/livez with %d slow clients held: slowest of 20 answers took %v, want <= %v", n, worst, budget)
 				}
 				waiting, _, evicted := m.waiting.counts()
-				if waiting > maxConns {
-					t.Errorf("%d connections held by the endpoint, cap %d", waiting, maxConns)
+				if waiting > MaxConns {
+					t.Errorf("%d connections held by the endpoint, cap %d", waiting, MaxConns)
 				}
-				if n > maxConns && evicted < uint64(n-maxConns) {
-					t.Errorf("%d slow clients over a cap of %d, but only %d evicted", n, maxConns, evicted)
+				if n > MaxConns && evicted < uint64(n-MaxConns) {
+					t.Errorf("%d slow clients over a cap of %d, but only %d evicted", n, MaxConns, evicted)
 				}
-				if n <= maxConns && evicted != 0 {
-					t.Errorf("%d evicted under the cap (%d slow clients, cap %d)", evicted, n, maxConns)
+				if n <= MaxConns && evicted != 0 {
+					t.Errorf("%d evicted under the cap (%d slow clients, cap %d)", evicted, n, MaxConns)
 				}
 				t.Logf("%s, %d slow clients: slowest /livez %v, %d evicted", network, n, worst, evicted)
 			})
