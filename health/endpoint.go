@@ -120,6 +120,18 @@ func (s *connSet) remove(e *list.Element) {
 	s.l.Remove(e) // a no-op for an element already removed (evicted)
 }
 
+// closeAll closes every waiting connection: on shutdown, a slow client
+// must not hold up PID 1's exit until its header deadline.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Remove, not Init: the connections' goroutines still call remove
+	// with their elements, which must then be no-ops.
+	for e := s.l.Front(); e != nil; e = s.l.Front() {
+		s.l.Remove(e).(net.Conn).Close()
+	}
+}
+
 // counts: waiting now, accepted and evicted so far.
 func (s *connSet) counts() (waiting int, accepted, evicted uint64) {
 	s.mu.Lock()

@@ -233,7 +233,8 @@ func (m *Monitor) close() error {
 			errs = append(errs, err)
 		}
 		<-m.done
-		m.conns.Wait() // each has a deadline of headerTimeout + writeTimeout
+		m.waiting.closeAll()
+		m.conns.Wait() // each being answered has a deadline of writeTimeout
 	}
 	return errors.Join(errs...)
 }

@@ -146,6 +146,22 @@ func TestEndpointSlowloris(t *testing.T) {
 	}
 }
 
+// Close does not wait for slow clients' header deadlines: oxios-init's
+// exit (and so every stop) would.
+func TestEndpointCloseDropsSlowClients(t *testing.T) {
+	m, addr := startEndpoint(t, "tcp")
+	slowloris(t, "tcp", addr, 64)
+	waitFor(t, "the endpoint to accept 64 connections", 10*time.Second, func() bool {
+		_, accepted, _ := m.waiting.counts()
+		return accepted >= 64
+	})
+	t0 := time.Now()
+	m.Close()
+	if took := time.Since(t0); took > headerTimeout/2 {
+		t.Errorf("Close with 64 slow clients took %v (header deadline %v)", took, headerTimeout)
+	}
+}
+
 // A client that sends nothing is dropped at headerTimeout, without anyone
 // else connecting.
 func TestEndpointHeaderDeadline(t *testing.T) {
