@@ -109,7 +109,6 @@ func (s *connSet) add(c net.Conn) *list.Element {
 	s.mu.Unlock()
 	if old != nil {
 		old.Close() // its goroutine's Read returns at once
-
 	}
 	return e
 }

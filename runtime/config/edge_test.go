@@ -26,7 +26,7 @@ func TestStaleFilesConfinedToDataMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "OXIOS_INIT_STALE=/data/a:b.pid\n/data/x.sock\n/data/./y.lock"
+	want := "OXIOS_INIT_STALE=/data/a:b.pid\n/data/x.sock\n/data/y.lock"
 	if env := c.InitEnv(); !slices.Contains(env, want) {
 		t.Errorf("InitEnv = %q, want %q", env, want)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,7 +56,7 @@ func (c *Config) InitEnv() []string {
 func (c *Config) staleList() string {
 	out := make([]string, len(c.Init.StaleFiles))
 	for i, p := range c.Init.StaleFiles {
-		out[i] = c.Expand(p)
+		out[i] = filepath.Clean(c.Expand(p))
 	}
 	return strings.Join(out, "\n")
 }
