@@ -41,7 +41,11 @@ func ResolveSpec(o SpecOptions) (s Spec, missing bool, err error) {
 		return Spec{}, false, err
 	}
 	s = Spec{Binary: exe, Config: path, User: o.User, Watchdog: o.Watchdog}
-	cfg, err := config.Load(path)
+	load := config.Load
+	if o.User {
+		load = config.LoadForUser // the service runs as the user, not as root
+	}
+	cfg, err := load(path)
 	switch {
 	case errors.Is(err, config.ErrNotFound):
 		missing, cfg = true, config.Default()

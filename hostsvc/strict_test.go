@@ -15,9 +15,9 @@ import (
 )
 
 // `oxios install` (a system service, run as root at every boot) refuses a
-// binary another user owns or can write, naming it and the fix; the same
-// binary owned by root and 0755 is accepted (--dry-run: nothing is
-// installed either way).
+// binary or config another user owns or can write, naming it and the fix;
+// owned by root and not writable by others, they are accepted (--dry-run:
+// nothing is installed either way).
 func TestInstallRefusesBinaryOthersCanWrite(t *testing.T) {
 	name, uid, gid := testenv.TempUser(t)
 	src := testenv.Bin(t, "oxios")
@@ -31,8 +31,8 @@ func TestInstallRefusesBinaryOthersCanWrite(t *testing.T) {
 	copyFile(t, src, bin)
 	cfg := filepath.Join(dir, "oxios.toml")
 	os.WriteFile(cfg, []byte("[container]\nport = 5001\n"), 0o644)
-	install := func() (int, string) {
-		cmd := exec.Command(bin, "install", "--dry-run", "--config", cfg)
+	install := func(extra ...string) (int, string) {
+		cmd := exec.Command(bin, append([]string{"install", "--dry-run", "--config", cfg}, extra...)...)
 		var errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = io.Discard, &errb
 		return testenv.ExitCode(t, cmd.Run()), errb.String()
@@ -51,6 +51,15 @@ func TestInstallRefusesBinaryOthersCanWrite(t *testing.T) {
 		}
 		os.Chown(bin, 0, 0)
 		os.Chmod(bin, 0o755)
+	}
+	// The config too, for the system service; a --user service runs as
+	// its user, whose config it is.
+	os.Chown(cfg, uid, gid)
+	if code, stderr := install(); code == 0 || !strings.Contains(stderr, cfg+" is owned by "+name) {
+		t.Errorf("config owned by %s, system service: exit %d, want a refusal naming %s\n%s", name, code, cfg, stderr)
+	}
+	if code, stderr := install("--user"); code != 0 {
+		t.Errorf("config owned by %s, --user service: exit %d\n%s", name, code, stderr)
 	}
 }
 

@@ -50,6 +50,9 @@ func TestStrictModesConfig(t *testing.T) {
 	os.Chmod(path, 0o644)
 	os.Chown(path, uid, gid)
 	refused("config owned by "+name, path, "owned by "+name, "chown root "+path)
+	if _, err := LoadForUser(path); err != nil {
+		t.Errorf("LoadForUser (a --user service's config, read by root): %v", err)
+	}
 	os.Chown(path, 0, 0)
 	os.Chmod(dir, 0o777)
 	refused("directory mode 0777", dir+" is writable", "chmod go-w "+dir)
