@@ -35,7 +35,7 @@ oxios options:
   --backoff-max D            longest restart delay (60s) [OXIOS_INIT_BACKOFF_MAX]
   --backoff-reset D          a run this long resets the delay (10m) [OXIOS_INIT_BACKOFF_RESET]
   --lock PATH                instance lock held for oxios-init's life [OXIOS_INIT_LOCK]
-  --stale PATH               stale PID/lock file or socket to remove (repeatable) [OXIOS_INIT_STALE, ':'-separated]
+  --stale PATH               stale PID/lock file or socket to remove (repeatable) [OXIOS_INIT_STALE, one a line]
   --log-format text|json     log format on stderr (text) [OXIOS_INIT_LOG_FORMAT]
 
 health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '_'):
@@ -211,7 +211,12 @@ func (o *options) set(name, v string, fromEnv bool) error {
 		o.lock = v
 	case "stale":
 		if fromEnv {
-			o.stale = append(o.stale, splitList(v, ":")...)
+			// One path a line: ':' may be part of a path.
+			for _, p := range strings.Split(v, "\n") {
+				if p != "" {
+					o.stale = append(o.stale, p)
+				}
+			}
 		} else {
 			o.stale = append(o.stale, v)
 		}
