@@ -22,6 +22,10 @@ import (
 
 var version = "0.1.0"
 
+// godebugDefault is the GODEBUG default the Makefile links into the Go
+// runtime (INIT_GODEBUG), linked here too so that the supervisor knows it.
+var godebugDefault string
+
 func main() {
 	// Before anything installs a signal handler: which signals did our
 	// parent leave ignored? They stay ignored, here and in the child.
@@ -48,13 +52,7 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	}
 	log := newLogger(o, stderr)
 	kept := keepIgnored(ignored, log)
-	o.sup.SharedChildren = hasExecProbe(o.health)
-
-	// The monitor needs the supervisor's hooks and the supervisor calls
-	// the monitor around each run: mon is set before sup.Run starts one.
-	var mon *health.Monitor
-	o.sup.OnStart = func(pid int) { mon.ChildStarted(pid) }
-	o.sup.OnExit = func(status int) { mon.ChildExited(status) }
+	o.sup.LinkedGODEBUG = godebugDefault
 	// First, so that a signal sent while the rest starts up is queued.
 	sup, err := supervisor.New(o.sup, kept, log)
 	if err != nil {
@@ -72,12 +70,13 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	}
 	defer lk.Close()
 	cleanStale(o.stale, log) // only once the instance lock is held
-	if mon, err = startHealth(o.health, sup, log); err != nil {
+	mon, err := startHealth(o.health, sup, log)
+	if err != nil {
 		log.Error(err)
 		return 1
 	}
 	defer mon.Close()
-	return sup.Run()
+	return sup.Run(mon)
 }
 
 // keepIgnored keeps the signals ignored at start ignored, for the child.
@@ -113,8 +112,8 @@ func cleanStale(paths []string, log *logrus.Logger) {
 	}
 }
 
-// startHealth creates the probe monitor, wired to sup, and opens its
-// endpoint.
+// startHealth creates the probe monitor, wired to sup (which also starts
+// its exec probes), and opens its endpoint.
 func startHealth(cfg health.Config, sup *supervisor.Supervisor, log *logrus.Logger) (*health.Monitor, error) {
 	mon, err := health.NewMonitor(cfg, health.Hooks{
 		Restart: sup.Restart,
@@ -122,6 +121,7 @@ func startHealth(cfg health.Config, sup *supervisor.Supervisor, log *logrus.Logg
 			st := sup.State()
 			return health.ChildState{PID: st.PID, State: st.State, Restarts: st.Restarts, Backoff: st.Backoff}
 		},
+		Spawner: sup,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -149,20 +149,12 @@ func becomeInit(o *options, log *logrus.Logger) error {
 		var sub int32
 		_ = unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&sub)), 0, 0, 0)
 		if sub == 0 {
-			log.Warn("oxios-init is not PID 1 and is not a child subreaper: orphaned zombies will not be reparented to it and cannot be reaped. " +
+			log.Warn("oxios-init is not PID 1 and is not a child subreaper: zombie reaping won't work, " +
+				"since orphaned processes are not re-parented to oxios-init. " +
 				"Use -s (or TINI_SUBREAPER / OXIOS_INIT_SUBREAPER) or run it as PID 1.")
 		}
 	}
 	return nil
-}
-
-func hasExecProbe(c health.Config) bool {
-	for _, p := range []health.ProbeConfig{c.Startup, c.Readiness, c.Liveness} {
-		if strings.HasPrefix(strings.TrimSpace(p.Spec), "exec:") {
-			return true
-		}
-	}
-	return false
 }
 
 func newLogger(o *options, w io.Writer) *logrus.Logger {

@@ -28,7 +28,7 @@ tini options (environment in brackets):
   -w, --warn-zombies         warn for every zombie reaped [OXIOS_INIT_WARN_ZOMBIES]
 
 oxios options:
-  --grace D                  time from the stop signal to SIGKILL (10s) [OXIOS_INIT_GRACE]
+  --grace D                  time from the stop signal to SIGKILL (none: forward it and wait, as tini does) [OXIOS_INIT_GRACE]
   -r, --rewrite FROM:TO      forward signal FROM as TO, TO=0 drops it (repeatable) [OXIOS_INIT_REWRITE, comma-separated]
   --restart POLICY           never|on-failure|always (never) [OXIOS_INIT_RESTART]
   --backoff-initial D        first restart delay (1s) [OXIOS_INIT_BACKOFF_INITIAL]
