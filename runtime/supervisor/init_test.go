@@ -337,13 +337,16 @@ func TestCoalescedSIGCHLDRace(t *testing.T) {
 	}
 }
 
-// The warning when neither PID 1 nor a subreaper, once, on stderr; none
-// otherwise.
+// The warning when neither PID 1 nor a subreaper, once, on stderr, saying
+// what breaks as tini's does; none otherwise.
 func TestNotPID1Warning(t *testing.T) {
 	const w = "is not PID 1 and is not a child subreaper"
 	_, stdout, stderr := runInit(t, 10*time.Second, false, nil, "--", "true")
 	if strings.Count(stderr, w) != 1 || strings.Contains(stdout, w) {
 		t.Errorf("not PID 1: want the warning once on stderr; stderr=%q stdout=%q", stderr, stdout)
+	}
+	if !strings.Contains(stderr, "zombie reaping won't work") {
+		t.Errorf("the warning does not say what breaks: %q", stderr)
 	}
 	for _, c := range []struct {
 		pid1 bool
