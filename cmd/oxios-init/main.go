@@ -37,6 +37,8 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	if len(args) > 0 && args[0] == "probe" {
 		return probe(args[1:], stderr)
 	}
+	// First, so that a signal sent while the rest starts up is queued.
+	sigs := supervisor.Catch(ignored)
 	o, err := parse(args, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios-init: %v\n(see oxios-init -h)\n", err)
@@ -51,10 +53,11 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 		return 0
 	}
 	log := newLogger(o, stderr)
-	kept := keepIgnored(ignored, log)
+	if kept := sigs.Kept(); len(kept) > 0 {
+		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
+	}
 	o.sup.LinkedGODEBUG = godebugDefault
-	// First, so that a signal sent while the rest starts up is queued.
-	sup, err := supervisor.New(o.sup, kept, log)
+	sup, err := supervisor.New(o.sup, sigs, log)
 	if err != nil {
 		log.Error(err)
 		return 1
@@ -77,15 +80,6 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	}
 	defer mon.Close()
 	return sup.Run(mon)
-}
-
-// keepIgnored keeps the signals ignored at start ignored, for the child.
-func keepIgnored(ignored []syscall.Signal, log *logrus.Logger) []syscall.Signal {
-	kept := supervisor.KeepIgnored(ignored)
-	if len(kept) > 0 {
-		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
-	}
-	return kept
 }
 
 // lockInstance takes the --lock instance lock, if one is configured (a

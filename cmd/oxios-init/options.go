@@ -48,6 +48,12 @@ health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '
 
 Exit code: the child's; 128+N when it died of signal N; 127 when CMD is not
 found, 126 when it cannot be executed; then -e remapping.
+
+Signals: all are forwarded except SIGCHLD, SIGPROF (the Go runtime's
+profiler keeps it) and 32-34 (SIGRTMIN: reserved, Go cannot catch them).
+Not PID 1, oxios-init ignores SIGRTMIN so that it is not ended by it; the
+child gets it at its default action. Of the signals blocked or ignored
+when oxios-init starts, only some reach the child so: see docs/pid1.md.
 `
 
 type options struct {

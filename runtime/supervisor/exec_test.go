@@ -29,7 +29,7 @@ func helperSupervisor(cfg supervisor.Config) *supervisor.Supervisor {
 	log := logrus.New()
 	log.Out = os.Stderr
 	log.Level = logrus.WarnLevel
-	sup, err := supervisor.New(cfg, nil, log)
+	sup, err := supervisor.New(cfg, supervisor.Catch(nil), log)
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)

@@ -30,9 +30,9 @@ func (s *Supervisor) reapAll() {
 	var helper chan struct{}
 	for n := 1; s.reapOne(-1); n++ {
 		if n == massReap {
-			// A subtree's orphans were reparented at once. A second
-			// thread roughly halved the drain of 10,000 of them on two
-			// CPUs (make bench-init, bench/init/RESULTS.md).
+			// A subtree's orphans were reparented at once: a second
+			// thread shortens the drain (make bench-init; the figures
+			// are in bench/init/RESULTS.md).
 			helper = make(chan struct{})
 			go func() {
 				defer close(helper)

@@ -138,6 +138,65 @@ func procSigIgn() map[syscall.Signal]bool {
 	return out
 }
 
+// Signals are oxios-init's signal handlers: Catch installs them, New hands
+// them to the supervisor.
+type Signals struct {
+	sigs      chan os.Signal // every forwarded signal
+	chld      chan os.Signal // SIGCHLD, for the reaper only
+	installed chan struct{}  // closed once every handler is in place
+	kept      []syscall.Signal
+	rtmin     rtminGuard
+}
+
+// Catch keeps the signals in ignored (StartupIgnored) ignored, for the
+// child too (KeepIgnored), and catches every other forwardable signal, so
+// that a signal that arrives while oxios-init starts is queued and
+// forwarded once the daemon runs. Call it first, as tini's main does.
+//
+// The signals whose default action in a Go program would end oxios-init
+// are caught before Catch returns; the rest beside oxios-init's own
+// start-up (options, lock, health endpoint): signal.Notify of a new signal
+// waits for the runtime's signal-mask thread, two thread wake-ups per
+// signal, and the rest are most of the 60 or so (bench/init/RESULTS.md).
+// Until then the runtime drops those, as it does before main runs. The
+// supervisor forks nothing before every handler is in place, so no signal
+// sent once a child exists is lost.
+func Catch(ignored []syscall.Signal) *Signals {
+	c := &Signals{
+		// Large enough that a burst of distinct signals during start-up
+		// is not dropped (os/signal drops when the channel is full).
+		sigs:      make(chan os.Signal, 256),
+		chld:      make(chan os.Signal, 1),
+		installed: make(chan struct{}),
+		kept:      KeepIgnored(ignored),
+		rtmin:     ignoreRTMin(ignored),
+	}
+	skip := map[syscall.Signal]bool{}
+	for _, sig := range c.kept {
+		skip[sig] = true
+	}
+	var fatal, rest []os.Signal
+	for _, sig := range Forwardable(true) {
+		switch {
+		case skip[sig]:
+		case goFatal(sig):
+			fatal = append(fatal, sig)
+		default:
+			rest = append(rest, sig)
+		}
+	}
+	signal.Notify(c.sigs, fatal...)
+	go func() {
+		signal.Notify(c.chld, syscall.SIGCHLD)
+		signal.Notify(c.sigs, rest...)
+		close(c.installed)
+	}()
+	return c
+}
+
+// Kept lists the signals ignored at start that stay ignored.
+func (c *Signals) Kept() []syscall.Signal { return c.kept }
+
 // KeepIgnored makes oxios-init itself ignore sigs, so that the child
 // inherits SIG_IGN through fork and exec at no cost: Go resets only the
 // signals it handles to SIG_DFL in the child, and signal.Ignore takes a

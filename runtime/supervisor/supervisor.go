@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,12 +33,12 @@ type Supervisor struct {
 	sigs       chan os.Signal // every forwarded signal
 	chld       chan os.Signal // SIGCHLD, for the reaper only
 	installed  chan struct{}  // closed once every signal handler is in place
+	rtmin      rtminGuard
 	mainExit   chan syscall.WaitStatus
 	noChildren chan struct{}
 	restartReq chan string
 
 	forwardURG bool // this runtime never sends itself SIGURG
-	rtmin      rtminGuard
 
 	mu      sync.Mutex // held while forking and while reaping
 	routeMu sync.Mutex // guards exits between reapAll's two threads
@@ -59,11 +58,9 @@ type Observer interface {
 	ChildExited(status int) // the exit code, 128+N after signal N
 }
 
-// New checks cfg, installs the signal handlers and starts the reaper, so
-// that a signal that arrives while the caller prepares (lock, health
-// endpoint) is queued and forwarded once the daemon runs. ignored lists
-// the signals kept ignored (see KeepIgnored): they are not caught.
-func New(cfg Config, ignored []syscall.Signal, log *logrus.Logger) (*Supervisor, error) {
+// New checks cfg and starts the reaper; sigs are the handlers Catch
+// installed.
+func New(cfg Config, sigs *Signals, log *logrus.Logger) (*Supervisor, error) {
 	if len(cfg.Command) == 0 {
 		return nil, errors.New("no command to run: usage is oxios-init [options] -- CMD [ARGS...]")
 	}
@@ -72,54 +69,21 @@ func New(cfg Config, ignored []syscall.Signal, log *logrus.Logger) (*Supervisor,
 		return nil, fmt.Errorf("backoff max %s is below backoff initial %s", cfg.BackoffMax, cfg.BackoffInitial)
 	}
 	s := &Supervisor{
-		cfg: cfg,
-		log: log,
-		// Large enough that a burst of distinct signals during start-up
-		// is not dropped (os/signal drops when the channel is full).
-		sigs:       make(chan os.Signal, 256),
-		chld:       make(chan os.Signal, 1),
-		installed:  make(chan struct{}),
+		cfg:        cfg,
+		log:        log,
+		sigs:       sigs.sigs,
+		chld:       sigs.chld,
+		installed:  sigs.installed,
+		rtmin:      sigs.rtmin,
 		mainExit:   make(chan syscall.WaitStatus, 1),
 		noChildren: make(chan struct{}, 1),
 		restartReq: make(chan string, 1),
 		forwardURG: asyncPreemptOff(os.Getenv("GODEBUG"), cfg.LinkedGODEBUG),
 		exits:      map[int]chan<- syscall.WaitStatus{},
 	}
-	s.installHandlers(ignored)
-	s.rtmin = ignoreRTMin(ignored)
 	go s.reapLoop()
 	s.setState(func(p *Snapshot) { p.State = "starting" })
 	return s, nil
-}
-
-// installHandlers catches the signals whose default action in a Go
-// program would end oxios-init at once, and the rest beside the caller's
-// own start-up: signal.Notify of a new signal waits for the runtime's
-// signal-mask thread, two thread wake-ups per signal, and the rest are
-// most of the 60 or so (bench/init/RESULTS.md). Until then the Go runtime
-// drops those, as it does before main runs. forkExec waits for
-// s.installed, so every handler is in place before any child exists.
-func (s *Supervisor) installHandlers(ignored []syscall.Signal) {
-	skip := map[syscall.Signal]bool{}
-	for _, sig := range ignored {
-		skip[sig] = true
-	}
-	var fatal, rest []os.Signal
-	for _, sig := range Forwardable(true) {
-		switch {
-		case skip[sig]:
-		case goFatal(sig):
-			fatal = append(fatal, sig)
-		default:
-			rest = append(rest, sig)
-		}
-	}
-	signal.Notify(s.sigs, fatal...)
-	go func() {
-		signal.Notify(s.chld, syscall.SIGCHLD)
-		signal.Notify(s.sigs, rest...)
-		close(s.installed)
-	}()
 }
 
 // State returns a copy of the current state.
