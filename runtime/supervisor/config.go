@@ -50,8 +50,8 @@ type Config struct {
 	Command []string // CMD and its arguments; CMD is looked up in PATH
 	Env     []string // nil = the supervisor's own environment
 
-	KillGroup bool          // -g: forward to the child's process group
-	Remap     map[int]bool  // -e: exit codes reported as 0
+	KillGroup bool         // -g: forward to the child's process group
+	Remap     map[int]bool // -e: exit codes reported as 0
 	// Grace is the time from a forwarded TERM or INT to the SIGKILL of the
 	// tree. Zero means none configured: forward and wait, as tini and
 	// dumb-init do, since the runtime (docker stop, the kubelet) enforces
