@@ -60,7 +60,7 @@ func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
 			continue
 		}
 		spec, _ := ParseSpec(pc.Spec) // validated above
-		p, err := NewProber(spec)
+		p, err := newProber(spec, hooks.Spawner)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", k, err)
 		}

@@ -28,7 +28,7 @@ tini options (environment in brackets):
   -w, --warn-zombies         warn for every zombie reaped [OXIOS_INIT_WARN_ZOMBIES]
 
 oxios options:
-  --grace D                  time from the stop signal to SIGKILL (10s) [OXIOS_INIT_GRACE]
+  --grace D                  time from the stop signal to SIGKILL (none: forward it and wait, as tini does) [OXIOS_INIT_GRACE]
   -r, --rewrite FROM:TO      forward signal FROM as TO, TO=0 drops it (repeatable) [OXIOS_INIT_REWRITE, comma-separated]
   --restart POLICY           never|on-failure|always (never) [OXIOS_INIT_RESTART]
   --backoff-initial D        first restart delay (1s) [OXIOS_INIT_BACKOFF_INITIAL]
@@ -48,6 +48,12 @@ health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '
 
 Exit code: the child's; 128+N when it died of signal N; 127 when CMD is not
 found, 126 when it cannot be executed; then -e remapping.
+
+Signals: all are forwarded except SIGCHLD, SIGPROF (the Go runtime's
+profiler keeps it) and 32-34 (SIGRTMIN: reserved, Go cannot catch them).
+Not PID 1, oxios-init ignores SIGRTMIN so that it is not ended by it; the
+child gets it at its default action. Of the signals blocked or ignored
+when oxios-init starts, only some reach the child so: see docs/pid1.md.
 `
 
 type options struct {
