@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseTiniFlags(t *testing.T) {
-	o, err := parse([]string{"-sgvvw", "-e", "3", "-e143", "-p", "SIGKILL", "ls", "-l"}, nil)
+	o, err := parse("oxios-init", []string{"-sgvvw", "-e", "3", "-e143", "-p", "SIGKILL", "ls", "-l"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +20,7 @@ func TestParseTiniFlags(t *testing.T) {
 	if strings.Join(o.sup.Command, " ") != "ls -l" {
 		t.Errorf("command %q, want ls -l (arguments after CMD belong to it)", o.sup.Command)
 	}
-	o, _ = parse([]string{"--", "-s"}, nil)
+	o, _ = parse("oxios-init", []string{"--", "-s"}, nil)
 	if strings.Join(o.sup.Command, " ") != "-s" || o.subreaper {
 		t.Errorf("after --: %q", o.sup.Command)
 	}
@@ -34,7 +34,7 @@ func TestParseOxiosFlagsAndEnv(t *testing.T) {
 		"OXIOS_INIT_LOCK=/data/lk", "OXIOS_INIT_STALE=/data/a.pid:/data/b.sock", "OXIOS_INIT_LOG_FORMAT=json",
 		"OTHER=1",
 	}
-	o, err := parse([]string{"--grace=5s", "-r", "USR1:USR2", "--stale", "/data/c.lock", "--restart", "always", "--", "daemon"}, env)
+	o, err := parse("oxios-init", []string{"--grace=5s", "-r", "USR1:USR2", "--stale", "/data/c.lock", "--restart", "always", "--", "daemon"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestParseErrorsNameTheOption(t *testing.T) {
 		{[]string{"--grace"}, nil, "--grace needs a value"},
 		{[]string{"true"}, []string{"OXIOS_INIT_GRACE=x"}, "OXIOS_INIT_GRACE"},
 	} {
-		_, err := parse(c.args, c.env)
+		_, err := parse("oxios-init", c.args, c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("parse(%q, %q) = %v; want an error naming %q", c.args, c.env, err, c.want)
 		}
@@ -83,7 +83,7 @@ func TestParseErrorsNameTheOption(t *testing.T) {
 
 // Health options go to health.Config.Set by name, flags and environment.
 func TestParseHealthOptions(t *testing.T) {
-	o, err := parse([]string{"--readiness", "tcp://127.0.0.1:1", "--liveness-period=3s", "--", "true"},
+	o, err := parse("oxios-init", []string{"--readiness", "tcp://127.0.0.1:1", "--liveness-period=3s", "--", "true"},
 		[]string{"OXIOS_INIT_READINESS_PERIOD=2s", "OXIOS_INIT_HEALTH_LISTEN=127.0.0.1:0"})
 	if err != nil {
 		t.Fatalf("health options refused: %v", err)
@@ -95,15 +95,15 @@ func TestParseHealthOptions(t *testing.T) {
 
 func TestHelpAndVersion(t *testing.T) {
 	var out, errb strings.Builder
-	if code := run([]string{"-h"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage: oxios-init") {
+	if code := run("oxios-init", []string{"-h"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage: oxios-init") {
 		t.Errorf("-h: %d %q", code, out.String())
 	}
 	out.Reset()
-	if code := run([]string{"--version"}, nil, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "oxios-init version") {
+	if code := run("oxios-init", []string{"--version"}, nil, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "oxios-init version") {
 		t.Errorf("--version: %d %q", code, out.String())
 	}
 	errb.Reset()
-	if code := run([]string{"probe", "sideways"}, nil, &out, &errb); code != 1 {
+	if code := run("oxios-init", []string{"probe", "sideways"}, nil, &out, &errb); code != 1 {
 		t.Errorf("probe sideways: exit %d", code)
 	}
 }

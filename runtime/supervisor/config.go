@@ -64,6 +64,8 @@ type Config struct {
 
 	WarnOnReap bool // -w: warn for every reaped zombie that is not the daemon
 
+	Session Session // dumb-init's setsid mode, -c and job control (session.go)
+
 	// SharedChildren is set when other code in this process starts and
 	// waits for its own children (exec probes): the reaper then leaves
 	// alone a zombie that an in-process pidfd still refers to.

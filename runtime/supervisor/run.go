@@ -54,6 +54,7 @@ func (s *Supervisor) supervise(pid int) runResult {
 			if to != 0 {
 				s.send(pid, to)
 			}
+			s.suspendAfter(ss) // session.go
 		case reason := <-s.restartReq:
 			if r.deadline.IsZero() {
 				s.log.Warnf("restarting %d: %s", pid, reason)
