@@ -4,9 +4,12 @@
 // each on stdout, and exits 0 on SIGTERM.
 //
 // Environment: CHILD_PREFIX names it in its lines ("child"); CHILD_TREE=1
-// starts a grandchild (prefix "grandchild", same process group) first;
-// CHILD_PDEATHSIG=1 makes it die with its parent, so that a test that fails
-// against another init leaves nothing behind.
+// first starts a grandchild in its process group, `sleep 1000` with every
+// signal at its default action, and prints "grandchild ready PID": a
+// signal sent to the group is seen in the grandchild's /proc entry at once
+// (pending, dying or a zombie, since nobody reaps it), with no ordering of
+// outputs to trust. CHILD_PDEATHSIG=1 makes the child die with its parent,
+// so that a test that fails against another init leaves nothing behind.
 package main
 
 import (
@@ -33,13 +36,17 @@ func main() {
 	// reported.
 	c := make(chan os.Signal, 128)
 	signal.Notify(c, catchable()...)
+	gc := 0
 	if os.Getenv("CHILD_TREE") == "1" {
-		grandchild()
+		gc = grandchild()
 	}
 	wd, _ := os.Getwd()
 	pgid, _ := unix.Getpgid(0)
 	sid, _ := unix.Getsid(0)
 	fmt.Printf("%s ready %d %d %d %s\n", prefix, os.Getpid(), pgid, sid, wd)
+	if gc != 0 {
+		fmt.Printf("grandchild ready %d\n", gc)
+	}
 	for s := range c {
 		fmt.Printf("%s sig %d\n", prefix, s.(syscall.Signal))
 		if s == syscall.SIGTERM {
@@ -65,14 +72,14 @@ func catchable() []os.Signal {
 	return out
 }
 
-func grandchild() {
-	gc := exec.Command(os.Args[0])
-	gc.Env = append(os.Environ(), "CHILD_PREFIX=grandchild", "CHILD_TREE=0", "CHILD_PDEATHSIG=1")
-	gc.Stdout = os.Stdout
-	gc.Stderr = os.Stderr
+// grandchild starts `sleep 1000`, which dies with the child.
+func grandchild() int {
+	gc := exec.Command("sleep", "1000")
+	gc.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := gc.Start(); err != nil {
 		fail(err)
 	}
+	return gc.Process.Pid
 }
 
 func fail(err error) {
