@@ -88,8 +88,8 @@ func TestCompatExitCodes(t *testing.T) {
 	cases := []struct {
 		name        string
 		args        []string // options, "--", the command
-		tini, dumb  int // the controls' codes; -1: not applicable
-		oxios       int // oxios-init's, under every name
+		tini, dumb  int      // the controls' codes; -1: not applicable
+		oxios       int      // oxios-init's, under every name
 		dumbDiffers bool
 	}{
 		{"exit 3", []string{"--", "sh", "-c", "exit 3"}, 3, 3, 3, false},
