@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/a7garden/oxios/internal/initstress"
 	"github.com/a7garden/oxios/internal/testenv"
 )
@@ -425,4 +427,122 @@ func waitChild(t *testing.T, pid int) int {
 	}
 	t.Fatalf("no sleep child of %d within 5s", pid)
 	return 0
+}
+
+// onTerminal is what a child sees when its init leads a session whose
+// controlling terminal is stdin (a container started with a TTY).
+type onTerminal struct {
+	childTTY       bool // the child has a controlling terminal
+	childLeadsTTY  bool // ... and leads the session the terminal belongs to
+	childForegound bool // its process group is the terminal's foreground
+	initForeground bool // the init's group is (dumb-init -c: one job)
+	firstSignal    int  // the first signal the child reports: SIGUSR1, not a HUP from the hand-over
+}
+
+// Under a terminal: tini puts the child in the foreground in the init's
+// session; dumb-init gives the terminal up and the child's new session
+// takes it, without passing on the kernel's SIGHUP of that hand-over;
+// dumb-init -c leaves the child in the init's foreground group.
+func TestCompatTerminal(t *testing.T) {
+	in := compatInits(t)
+	for _, c := range []struct {
+		control, ours []string
+		want          onTerminal
+	}{
+		{[]string{in.tini, "-s"}, []string{in.asTini, "-s"}, onTerminal{childTTY: true, childForegound: true, firstSignal: 10}},
+		{[]string{in.dumbInit}, []string{in.asDumbInit}, onTerminal{childTTY: true, childLeadsTTY: true, childForegound: true, firstSignal: 10}},
+		{[]string{in.dumbInit, "-c"}, []string{in.asDumbInit, "-c"}, onTerminal{childTTY: true, childForegound: true, initForeground: true, firstSignal: 10}},
+	} {
+		ctl := runOnTerminal(t, append(c.control, "--", in.child)...)
+		got := runOnTerminal(t, append(c.ours, "--", in.child)...)
+		if ctl != c.want {
+			t.Errorf("control %q: %+v, want %+v", c.control, ctl, c.want)
+		}
+		if got != ctl {
+			t.Errorf("%q: %+v, control %q %+v", c.ours, got, c.control, ctl)
+		}
+	}
+}
+
+func runOnTerminal(t *testing.T, argv ...string) onTerminal {
+	t.Helper()
+	master, slave := openPTY(t)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "CHILD_PDEATHSIG=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	r := &running{t: t, cmd: cmd, lines: make(chan []string, 64), done: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(master)
+		for sc.Scan() {
+			r.lines <- strings.Fields(sc.Text())
+		}
+		close(r.lines)
+	}()
+	go func() { cmd.Wait(); close(r.done) }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-r.done
+		}
+		master.Close()
+	}()
+	child, _ := r.ready("child")
+	var o onTerminal
+	mfd := int(master.Fd())
+	sid, err1 := unix.IoctlGetInt(mfd, unix.TIOCGSID)
+	fg, err2 := unix.IoctlGetInt(mfd, unix.TIOCGPGRP)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("terminal's session and foreground group: %v, %v", err1, err2)
+	}
+	o.childTTY = procField(child.pid, 6) != "0" // tty_nr
+	o.childLeadsTTY = sid == child.pid
+	o.childForegound = fg == child.pgid
+	o.initForeground = fg == cmd.Process.Pid
+	cmd.Process.Signal(syscall.SIGUSR1)
+	o.firstSignal = r.sigNum("child")
+	return o
+}
+
+// procField is field n (0-based, as in proc(5)) of /proc/PID/stat.
+func procField(pid, n int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if n-2 >= len(f) {
+		return ""
+	}
+	return f[n-2]
+}
+
+// openPTY opens a new pseudo-terminal pair, neither end as our
+// controlling terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open /dev/pts/%d: %v", n, err)
+	}
+	return master, slave
 }
