@@ -41,15 +41,33 @@ type Config struct {
 	Child    string        // the handler child's path (BuildChild)
 	Starts   int           // starts per (kind, mode) pair
 	Parallel int           // starts at once (8)
-	PID1     bool          // also run as PID 1 of a new PID namespace (needs root)
+	Modes    []Mode        // how oxios-init is started (Plain)
 	Limit    time.Duration // the longest a start may take (2 s)
 	Seed     int64
+}
+
+// Mode is one way of starting oxios-init.
+type Mode struct {
+	Label string
+	Path  string   // what to run; "" is Config.Init (a link named dumb-init picks that personality)
+	Args  []string // options before "--"
+	PID1  bool     // PID 1 of a new PID namespace (needs root)
+	// Terminal starts oxios-init as the leader of a new session whose
+	// controlling terminal (and stdin) is a new pseudo-terminal, as a
+	// container runtime does for a TTY.
+	Terminal bool
+}
+
+// Plain are the modes the stress test names: with -s, and as PID 1.
+var Plain = []Mode{
+	{Label: "-s", Args: []string{"-s"}},
+	{Label: "PID 1", PID1: true},
 }
 
 // Result is one (kind, mode) pair's outcome.
 type Result struct {
 	Kind     Kind
-	PID1     bool
+	Mode     Mode
 	Starts   int
 	Failures []string // one line each: start number, seed and what went wrong
 	Slowest  time.Duration
@@ -57,10 +75,7 @@ type Result struct {
 }
 
 func (r Result) String() string {
-	mode := "-s"
-	if r.PID1 {
-		mode = "PID 1"
-	}
+	mode := r.Mode.Label
 	codes := make([]int, 0, len(r.Exits))
 	for c := range r.Exits {
 		codes = append(codes, c)
@@ -88,8 +103,8 @@ func BuildChild(t testing.TB) string {
 	return out
 }
 
-// Run runs cfg.Starts starts of each kind in each mode (with -s; and as
-// PID 1 when cfg.PID1), then looks for any process a start left behind.
+// Run runs cfg.Starts starts of each kind in each mode, then looks for
+// any process a start left behind.
 func Run(cfg Config) []Result {
 	if cfg.Parallel == 0 {
 		cfg.Parallel = 8
@@ -98,13 +113,13 @@ func Run(cfg Config) []Result {
 		cfg.Limit = 2 * time.Second
 	}
 	marker := fmt.Sprintf("OXIOS_INITSTRESS=%d-%d", os.Getpid(), time.Now().UnixNano())
+	if cfg.Modes == nil {
+		cfg.Modes = Plain
+	}
 	var results []Result
-	for _, pid1 := range []bool{false, true} {
-		if pid1 && !cfg.PID1 {
-			continue
-		}
+	for _, m := range cfg.Modes {
 		for _, k := range []Kind{True, Handler} {
-			results = append(results, runPair(cfg, k, pid1, marker))
+			results = append(results, runPair(cfg, k, m, marker))
 		}
 	}
 	if left := leftovers(marker); len(left) > 0 {
@@ -114,8 +129,8 @@ func Run(cfg Config) []Result {
 	return results
 }
 
-func runPair(cfg Config, k Kind, pid1 bool, marker string) Result {
-	res := Result{Kind: k, PID1: pid1, Starts: cfg.Starts, Exits: map[int]int{}}
+func runPair(cfg Config, k Kind, m Mode, marker string) Result {
+	res := Result{Kind: k, Mode: m, Starts: cfg.Starts, Exits: map[int]int{}}
 	var mu sync.Mutex
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -124,7 +139,7 @@ func runPair(cfg Config, k Kind, pid1 bool, marker string) Result {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				s := &start{cfg: cfg, kind: k, pid1: pid1, marker: marker, n: i, rnd: rand.New(rand.NewSource(cfg.Seed + int64(i)))}
+				s := &start{cfg: cfg, kind: k, mode: m, pid1: m.PID1, marker: marker, n: i, rnd: rand.New(rand.NewSource(cfg.Seed + int64(i)))}
 				o := s.run()
 				mu.Lock()
 				res.Exits[o.code]++
@@ -163,6 +178,7 @@ var readySignals = []syscall.Signal{syscall.SIGUSR2, 35, 40, 50, syscall.SIGPWR}
 type start struct {
 	cfg    Config
 	kind   Kind
+	mode   Mode
 	pid1   bool
 	marker string
 	n      int
@@ -176,15 +192,16 @@ type outcome struct {
 }
 
 func (s *start) command() *exec.Cmd {
-	args := []string{s.cfg.Init}
-	if !s.pid1 {
-		args = append(args, "-s")
+	path := s.mode.Path
+	if path == "" {
+		path = s.cfg.Init
 	}
 	child := "/bin/true"
 	if s.kind == Handler {
 		child = s.cfg.Child
 	}
-	cmd := exec.Command(args[0], append(args, "--", child)[1:]...)
+	args := append(append(append([]string(nil), s.mode.Args...), "--"), child)
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), s.marker+"-"+strconv.Itoa(s.n))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if s.pid1 {
@@ -213,6 +230,18 @@ func (s *start) run() (o outcome) {
 	}
 	errBuf := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = w, errBuf
+	if s.mode.Terminal {
+		master, slave, err := openPTY()
+		if err != nil {
+			w.Close()
+			out.Close()
+			return outcome{code: -1, err: err.Error()}
+		}
+		defer master.Close()
+		defer slave.Close()
+		cmd.Stdin = slave
+		cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, true, 0
+	}
 	cmd.WaitDelay = s.cfg.Limit
 	sigs, at := s.plan()
 	t0 := time.Now()
@@ -445,4 +474,18 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// DumbInitOnTerminal is oxios-init invoked as dumb-init (a link in t's
+// temporary directory), PID 1 and leader of a session on a new
+// pseudo-terminal: it gives the terminal up for the child's new session
+// and must pass on none of the kernel's SIGHUP and SIGCONT of that
+// hand-over.
+func DumbInitOnTerminal(t testing.TB, init string) Mode {
+	t.Helper()
+	link := filepath.Join(t.TempDir(), "dumb-init")
+	if err := os.Symlink(init, link); err != nil {
+		t.Fatal(err)
+	}
+	return Mode{Label: "dumb-init, PID 1, terminal", Path: link, PID1: true, Terminal: true}
 }
