@@ -51,6 +51,7 @@ func (s *Supervisor) supervise(pid int) runResult {
 				if to != 0 {
 					s.send(pid, to)
 				}
+				s.suspendAfter(ss) // session.go
 				continue
 			}
 			r.stopping = true
@@ -62,7 +63,6 @@ func (s *Supervisor) supervise(pid int) runResult {
 			}
 			s.logStop(ss, pid, to)
 			beginStop(to, s.cfg.Grace)
-			s.suspendAfter(ss) // session.go
 		case reason := <-s.restartReq:
 			if !stopBegun {
 				s.log.Warnf("restarting %d: %s", pid, reason)
