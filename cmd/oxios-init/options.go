@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/contract"
 	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
@@ -193,11 +194,10 @@ func (o *options) fromEnv(env []string) error {
 			}
 			continue
 		}
-		rest, ok := strings.CutPrefix(k, "OXIOS_INIT_")
+		name, ok := contract.OptionName(k) // the host spells them the same way
 		if !ok {
 			continue
 		}
-		name := strings.ReplaceAll(strings.ToLower(rest), "_", "-")
 		if err := o.set(name, v, true); err != nil {
 			return fmt.Errorf("environment %s: %w", k, err)
 		}
