@@ -33,6 +33,9 @@ type Config struct {
 	Startup, Readiness, Liveness ProbeConfig
 	HealthListen                 string // "HOST:PORT" or "unix:/path"; "" = off
 	ReadyFile                    string // "" = off
+	// NotifySocket is the daemon's NOTIFY_SOCKET for notify:// probes,
+	// set by PrepareNotify.
+	NotifySocket string
 }
 
 // The kubelet's defaults (k8s.io/api core/v1 Probe).
@@ -102,7 +105,7 @@ func (c *Config) Set(name, value string) (known bool, err error) {
 	switch field {
 	case "":
 		if value != "" {
-			if _, err := ParseSpec(value); err != nil {
+			if err := checkSpec(name, value); err != nil {
 				return true, fmt.Errorf("--%s: %w", name, err)
 			}
 		}
@@ -121,6 +124,19 @@ func (c *Config) Set(name, value string) (known bool, err error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// checkSpec parses the spec of probe kind: notify:// says when start-up
+// is over, which is no liveness check.
+func checkSpec(kind, value string) error {
+	s, err := ParseSpec(value)
+	if err != nil {
+		return err
+	}
+	if s.Kind == KindNotify && kind == "liveness" {
+		return fmt.Errorf("%w %q: notify:// is a readiness or startup probe", ErrSpec, value)
+	}
+	return nil
 }
 
 func setDuration(name, value string, dst *time.Duration, zeroOK bool) error {
@@ -156,7 +172,7 @@ func (c Config) Validate() error {
 		if p.Spec == "" {
 			continue
 		}
-		if _, err := ParseSpec(p.Spec); err != nil {
+		if err := checkSpec(k.String(), p.Spec); err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %w", k, err))
 		}
 		if p.Period <= 0 {

@@ -151,6 +151,8 @@ type Report struct {
 	Live    bool                   `json:"live"`
 	Started bool                   `json:"started"`
 	Probes  map[string]ProbeReport `json:"probes"`
+	// DaemonStatus is the daemon's last sd_notify STATUS= text (notify://).
+	DaemonStatus string `json:"daemon_status,omitempty"`
 }
 
 // ChildReport is the supervisor's view of the daemon.
@@ -196,6 +198,9 @@ func (m *Monitor) StatusNow() Report {
 		Live:    s.live,
 		Started: s.started,
 		Probes:  map[string]ProbeReport{},
+	}
+	if m.notifSt != nil {
+		st.DaemonStatus = m.notifSt.Status()
 	}
 	for k, r := range m.runners {
 		if r == nil {

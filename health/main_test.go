@@ -15,6 +15,9 @@ import (
 // it opens a listener (another process, owning its socket), prints the
 // port and waits for stdin to close.
 func TestMain(m *testing.M) {
+	if os.Getenv("OXIOS_HEALTH_HELPER") == "notify" && notifyHelper != nil {
+		os.Exit(notifyHelper())
+	}
 	if os.Getenv("OXIOS_HEALTH_HELPER") == "listen-on-cue" && listenOnCue != nil {
 		os.Exit(listenOnCue())
 	}
@@ -69,3 +72,6 @@ func deadlineIn(d time.Duration) time.Time { return time.Now().Add(d) }
 
 // listenOnCue is set by gate_test.go (Linux: it accepts with accept4).
 var listenOnCue func() int
+
+// notifyHelper is set by notify_test.go (Linux).
+var notifyHelper func() int

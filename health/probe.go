@@ -73,6 +73,8 @@ func NewProber(s Spec) (Prober, error) {
 		return newExecProber(s.Argv), nil
 	case KindListen:
 		return newListenProber(s.Host, s.Port), nil
+	case KindNotify:
+		return nil, fmt.Errorf("%w: notify:// probes run inside a Monitor (they share its NOTIFY_SOCKET)", ErrSpec)
 	}
 	return nil, fmt.Errorf("%w: unknown kind %q", ErrSpec, s.Kind)
 }

@@ -49,6 +49,14 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	log := newLogger(o, stderr)
 	kept := keepIgnored(ignored, log)
 	o.sup.SharedChildren = hasExecProbe(o.health)
+	// The daemon gets its own NOTIFY_SOCKET (notify://) or none: the one
+	// oxios-init received is for oxios-init's READY=1.
+	childNotify, err := o.health.PrepareNotify()
+	if err != nil {
+		log.Error(err)
+		return 1
+	}
+	o.sup.Env = health.ChildEnv(os.Environ(), childNotify)
 
 	// The monitor needs the supervisor's hooks and the supervisor calls
 	// the monitor around each run: mon is set before sup.Run starts one.
