@@ -28,11 +28,15 @@ type gatedProber struct {
 
 // Spacing of the gated probe before its first success (see pace): while
 // the port does not listen, lookups double from firstRetry to
-// listenPollCap, as listen:// does; once it listens, connects are retried
-// every earlyRetry for earlyWindow (a daemon that answers soon after it
-// listens is seen within 2 ms), then every listeningRetry, which bounds
-// the CPU of a long wait between listen() and the first 2xx.
-const listeningRetry = 5 * time.Millisecond
+// listenPollCap, as listen:// does; once it listens, the probe retries
+// every earlyRetry for earlyWindow (most daemons answer soon after they
+// listen, and are seen within 2 ms), then every listeningRetry. A
+// connecting attempt costs oxios-init several times a lookup (a loopback
+// handshake runs in the connecting process's context, an HTTP exchange
+// more), so a daemon that listens long before it answers 2xx (loading
+// its state behind a 503) would cost several percent of a core at 2 ms;
+// at listeningRetry it stays under 2 % and is seen within 20 ms.
+const listeningRetry = 20 * time.Millisecond
 
 // gated wraps p, a prober connecting to host:port, when host is an
 // address of this machine; it returns p itself otherwise (another host's
