@@ -31,7 +31,8 @@ import (
 //	overhead = median start(d) - median start(0) - d
 //
 // (for tcp:// and listen://, which cannot see READY_DELAY, d counts as 0
-// there), oxios-init's CPU while it waits, and the connections the demo
+// there), the host's part (from oxios-init's "readiness changed" log line
+// to oxios start's return), oxios-init's CPU while it waits, and the connections the demo
 // accepted before it was first ready. READINESS_ROUNDS=N (3) rounds; the
 // configurations interleave round by round. READINESS_MAX_DELAY=D leaves
 // out the delays above D (a quick look).
@@ -86,6 +87,7 @@ type readyCase struct {
 
 type readySample struct {
 	start  time.Duration
+	host   time.Duration // from oxios-init's "readiness changed" log line to oxios start's return
 	cpu    time.Duration // oxios-init's on-CPU time from its start to ready
 	before int           // connections the demo accepted before its first ready
 }
@@ -134,8 +136,10 @@ func (x *readyBench) config(c readyCase, port int) string {
 		"data_dir = %q\nlog_dir = %q\nrun_dir = %q\nenv = [%s]\n",
 		x.addr, x.archive, port, filepath.Join(x.dir, "data"), filepath.Join(x.dir, "logs"), filepath.Join(x.dir, "run"),
 		strings.Join(env, ", "))
+	// Verbosity 2: the "readiness changed" line, to time the host's part.
+	text += "[init]\nextra = { verbosity = \"2\" }\n"
 	if spec != "" {
-		text += fmt.Sprintf("[init]\nreadiness = %q\n", spec)
+		text += fmt.Sprintf("readiness = %q\n", spec)
 	}
 	path := filepath.Join(x.dir, "oxios.toml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -153,13 +157,45 @@ func (x *readyBench) start(c readyCase) readySample {
 	if out, err := exec.Command(x.oxios, "start", "--config", cfg).CombinedOutput(); err != nil {
 		x.b.Fatalf("oxios start (%+v): %v\n%s", c, err, out)
 	}
-	s := readySample{start: time.Since(t0)}
+	end := time.Now()
+	s := readySample{start: end.Sub(t0)}
 	s.cpu = x.initCPU()
+	s.host = end.Sub(x.readyLogged(t0))
 	s.before = connectionsBeforeReady(x.b, port)
 	if out, err := exec.Command(x.oxios, "stop", "--config", cfg).CombinedOutput(); err != nil {
 		x.b.Fatalf("oxios stop: %v\n%s", err, out)
 	}
 	return s
+}
+
+// readyLogged is the time stamp of oxios-init's last "readiness changed"
+// ready=true line after t0 in the container log. The log driver writes
+// it asynchronously: the file is read again until the line is there.
+func (x *readyBench) readyLogged(t0 time.Time) time.Time {
+	path := filepath.Join(x.dir, "logs", "bench-ready.log")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile(path)
+		var last time.Time
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, `msg="readiness changed"`) || !strings.Contains(line, "ready=true") {
+				continue
+			}
+			i := strings.Index(line, `time="`)
+			if i < 0 {
+				continue
+			}
+			ts, _, _ := strings.Cut(line[i+len(`time="`):], `"`)
+			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.After(t0) {
+				last = t
+			}
+		}
+		if !last.IsZero() {
+			return last
+		}
+	}
+	b, _ := os.ReadFile(path)
+	x.b.Fatalf("no readiness line after %v in %s:\n%s", t0, path, b)
+	return time.Time{}
 }
 
 // initCPU is oxios-init's on-CPU time so far, summed over its threads
@@ -227,7 +263,7 @@ func (x *readyBench) report(cases []readyCase) {
 	startOf := func(s readySample) time.Duration { return s.start }
 	cpuOf := func(s readySample) time.Duration { return s.cpu }
 	fmt.Printf("\nreadiness: %d rounds, median oxios start; overhead = start(d) - start(0) - d; CPU = oxios-init's extra CPU while waiting, %% of one core\n\n", x.rounds)
-	fmt.Printf("%-15s %-13s %7s %10s %10s %8s %14s\n", "readiness", "knob", "d", "start", "overhead", "CPU %", "conns<ready")
+	fmt.Printf("%-15s %-13s %7s %10s %10s %10s %8s %14s\n", "readiness", "knob", "d", "start", "overhead", "host lag", "CPU %", "conns<ready")
 	worst, cpu5 := map[string]time.Duration{}, map[string]float64{}
 	for _, c := range cases {
 		base := readyCase{kind: c.kind}
@@ -255,7 +291,8 @@ func (x *readyBench) report(cases []readyCase) {
 		if knob == "" {
 			knob = "-"
 		}
-		fmt.Printf("%-15s %-13s %7s %8.1fms %+8.1fms %8s %14s\n", k, knob, c.delay, ms(start), ms(over), cpu, strings.Join(before, ","))
+		host := medianOf(x.samples[c], func(s readySample) time.Duration { return s.host }, cmpD)
+		fmt.Printf("%-15s %-13s %7s %8.1fms %+8.1fms %8.1fms %8s %14s\n", k, knob, c.delay, ms(start), ms(over), ms(host), cpu, strings.Join(before, ","))
 		if c.delay > 0 {
 			worst[k] = max(worst[k], over)
 		}
