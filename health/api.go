@@ -1,11 +1,14 @@
 // Package health runs Kubernetes-style startup, readiness and liveness
-// probes (tcp, http, exec, listen) for the daemon supervised by oxios-init,
-// and publishes the result (health endpoint, ready file, sd_notify).
+// probes (tcp, http, exec, listen, notify) for the daemon supervised by
+// oxios-init, and publishes the result (health endpoint, ready file,
+// sd_notify).
 //
 // The exported API in this file is the contract cmd/oxios-init wires
 // against; the work is in spec.go (probe specs), tcp.go, http.go, exec.go,
-// listen_linux.go (sock_diag, /proc/net/tcp, ownership), runner.go (the
-// kubelet's rules) and monitor.go (exposure).
+// listen_linux.go (sock_diag, /proc/net/tcp, ownership), gate_linux.go
+// (tcp and http wait for LISTEN), notify.go and notify_linux.go (the
+// daemon's NOTIFY_SOCKET), runner.go (the kubelet's rules) and monitor.go
+// (exposure).
 package health
 
 import (
