@@ -21,14 +21,17 @@ type gatedProber struct {
 	gate  *listenProber
 
 	mu     sync.Mutex
+	born   time.Time     // when SetRoot named this child
 	passed bool          // inner succeeded for this child: ungated from now on
 	openAt time.Time     // when the gate was first seen open since it was last closed
 	wait   time.Duration // retry interval while the gate is closed
 }
 
 // Spacing of the gated probe before its first success (see pace): while
-// the port does not listen, lookups double from firstRetry to
-// listenPollCap, as listen:// does; once it listens, the probe retries
+// the port does not listen, lookups are held at earlyRetry for the
+// child's first earlyWindow (most daemons listen within it, and a lookup
+// is cheap), then double up to listenPollCap, as listen:// does; once it
+// listens, the probe retries
 // every earlyRetry for earlyWindow (most daemons answer soon after they
 // listen, and are seen within 2 ms), then every listeningRetry. A
 // connecting attempt costs oxios-init several times a lookup (a loopback
@@ -96,7 +99,7 @@ func isInterfaceAddr(a netip.Addr) bool {
 func (g *gatedProber) SetRoot(pid int) {
 	g.gate.SetRoot(pid)
 	g.mu.Lock()
-	g.passed, g.openAt, g.wait = false, time.Time{}, 0
+	g.born, g.passed, g.openAt, g.wait = time.Now(), false, time.Time{}, 0
 	g.mu.Unlock()
 }
 
@@ -149,7 +152,11 @@ func (g *gatedProber) pace() (time.Duration, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.openAt.IsZero() {
-		g.wait = min(max(2*g.wait, firstRetry), listenPollCap)
+		if time.Since(g.born) < earlyWindow {
+			g.wait = earlyRetry
+		} else {
+			g.wait = min(max(2*g.wait, firstRetry), listenPollCap)
+		}
 		return g.wait, nil
 	}
 	if time.Since(g.openAt) < earlyWindow {

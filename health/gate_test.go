@@ -166,24 +166,29 @@ func TestGatedOnlyLocalAddresses(t *testing.T) {
 	}
 }
 
-// The gated schedule: lookups doubling to listenPollCap while the port
-// does not listen, then earlyRetry once it does.
+// The gated schedule: lookups every earlyRetry in the child's first
+// earlyWindow, then doubling to listenPollCap while the port does not
+// listen, then earlyRetry once it does.
 func TestGatedPace(t *testing.T) {
 	d := startCueDaemon(t)
 	port := testenv.FreePort(t)
 	g := mustProber(t, "tcp://127.0.0.1:"+strconv.Itoa(port)).(*gatedProber)
 	g.SetRoot(d.pid)
+	if r := probeOnce(t, g, time.Second); r.Status != Failure {
+		t.Fatalf("nothing listening: %v %q", r.Status, r.Detail)
+	}
+	if w, c := g.pace(); w != earlyRetry || c != nil {
+		t.Fatalf("a young child's gate waits %v (event %v), want %v", w, c, earlyRetry)
+	}
+	g.born = time.Now().Add(-earlyWindow) // an older child: doubling to the cap
 	var waits []time.Duration
-	for i := 0; i < 6; i++ {
+	for i := 0; i < 5; i++ {
 		probeOnce(t, g, time.Second)
-		w, c := g.pace()
-		if c != nil {
-			t.Fatal("a gated probe has no event")
-		}
+		w, _ := g.pace()
 		waits = append(waits, w)
 	}
 	ms := time.Millisecond
-	want := []time.Duration{ms, 2 * ms, 4 * ms, 8 * ms, 8 * ms, 8 * ms}
+	want := []time.Duration{4 * ms, 8 * ms, 8 * ms, 8 * ms, 8 * ms}
 	for i := range want {
 		if waits[i] != want[i] {
 			t.Fatalf("waits while not listening %v, want %v", waits, want)
@@ -197,8 +202,11 @@ func TestGatedPace(t *testing.T) {
 		t.Fatalf("wait once listening %v, want %v", w, earlyRetry)
 	}
 	g.SetRoot(d.pid)
-	if w, _ := g.pace(); w != firstRetry {
+	if w, _ := g.pace(); w != earlyRetry {
 		t.Fatalf("a new child is not gated again: wait %v", w)
+	}
+	if r := probeOnce(t, g, time.Second); r.Status != Success || len(g.gate.matched) == 0 {
+		t.Fatalf("a new child is not gated again: %v %q", r.Status, r.Detail)
 	}
 }
 
