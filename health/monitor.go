@@ -398,6 +398,3 @@ func (m *Monitor) newProber(spec Spec) (Prober, error) {
 	}
 	return newNotifyProber(m.notifSt, then), nil
 }
-
-// NotifySocket is the daemon's NOTIFY_SOCKET ("" without notify://).
-func (m *Monitor) NotifySocket() string { return m.cfg.NotifySocket }
