@@ -31,7 +31,9 @@ import (
 //	overhead = median start(d) - median start(0) - d
 //
 // (for tcp:// and listen://, which cannot see READY_DELAY, d counts as 0
-// there), the host's part (from oxios-init's "readiness changed" log line
+// there), the lag inside the container (from the demo's own "listening"
+// or "ready" log line to oxios-init's "readiness changed"; the demo stamps
+// its lines to the millisecond), the host's part (from oxios-init's "readiness changed" log line
 // to oxios start's return), oxios-init's CPU while it waits, and the connections the demo
 // accepted before it was first ready. READINESS_ROUNDS=N (3) rounds; the
 // configurations interleave round by round. READINESS_MAX_DELAY=D leaves
@@ -88,6 +90,7 @@ type readyCase struct {
 type readySample struct {
 	start  time.Duration
 	host   time.Duration // from oxios-init's "readiness changed" log line to oxios start's return
+	lag    time.Duration // from the demo's "listening" or "ready" log line to oxios-init's
 	cpu    time.Duration // oxios-init's on-CPU time from its start to ready
 	before int           // connections the demo accepted before its first ready
 }
@@ -160,7 +163,8 @@ func (x *readyBench) start(c readyCase) readySample {
 	end := time.Now()
 	s := readySample{start: end.Sub(t0)}
 	s.cpu = x.initCPU()
-	s.host = end.Sub(x.readyLogged(t0))
+	readyAt, daemonAt := x.readyLogged(t0, c.sees())
+	s.host, s.lag = end.Sub(readyAt), readyAt.Sub(daemonAt)
 	s.before = connectionsBeforeReady(x.b, port)
 	if out, err := exec.Command(x.oxios, "stop", "--config", cfg).CombinedOutput(); err != nil {
 		x.b.Fatalf("oxios stop: %v\n%s", err, out)
@@ -168,34 +172,52 @@ func (x *readyBench) start(c readyCase) readySample {
 	return s
 }
 
-// readyLogged is the time stamp of oxios-init's last "readiness changed"
-// ready=true line after t0 in the container log. The log driver writes
-// it asynchronously: the file is read again until the line is there.
-func (x *readyBench) readyLogged(t0 time.Time) time.Time {
+// sees is the demo's log message that the probe kind can see: "ready",
+// or "listening" for tcp:// and listen:// (blind to READY_DELAY).
+func (c readyCase) sees() string {
+	if k := readyKinds[c.kind].spec; strings.HasPrefix(k, "tcp://") || strings.HasPrefix(k, "listen://") {
+		return "msg=listening"
+	}
+	return "msg=ready"
+}
+
+// readyLogged returns the time stamps of oxios-init's "readiness changed"
+// ready=true line and of the demo's line containing daemonMsg, the last
+// ones after t0 in the container log. The log driver writes
+// asynchronously: the file is read again until the lines are there.
+func (x *readyBench) readyLogged(t0 time.Time, daemonMsg string) (ready, daemon time.Time) {
 	path := filepath.Join(x.dir, "logs", "bench-ready.log")
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		b, _ := os.ReadFile(path)
-		var last time.Time
+		ready, daemon = time.Time{}, time.Time{}
 		for _, line := range strings.Split(string(b), "\n") {
-			if !strings.Contains(line, `msg="readiness changed"`) || !strings.Contains(line, "ready=true") {
-				continue
-			}
-			i := strings.Index(line, `time="`)
-			if i < 0 {
-				continue
-			}
-			ts, _, _ := strings.Cut(line[i+len(`time="`):], `"`)
-			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.After(t0) {
-				last = t
+			t, ok := logTime(line, t0)
+			switch {
+			case !ok:
+			case strings.Contains(line, `msg="readiness changed"`) && strings.Contains(line, "ready=true"):
+				ready = t
+			case strings.Contains(line, daemonMsg+" "):
+				daemon = t
 			}
 		}
-		if !last.IsZero() {
-			return last
+		if !ready.IsZero() && !daemon.IsZero() {
+			return ready, daemon
 		}
 	}
 	b, _ := os.ReadFile(path)
-	x.b.Fatalf("no readiness line after %v in %s:\n%s", t0, path, b)
-	return time.Time{}
+	x.b.Fatalf("no readiness or %q line after %v in %s:\n%s", daemonMsg, t0, path, b)
+	return
+}
+
+// logTime reads a logrus text line's time="..." when it is after t0.
+func logTime(line string, t0 time.Time) (time.Time, bool) {
+	i := strings.Index(line, `time="`)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	ts, _, _ := strings.Cut(line[i+len(`time="`):], `"`)
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	return t, err == nil && t.After(t0)
 }
 
 // initCPU is oxios-init's on-CPU time so far, summed over its threads
@@ -262,8 +284,9 @@ func (x *readyBench) report(cases []readyCase) {
 	cmpD := func(a, b time.Duration) int { return int(a - b) }
 	startOf := func(s readySample) time.Duration { return s.start }
 	cpuOf := func(s readySample) time.Duration { return s.cpu }
-	fmt.Printf("\nreadiness: %d rounds, median oxios start; overhead = start(d) - start(0) - d; CPU = oxios-init's extra CPU while waiting, %% of one core\n\n", x.rounds)
-	fmt.Printf("%-15s %-13s %7s %10s %10s %10s %8s %14s\n", "readiness", "knob", "d", "start", "overhead", "host lag", "CPU %", "conns<ready")
+	fmt.Printf("\nreadiness: %d rounds, medians; overhead = start(d) - start(0) - d; lag = demo's listening/ready log line -> oxios-init's readiness line;\n"+
+		"host lag = that line -> oxios start's return; CPU = oxios-init's extra CPU while waiting, %% of one core; conns<ready per round\n\n", x.rounds)
+	fmt.Printf("%-15s %-13s %7s %10s %10s %10s %10s %8s %14s\n", "readiness", "knob", "d", "start", "overhead", "lag", "host lag", "CPU %", "conns<ready")
 	worst, cpu5 := map[string]time.Duration{}, map[string]float64{}
 	for _, c := range cases {
 		base := readyCase{kind: c.kind}
@@ -292,7 +315,8 @@ func (x *readyBench) report(cases []readyCase) {
 			knob = "-"
 		}
 		host := medianOf(x.samples[c], func(s readySample) time.Duration { return s.host }, cmpD)
-		fmt.Printf("%-15s %-13s %7s %8.1fms %+8.1fms %8.1fms %8s %14s\n", k, knob, c.delay, ms(start), ms(over), ms(host), cpu, strings.Join(before, ","))
+		lag := medianOf(x.samples[c], func(s readySample) time.Duration { return s.lag }, cmpD)
+		fmt.Printf("%-15s %-13s %7s %8.1fms %+8.1fms %8.1fms %8.1fms %8s %14s\n", k, knob, c.delay, ms(start), ms(over), ms(lag), ms(host), cpu, strings.Join(before, ","))
 		if c.delay > 0 {
 			worst[k] = max(worst[k], over)
 		}
