@@ -241,6 +241,9 @@ func (m *Monitor) StatusNow() contract.Report {
 		Started: s.started,
 		Probes:  map[string]contract.ProbeReport{},
 	}
+	if m.notifSt != nil {
+		st.DaemonStatus = m.notifSt.Status()
+	}
 	for k, r := range m.runners {
 		if r == nil {
 			continue

@@ -62,6 +62,14 @@ func run(argv0 string, args []string, ignored []syscall.Signal, stdout, stderr i
 	if kept := sigs.Kept(); len(kept) > 0 {
 		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
 	}
+	// The daemon gets its own NOTIFY_SOCKET (notify://) or none: the one
+	// oxios-init received is for oxios-init's READY=1 to the host.
+	childNotify, err := o.health.PrepareNotify()
+	if err != nil {
+		log.Error(err)
+		return 1
+	}
+	o.sup.Env = health.ChildEnv(os.Environ(), childNotify)
 	o.sup.LinkedGODEBUG = godebugDefault
 	sup, err := supervisor.New(o.sup, sigs, log)
 	if err != nil {

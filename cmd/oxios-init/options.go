@@ -53,7 +53,10 @@ oxios options:
 
 health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '_'):
   --startup PROBE, --readiness PROBE, --liveness PROBE   tcp://, http://, exec:, listen://
-                             (https:// too in builds without -tags oxios_nohttps)
+                             (https:// too in builds without -tags oxios_nohttps);
+                             startup and readiness also notify:// (READY=1 on the
+                             NOTIFY_SOCKET oxios-init gives the daemon) and
+                             notify+PROBE (READY=1, then PROBE confirms it)
   --<kind>-initial-delay D, --<kind>-period D, --<kind>-timeout D,
   --<kind>-success-threshold N, --<kind>-failure-threshold N
   --health-listen ADDR       serve /livez /readyz /startupz /status /metrics (HOST:PORT or unix:/path)
