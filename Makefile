@@ -5,6 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 VERSION := $(shell git describe --always 2>/dev/null || echo dev)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # oxios-init: with async preemption off, every SIGURG that arrives came from
 # outside and can be forwarded (DESIGN.md, "The PID-1 contract").
 # -tags oxios_fwdsig + -checklinkname=0: oxios-init reads the runtime's record
@@ -14,7 +15,7 @@ VERSION := $(shell git describe --always 2>/dev/null || echo dev)
 # 1.4 MiB less resident memory; https:// probes are refused at start (health).
 INIT_TAGS := oxios_fwdsig,oxios_nohttps
 INIT_LDFLAGS := -s -w -checklinkname=0 -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
 

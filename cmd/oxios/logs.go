@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os/signal"
 	"syscall"
@@ -9,24 +10,40 @@ import (
 	"github.com/a7garden/oxios/runtime/task"
 )
 
-// cmdLogs reads the host log file; containerd is not needed for that.
-func cmdLogs(c commonFlags, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("logs", stderr)
-	follow := fs.Bool("f", false, "follow: keep printing new lines (across rotation)")
-	n := fs.Int("n", 0, "print the last N lines (0 = the whole current file)")
-	if fs.Parse(args) != nil {
-		return 2
+func logsCommand() *command {
+	return &command{
+		name: "logs", aliases: []string{"log"}, synopsis: "[-f] [-n N]",
+		summary: "print the daemon's append-only log; -f follows it",
+		help: `Print the daemon's log, a host file (no containerd needed): the whole
+current file, or its last N lines; -f keeps printing new lines, across
+rotation, until interrupted.`,
+		setup: func(fs *flagSet) runFunc {
+			var o task.LogOptions
+			fs.Bool(&o.Follow, "follow", "f", "keep printing new lines (across rotation)")
+			fs.Int(&o.Lines, "lines", "n", "N", "print the last N lines (0 = the whole current file)")
+			return noArgs("logs", func(e *env) int { return cmdLogs(e, o) })
+		},
 	}
-	cfg, err := loadConfig(c)
+}
+
+// cmdLogs reads the host log file; containerd is not needed for that.
+func cmdLogs(e *env, o task.LogOptions) int {
+	l, err := loadConfig(e.common)
 	if err != nil {
-		report(stderr, err)
-		return 1
+		report(e.stderr, err)
+		return configFailCode(err, exitFail)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := task.WriteLogs(ctx, cfg.LogPath(), stdout, task.LogOptions{Lines: *n, Follow: *follow}); err != nil {
-		report(stderr, err)
-		return 1
+	if err := task.WriteLogs(ctx, l.cfg.LogPath(), e.stdout, o); err != nil {
+		report(e.stderr, err)
+		return exitFail
 	}
-	return 0
+	return exitOK
+}
+
+// writeLogLine prints one log line for a person (status's log tail): the
+// place to escape control characters on a terminal.
+func writeLogLine(w io.Writer, line string) {
+	fmt.Fprintln(w, line)
 }
