@@ -39,6 +39,7 @@ func connect(ctx context.Context, l *loaded, o task.Options) (*task.Runtime, *ad
 		return nil, ch, unreachable(err, ch)
 	}
 	if isSocket(sys) {
+		l.cfg.Containerd.Address = sys
 		r, err := task.Connect(ctx, o)
 		if err == nil || !errors.Is(err, task.ErrUnreachable) || !isSocket(priv) {
 			return r, ch, unreachable(err, ch)
