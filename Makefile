@@ -17,7 +17,7 @@ INIT_TAGS := oxios_fwdsig,oxios_nohttps
 INIT_LDFLAGS := -s -w -checklinkname=0 -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
+.PHONY: build image run test deps bench-init bench-health bench-runtime bench-cli gauntlet boot-test clean
 
 build:
 	@mkdir -p bin
@@ -46,6 +46,9 @@ bench-health: build
 
 bench-runtime: image
 	bash scripts/bench-runtime.sh
+
+bench-cli: build
+	bash bench/cli/run.sh
 
 gauntlet: image
 	bash scripts/gauntlet.sh

@@ -263,3 +263,24 @@ func TestUninstallAcceptsCommonConfig(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCommandLine: what the hand-written parser costs per run of
+// the CLI: building the command table and parsing a status command line
+// (bench/cli/RESULTS.md).
+func BenchmarkCommandLine(b *testing.B) {
+	args := []string{"--config", "/etc/oxios/config.toml", "status", "--json", "-n", "5", "-v"}
+	for b.Loop() {
+		top := newFlagSet("oxios")
+		c := &commonFlags{}
+		addCommon(top, c)
+		name, rest, err := splitCommand(top, args)
+		cmd := findCommand(commands(), name)
+		if err != nil || cmd == nil {
+			b.Fatal(err)
+		}
+		fs, _ := cmd.flags("oxios status", c)
+		if _, err := fs.parse(rest); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
