@@ -191,7 +191,7 @@ func TestConfigCheck(t *testing.T) {
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[image]\nref = \"x\"\n[container]\nprot = 1\n"), 0o644)
 	out, errs, code = oxios(t, "config", "check", "--config", bad)
-	if code != 2 || out != "" || !strings.HasPrefix(errs, "oxios: "+bad+":4: key container.prot: unknown key") {
+	if code != 2 || out != "" || !strings.HasPrefix(errs, "oxios: "+bad+":4: key container.prot: unknown key") || !strings.Contains(errs, "did you mean container.port?") {
 		t.Errorf("unknown key: exit %d, %q %q", code, out, errs)
 	}
 	os.WriteFile(bad, []byte("[container]\n\nport = 70000\n"), 0o644)

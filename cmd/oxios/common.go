@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/task"
@@ -112,7 +113,10 @@ func hint(err error) string {
 	case errors.Is(err, config.ErrNotFound):
 		return "; create it (see deploy/oxios.toml) or drop --config / $OXIOS_CONFIG"
 	case errors.As(err, &cfgErr):
-		return " (every key: deploy/oxios.toml; check a file with `oxios config check --config FILE`)"
+		if s := keySuggestion(cfgErr); s != "" {
+			return s
+		}
+		return " (every key: deploy/oxios.toml)"
 	case errors.Is(err, task.ErrNotReady):
 		var nr *task.NotReadyError
 		if errors.As(err, &nr) {
@@ -130,4 +134,20 @@ func printTail(w io.Writer, nr *task.NotReadyError) {
 	for _, l := range nr.Tail {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
+}
+
+// keySuggestion: "; did you mean container.port?" for an unknown key
+// close to a known one.
+func keySuggestion(e *config.Error) string {
+	if e.Key == "" || !strings.HasPrefix(e.Msg, "unknown key") {
+		return ""
+	}
+	var keys []string
+	for _, en := range config.Default().Entries() {
+		keys = append(keys, en.Key)
+	}
+	if s := suggest(e.Key, keys); s != "" {
+		return "; did you mean " + s + "?"
+	}
+	return ""
 }

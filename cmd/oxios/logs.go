@@ -35,7 +35,10 @@ func cmdLogs(e *env, o task.LogOptions) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := task.WriteLogs(ctx, l.cfg.LogPath(), e.stdout, o); err != nil {
+	// Escaping control characters on a terminal wraps out here (raw
+	// when stdout is not a terminal).
+	out := e.stdout
+	if err := task.WriteLogs(ctx, l.cfg.LogPath(), out, o); err != nil {
 		report(e.stderr, err)
 		return exitFail
 	}
