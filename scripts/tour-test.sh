@@ -103,7 +103,8 @@ fi
 # is shared with any other containerd's oxios/oxios on this host: refuse
 # rather than stop someone else's daemon.
 for cg in /sys/fs/cgroup/oxios/oxios /sys/fs/cgroup/*/oxios/oxios; do
-  if [ -d "$cg" ] && [ -s "$cg/cgroup.procs" ]; then
+  # (cgroup files report size 0: read them)
+  if [ -d "$cg" ] && [ -n "$(cat "$cg/cgroup.procs" 2>/dev/null)" ]; then
     echo "tour-test: a container oxios/oxios already runs on this host ($cg); stop it first" >&2
     exit 1
   fi

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -58,8 +59,13 @@ func connect(ctx context.Context, l *loaded, o task.Options) (*task.Runtime, *ad
 // at sockets of their own.
 var systemAddress, privateAddress = config.DefaultAddress, config.PrivateAddress
 
+// isSocket: p is a socket, or may be one that this user cannot see (a
+// root-only directory): then connecting says so, and the hint is sudo.
 func isSocket(p string) bool {
 	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrPermission) {
+		return true
+	}
 	return err == nil && st.Mode()&os.ModeSocket != 0
 }
 
