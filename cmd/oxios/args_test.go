@@ -144,6 +144,7 @@ func TestCompletion(t *testing.T) {
 			t.Errorf("completion %s: exit %d, stderr %q, stdout %q", sh, code, errs, out)
 		}
 	}
+	shellChecks(t)
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Fatalf("bash: %v", err)
@@ -176,6 +177,33 @@ func TestCompletion(t *testing.T) {
 		got, err := exec.Command(bash, "--norc", "-c", prog).CombinedOutput()
 		if err != nil || strings.TrimSpace(string(got)) != want {
 			t.Errorf("%q completes to %q (%v), want %q", line, strings.TrimSpace(string(got)), err, want)
+		}
+	}
+}
+
+// shellChecks parses the zsh and fish scripts with those shells and has
+// fish complete a command line, where they are installed (they are not
+// among the packages the tests need: bash is checked in full above).
+func shellChecks(t *testing.T) {
+	for _, sh := range []string{"zsh", "fish"} {
+		bin, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("%s not installed: its script is not parsed", sh)
+			continue
+		}
+		script, _, _ := oxios(t, "completion", sh)
+		p := filepath.Join(t.TempDir(), "oxios."+sh)
+		os.WriteFile(p, []byte(script), 0o644)
+		if out, err := exec.Command(bin, "-n", p).CombinedOutput(); err != nil {
+			t.Errorf("%s -n: %v\n%s", sh, err, out)
+		}
+		if sh != "fish" {
+			continue
+		}
+		out, err := exec.Command(bin, "--no-config", "-c", "source "+p+"; complete -C 'oxios sta'; complete -C 'oxios daemon '").CombinedOutput()
+		got := string(out)
+		if err != nil || !strings.Contains(got, "start\t") || !strings.Contains(got, "status\t") || !strings.Contains(got, "install\n") {
+			t.Errorf("fish completes %q (%v)", got, err)
 		}
 	}
 }
