@@ -33,6 +33,10 @@ type Config struct {
 	Startup, Readiness, Liveness ProbeConfig
 	HealthListen                 string // "HOST:PORT" or "unix:/path"; "" = off
 	ReadyFile                    string // "" = off
+	// NotifyToken, when set, makes the monitor report its readiness to
+	// NOTIFY_SOCKET with this token, on every change and periodically
+	// (the host's protocol; oxios-init takes it from its environment).
+	NotifyToken string
 }
 
 // The kubelet's defaults (k8s.io/api core/v1 Probe).

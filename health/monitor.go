@@ -37,6 +37,7 @@ type Monitor struct {
 	ready     bool // published state
 	notified  bool // READY=1 sent
 	closed    bool
+	host      *hostNotifier // nil without Config.NotifyToken
 
 	ln    net.Listener
 	conns sync.WaitGroup // health endpoint connections being served
@@ -74,6 +75,9 @@ func (m *Monitor) start() error {
 		if err := os.Remove(m.cfg.ReadyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("--ready-file %s: remove the previous run's file: %w", m.cfg.ReadyFile, err)
 		}
+	}
+	if m.host = newHostNotifier(m.cfg.NotifyToken); m.host != nil {
+		go m.host.beat(m.Ready)
 	}
 	if m.cfg.HealthListen == "" {
 		return nil
@@ -217,6 +221,7 @@ func (m *Monitor) close() error {
 	m.childUp = false
 	m.publishLocked()
 	m.mu.Unlock()
+	m.host.close()
 	var errs []error
 	for _, r := range m.runners {
 		if r == nil {
@@ -249,6 +254,7 @@ func (m *Monitor) publishLocked() {
 		return
 	}
 	m.ready = ready
+	m.host.send(ready)
 	// Logged last: whoever reads the log sees the file and sd_notify done.
 	defer m.log.WithFields(logrus.Fields{"ready": ready, "pid": m.pid}).Info("readiness changed")
 	if m.cfg.ReadyFile != "" {

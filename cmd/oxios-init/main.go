@@ -13,11 +13,13 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/a7garden/oxios/health"
-	"github.com/a7garden/oxios/runtime/stalelock"
-	"github.com/a7garden/oxios/runtime/supervisor"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/contract"
+	"github.com/a7garden/oxios/runtime/stalelock"
+	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
 var version = "0.1.0"
@@ -33,6 +35,7 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	if len(args) > 0 && args[0] == "probe" {
 		return probe(args[1:], stderr)
 	}
+	token := takeNotifyToken()
 	o, err := parse(args, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios-init: %v\n(see oxios-init -h)\n", err)
@@ -46,6 +49,7 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "oxios-init version %s\n", version)
 		return 0
 	}
+	o.health.NotifyToken = token
 	log := newLogger(o, stderr)
 	kept := keepIgnored(ignored, log)
 	o.sup.SharedChildren = hasExecProbe(o.health)
@@ -78,6 +82,24 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	}
 	defer mon.Close()
 	return sup.Run()
+}
+
+// notifyTokenEnv is the host's per-container notify secret.
+const notifyTokenEnv = contract.NotifyTokenEnv
+
+// takeNotifyToken removes the host's notify secret from the environment
+// (the daemon inherits what is left) and, when there is one, makes this
+// process non-dumpable: a process of the same uid in the container can
+// then neither read /proc/1/environ, where the kernel keeps the original
+// environment, nor ptrace oxios-init for it.
+func takeNotifyToken() string {
+	token, ok := os.LookupEnv(notifyTokenEnv)
+	if !ok {
+		return ""
+	}
+	os.Unsetenv(notifyTokenEnv)
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	return token
 }
 
 // keepIgnored keeps the signals ignored at start ignored, for the child.

@@ -312,3 +312,13 @@ func BenchmarkCommandLine(b *testing.B) {
 		}
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain\ttext é": "plain\ttext é", "\x1b[2Jgone": `\x1b[2Jgone`, "a\rb\n": `a\x0db\x0a`, "\u009b31m": `\x9b31m`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ type installFlags struct {
 	user     bool
 	dryRun   bool
 	now      bool
+	noEnable bool
 	watchdog time.Duration
 }
 
@@ -25,19 +26,21 @@ func (f *installFlags) define(fs *flagSet, install bool) {
 	fs.Bool(&f.user, "user", "", "the per-user service (systemd --user, a LaunchAgent) instead of the system one")
 	fs.Bool(&f.dryRun, "dry-run", "", "print what would be written or run, change nothing")
 	if install {
-		fs.Bool(&f.now, "now", "", "also enable and start the service")
+		fs.Bool(&f.now, "now", "", "also start the service now")
+		fs.Bool(&f.noEnable, "no-enable", "", "write the service file only: do not enable it at boot")
 		fs.Duration(&f.watchdog, "watchdog", "", "D", "systemd WatchdogSec (e.g. 30s); fed while the daemon is live; 0 = off")
 	}
 }
 
 func installCommand() *command {
 	return &command{
-		name: "install", synopsis: "[--user] [--dry-run] [--now] [--watchdog D]",
+		name: "install", synopsis: "[--user] [--dry-run] [--now] [--no-enable] [--watchdog D]",
 		summary: "write the systemd unit / launchd job (also: daemon install)",
 		help: `Write the systemd unit (Linux) or launchd plist (macOS) that runs
 'oxios start --foreground' with the config this command resolves (--config,
-else the lookup order), and reload the service manager. --now also enables
-and starts it; --dry-run prints what would be written or run.`,
+else the lookup order), reload the service manager and enable the service
+at boot. --now also starts it; --no-enable writes the file only; --dry-run
+prints what would be written or run.`,
 		setup: func(fs *flagSet) runFunc {
 			f := &installFlags{}
 			f.define(fs, true)
@@ -88,7 +91,7 @@ func cmdInstall(e *env, f *installFlags, args []string) int {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		return exitFail
 	}
-	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now}); err != nil {
+	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now, NoEnable: f.noEnable}); err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		// The hint names the config this run resolved: under sudo, the
 		// lookup order would find root's config, not this user's.
@@ -96,7 +99,7 @@ func cmdInstall(e *env, f *installFlags, args []string) int {
 		return exitFail
 	}
 	if !f.dryRun && !f.now {
-		fmt.Fprintln(stderr, startHint(in.Manager, f.user))
+		fmt.Fprintln(stderr, startHint(in.Manager, f.user, !f.noEnable))
 	}
 	return exitOK
 }
@@ -107,7 +110,7 @@ func (f *installFlags) args(cmd string) []string {
 	for _, b := range []struct {
 		on   bool
 		flag string
-	}{{f.user, "--user"}, {f.dryRun, "--dry-run"}, {f.now, "--now"}} {
+	}{{f.user, "--user"}, {f.dryRun, "--dry-run"}, {f.now, "--now"}, {f.noEnable, "--no-enable"}} {
 		if b.on {
 			out = append(out, b.flag)
 		}
@@ -174,7 +177,7 @@ func installHint(err error, user bool, args []string) string {
 	return ""
 }
 
-func startHint(m hostsvc.Manager, user bool) string {
+func startHint(m hostsvc.Manager, user, enabled bool) string {
 	if m == hostsvc.Launchd {
 		return "note: launchd loaded the job; it starts at boot (or login); `oxios status` shows it"
 	}
@@ -182,7 +185,10 @@ func startHint(m hostsvc.Manager, user bool) string {
 	if user {
 		u = "--user "
 	}
-	return fmt.Sprintf("note: start it with: systemctl %senable --now %s (or install with --now)", u, hostsvc.UnitName)
+	if enabled {
+		return fmt.Sprintf("note: enabled at boot; start it now with: systemctl %sstart %s (or install with --now)", u, hostsvc.UnitName)
+	}
+	return fmt.Sprintf("note: not enabled; start it at boot and now with: systemctl %senable --now %s", u, hostsvc.UnitName)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it, for hints the

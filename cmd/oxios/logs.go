@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/a7garden/oxios/runtime/task"
@@ -45,8 +46,40 @@ func cmdLogs(e *env, o task.LogOptions) int {
 	return exitOK
 }
 
-// writeLogLine prints one log line for a person (status's log tail): the
-// place to escape control characters on a terminal.
+// writeLogLine prints one line of status's log tail: escaped on a
+// terminal, as it is otherwise (oxios logs --raw's rule).
 func writeLogLine(w io.Writer, line string) {
+	if isTerminal(w) {
+		line = printable(line)
+	}
 	fmt.Fprintln(w, line)
+}
+
+// printable escapes control characters (as \x1b) in text that comes from
+// the container (probe details, log lines), so a terminal shows them
+// instead of acting on them; tabs stay.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if isControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			fmt.Fprintf(&b, `\x%02x`, r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r != '\t' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0))
 }

@@ -81,7 +81,7 @@ func announceWaiting(w io.Writer, c *conn, t0 time.Time, done <-chan struct{}) {
 			return
 		case now := <-tick.C:
 			fmt.Fprintf(w, "oxios: %s (%.1f s; container.start_timeout %v)\n",
-				c.r.Waiting(), now.Sub(t0).Seconds(), c.cfg.Container.StartTimeout.D())
+				printable(c.r.Waiting()), now.Sub(t0).Seconds(), c.cfg.Container.StartTimeout.D())
 		}
 	}
 }

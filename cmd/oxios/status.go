@@ -121,18 +121,18 @@ func readyLine(d *task.Description, now time.Time) string {
 }
 
 func probeLine(kind string, p task.ProbeResult, now time.Time) string {
-	res := p.Result
+	res := printable(p.Result)
 	if res == "" {
 		res = "not run yet"
 	}
 	if p.Detail != "" {
-		res += " (" + p.Detail + ")"
+		res += " (" + printable(p.Detail) + ")"
 	}
 	when := ""
 	if p.Time != nil {
 		when = fmt.Sprintf(", %s ago", ago(now.Sub(*p.Time).Seconds()))
 	}
-	return fmt.Sprintf("%-9s %s %s%s", kind, p.Spec, res, when)
+	return fmt.Sprintf("%-9s %s %s%s", printable(kind), printable(p.Spec), res, when)
 }
 
 // ago rounds a duration for reading: 850ms, 12s, 3m4s, 2h5m.

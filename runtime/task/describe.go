@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/a7garden/oxios/internal/safefs"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Description is `oxios status` at a glance: the Status (its first line
@@ -35,20 +39,6 @@ type ProbeResult struct {
 	Time      *time.Time `json:"time,omitempty"`
 	Successes int        `json:"consecutive_successes"`
 	Failures  int        `json:"consecutive_failures"`
-}
-
-// supervisorReport is the part of oxios-init's GET /status that a
-// description shows (health.Report; decoded here by field name, so the
-// CLI does not link the probe code).
-type supervisorReport struct {
-	Probes map[string]struct {
-		Spec      string    `json:"spec"`
-		Result    string    `json:"result"`
-		Detail    string    `json:"detail"`
-		Time      time.Time `json:"time"`
-		Successes int       `json:"consecutive_successes"`
-		Failures  int       `json:"consecutive_failures"`
-	} `json:"probes"`
 }
 
 // DescribeOptions select the extra reads of Describe.
@@ -94,17 +84,16 @@ func (r *Runtime) describeContainer(ctx context.Context, d *Description) {
 }
 
 // describeSupervisor asks oxios-init for its probe results; the ready
-// file's time is when it turned ready (it is created on each transition
-// to ready and removed on the way back).
+// file's time is when it turned ready (oxios-init creates it on each
+// transition to ready and removes it on the way back). The file is in
+// ctr/, which the container writes: opened through the directory's fd, no
+// link followed, and only its time shown.
 func (r *Runtime) describeSupervisor(d *Description) {
 	if d.Ready {
-		if st, err := os.Lstat(r.readyPath()); err == nil && st.Mode().IsRegular() {
-			t := st.ModTime()
-			d.ReadySince = &t
-		}
+		d.ReadySince = r.readyFileTime()
 	}
-	var rep supervisorReport
-	if r.supervisorGet("/status", &rep) != nil {
+	var rep contract.Report
+	if r.supervisorGet(d.PID, false, contract.PathStatus, &rep) != nil {
 		return
 	}
 	d.Probes = map[string]ProbeResult{}
@@ -116,6 +105,25 @@ func (r *Runtime) describeSupervisor(d *Description) {
 		}
 		d.Probes[kind] = pr
 	}
+}
+
+func (r *Runtime) readyFileTime() *time.Time {
+	dir, err := safefs.OpenDir(r.ctrDir())
+	if err != nil {
+		return nil
+	}
+	defer dir.Close()
+	f, err := dir.OpenFile(filepath.Base(contract.ReadyFile), os.O_RDONLY, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	t := st.ModTime()
+	return &t
 }
 
 // ProbeKinds are the probe names of a Description in the order oxios-init
@@ -136,8 +144,8 @@ func (d *Description) ProbeKinds() []string {
 // it: the probe that has not passed yet and its last result, or the task
 // when oxios-init does not answer yet.
 func (r *Runtime) Waiting() string {
-	var rep supervisorReport
-	if r.supervisorGet("/status", &rep) != nil {
+	var rep contract.Report
+	if r.supervisorGet(0, false, contract.PathStatus, &rep) != nil {
 		return "waiting for the task (image, container, oxios-init)"
 	}
 	for _, kind := range []string{"startup", "readiness"} {
