@@ -56,8 +56,9 @@ cleanup() {
 }
 
 run_inside() {
-  mount -t tmpfs tmpfs /run/oxios
-  mount -t tmpfs tmpfs /run/containerd
+  # 0755 as on a host: oxios refuses a run dir others can write.
+  mount -t tmpfs -o mode=0755 tmpfs /run/oxios
+  mount -t tmpfs -o mode=0755 tmpfs /run/containerd
   for d in var-lib-oxios var-log-oxios etc-oxios; do mkdir -p "$TOUR_DIR/$d"; done
   mount --bind "$TOUR_DIR/var-lib-oxios" /var/lib/oxios
   mount --bind "$TOUR_DIR/var-log-oxios" /var/log/oxios
@@ -80,8 +81,8 @@ run_inside() {
       break
     fi
   done < <(tour_lines)
-  [ "$n" -ge 5 ] || { echo "tour-test: only $n commands between the README's tour markers" >&2; exit 1; }
   [ "$failed" = 0 ] || exit 1
+  [ "$n" -ge 5 ] || { echo "tour-test: only $n commands between the README's tour markers" >&2; exit 1; }
   trap - EXIT
   left=$(leftovers)
   if [ -n "$left" ]; then
