@@ -124,6 +124,28 @@ func TestCommonFlagsAnywhere(t *testing.T) {
 	}
 }
 
+// Short flags take their value as the next argument, after =, or
+// attached (-n5, as tail takes it).
+func TestShortFlagValues(t *testing.T) {
+	for _, args := range [][]string{{"-n", "5"}, {"-n=5"}, {"-n5"}, {"--lines", "5"}, {"--lines=5"}, {"-lines", "5"}} {
+		fs := newFlagSet("oxios logs")
+		var n int
+		var f bool
+		fs.Int(&n, "lines", "n", "N", "")
+		fs.Bool(&f, "follow", "f", "")
+		rest, err := fs.parse(append(args, "x"))
+		if err != nil || n != 5 || len(rest) != 1 || rest[0] != "x" {
+			t.Errorf("%q: n=%d rest=%q err=%v", args, n, rest, err)
+		}
+	}
+	fs := newFlagSet("oxios logs")
+	var f bool
+	fs.Bool(&f, "follow", "f", "")
+	if _, err := fs.parse([]string{"-fx"}); err == nil || !strings.Contains(err.Error(), "unknown flag -fx") {
+		t.Errorf("-fx (a boolean with something attached): %v", err)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}, {"-V"}} {
 		out, errs, code := oxios(t, args...)

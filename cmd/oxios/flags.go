@@ -126,6 +126,14 @@ func (fs *flagSet) parseOne(args []string) (int, error) {
 		return 0, errHelp
 	}
 	d := fs.lookup(name, long)
+	if d == nil && !long && !hasVal && len(name) > 1 {
+		// -n5: a short flag with its value attached, as tail takes it.
+		if d = fs.lookup(name[:1], false); d != nil && d.value != "" {
+			name, val, hasVal = name[:1], name[1:], true
+		} else {
+			d = nil
+		}
+	}
 	if d == nil {
 		return 0, fs.unknown(a, name)
 	}
