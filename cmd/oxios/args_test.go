@@ -8,6 +8,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/a7garden/oxios/runtime/task"
 )
 
 // oxios runs the CLI in-process; it returns stdout, stderr and the code.
@@ -342,5 +345,42 @@ func TestPrintable(t *testing.T) {
 		if got := printable(in); got != want {
 			t.Errorf("printable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The human status of a running task that is not ready, from a
+// Description as containerd and oxios-init would fill it.
+func TestPrintStatusNotReady(t *testing.T) {
+	now := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	started, probed := now.Add(-65*time.Second), now.Add(-1500*time.Millisecond)
+	d := &task.Description{
+		Status: &task.Status{State: "running", PID: 42, StartedAt: &started, Restarts: 2, Image: "localhost/oxios:latest",
+			URL: "http://127.0.0.1:4200", Log: "/var/log/oxios/oxios.log"},
+		UptimeSeconds: 65,
+		Probes: map[string]task.ProbeResult{
+			"liveness":  {Spec: "http://127.0.0.1:4200/health", Result: "success", Time: &probed, Successes: 7},
+			"readiness": {Spec: "http://127.0.0.1:4200/health/ready", Result: "failure", Detail: "HTTP 503\x1b[2J", Time: &probed, Failures: 3},
+			"startup":   {},
+		},
+		LogTail: []string{"one", "two"},
+	}
+	var b bytes.Buffer
+	printStatus(&b, d, &addressChoice{Address: "/run/oxios/containerd/containerd.sock", Reason: "the private containerd of make run"}, now)
+	want := `running (PID 42, not ready, 2 restarts)
+       ready: no (3 readiness failures in a row)
+      uptime: 1m5s (started ` + stamp(&started) + `), 2 restarts inside the container
+      probes: readiness http://127.0.0.1:4200/health/ready failure (HTTP 503\x1b[2J), 2s ago
+              liveness  http://127.0.0.1:4200/health success, 2s ago
+       image: localhost/oxios:latest (digest unknown)
+         url: http://127.0.0.1:4200
+         log: /var/log/oxios/oxios.log
+  containerd: /run/oxios/containerd/containerd.sock (the private containerd of make run)
+
+-- last 2 log lines (/var/log/oxios/oxios.log) --
+one
+two
+`
+	if b.String() != want {
+		t.Errorf("status:\n%s\nwant:\n%s", b.String(), want)
 	}
 }

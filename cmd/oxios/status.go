@@ -112,6 +112,9 @@ func printStatus(w io.Writer, d *task.Description, ch *addressChoice, now time.T
 
 func readyLine(d *task.Description, now time.Time) string {
 	if !d.Ready {
+		if p, ok := d.Probes["readiness"]; ok && p.Failures > 0 {
+			return fmt.Sprintf("no (%d readiness failures in a row)", p.Failures)
+		}
 		return "no"
 	}
 	if d.ReadySince == nil {
