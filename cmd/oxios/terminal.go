@@ -2,19 +2,14 @@ package main
 
 import (
 	"io"
-	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/a7garden/oxios/internal/termesc"
 )
 
-// isTerminal: progress and waiting lines only for a person watching. A
-// terminal answers the get-attributes ioctl; /dev/null, also a character
-// device, does not.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), ioctlGetTermios)
-	return err == nil
-}
+// isTerminal: progress and waiting lines only for a person watching
+// (a terminal answers the get-attributes ioctl; /dev/null does not).
+func isTerminal(w io.Writer) bool { return termesc.IsTerminal(w) }
+
+// printable escapes what a terminal would act on (ESC, CR, C1...) in text
+// that comes from the container: probe details, waiting lines.
+func printable(s string) string { return termesc.String(s) }
