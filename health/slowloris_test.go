@@ -202,7 +202,7 @@ func TestStatusRedactsSecrets(t *testing.T) {
 	cfg.Readiness, cfg.Liveness = fast, fast
 	cfg.Readiness.Spec = "exec:/bin/sh -c 'exit 3' s3cret-arg"
 	cfg.Liveness.Spec = "http://127.0.0.1:" + strconv.Itoa(refused) + "/health?token=s3cret-query"
-	m, err := NewMonitor(cfg, Hooks{}, nil)
+	m, err := NewMonitor(cfg, Hooks{Spawner: osSpawner{}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

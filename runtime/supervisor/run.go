@@ -62,6 +62,7 @@ func (s *Supervisor) supervise(pid int) runResult {
 			}
 			s.logStop(ss, pid, to)
 			beginStop(to, s.cfg.Grace)
+			s.suspendAfter(ss) // session.go
 		case reason := <-s.restartReq:
 			if !stopBegun {
 				s.log.Warnf("restarting %d: %s", pid, reason)
