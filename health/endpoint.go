@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // The health endpoint, spoken by hand over HTTP/1.1 (see http.go for why
@@ -102,16 +104,16 @@ func (m *Monitor) route(path string) (int, string, []byte) {
 	const text = "text/plain; charset=utf-8"
 	s := m.state()
 	switch path {
-	case "/livez":
+	case contract.PathLivez:
 		return answer(s.live, "live")
-	case "/readyz":
+	case contract.PathReadyz:
 		return answer(s.ready, "ready")
-	case "/startupz":
+	case contract.PathStartupz:
 		return answer(s.started, "started")
-	case "/status":
+	case contract.PathStatus:
 		b, _ := json.MarshalIndent(m.StatusNow(), "", "  ")
 		return 200, "application/json", append(b, '\n')
-	case "/metrics":
+	case contract.PathMetrics:
 		var b bytes.Buffer
 		m.writeMetrics(&b)
 		return 200, "text/plain; version=0.0.4; charset=utf-8", b.Bytes()
@@ -144,35 +146,6 @@ func writeResponse(w io.Writer, code int, ctype string, body []byte, head bool) 
 	w.Write(b.Bytes())
 }
 
-// Report is the JSON document served at /status.
-type Report struct {
-	Child   ChildReport            `json:"child"`
-	Ready   bool                   `json:"ready"`
-	Live    bool                   `json:"live"`
-	Started bool                   `json:"started"`
-	Probes  map[string]ProbeReport `json:"probes"`
-}
-
-// ChildReport is the supervisor's view of the daemon.
-type ChildReport struct {
-	PID      int     `json:"pid"`
-	State    string  `json:"state"`
-	Restarts int     `json:"restarts"`
-	Backoff  float64 `json:"backoff_seconds"`
-}
-
-// ProbeReport is the last result of one probe.
-type ProbeReport struct {
-	Spec      string    `json:"spec"`
-	Result    string    `json:"result"` // success, failure, unknown; "" before the first run
-	Detail    string    `json:"detail,omitempty"`
-	Time      time.Time `json:"time,omitzero"`
-	Duration  float64   `json:"duration_seconds"`
-	Successes int       `json:"consecutive_successes"`
-	Failures  int       `json:"consecutive_failures"`
-	Skipped   uint64    `json:"skipped_ticks"`
-}
-
 func (m *Monitor) childState() ChildState {
 	if m.hooks.Child != nil {
 		return m.hooks.Child()
@@ -187,22 +160,22 @@ func (m *Monitor) childState() ChildState {
 }
 
 // StatusNow returns what /status serves.
-func (m *Monitor) StatusNow() Report {
+func (m *Monitor) StatusNow() contract.Report {
 	cs := m.childState()
 	s := m.state()
-	st := Report{
-		Child:   ChildReport{PID: cs.PID, State: cs.State, Restarts: cs.Restarts, Backoff: cs.Backoff.Seconds()},
+	st := contract.Report{
+		Child:   contract.ChildReport{PID: cs.PID, State: cs.State, Restarts: cs.Restarts, Backoff: cs.Backoff.Seconds()},
 		Ready:   s.ready,
 		Live:    s.live,
 		Started: s.started,
-		Probes:  map[string]ProbeReport{},
+		Probes:  map[string]contract.ProbeReport{},
 	}
 	for k, r := range m.runners {
 		if r == nil {
 			continue
 		}
 		sn := r.snapshot()
-		ps := ProbeReport{Spec: r.cfg.Spec, Time: sn.At, Duration: sn.Dur.Seconds(),
+		ps := contract.ProbeReport{Spec: r.cfg.Spec, Time: sn.At, Duration: sn.Dur.Seconds(),
 			Successes: sn.Successes, Failures: sn.Failures, Skipped: sn.Skipped}
 		if !sn.At.IsZero() {
 			ps.Result, ps.Detail = sn.Last.Status.String(), sn.Last.Detail
@@ -272,9 +245,9 @@ func (m *Monitor) writeMetrics(b *bytes.Buffer) {
 
 // kindPaths maps `oxios-init probe KIND` to the endpoint path.
 var kindPaths = map[string]string{
-	"readiness": "/readyz", "ready": "/readyz",
-	"liveness": "/livez", "live": "/livez",
-	"startup": "/startupz", "started": "/startupz",
+	"readiness": contract.PathReadyz, "ready": contract.PathReadyz,
+	"liveness": contract.PathLivez, "live": contract.PathLivez,
+	"startup": contract.PathStartupz, "started": contract.PathStartupz,
 }
 
 // ErrNotOK is wrapped by Query when the supervisor answered other than 200.

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/util"
+
 	"github.com/a7garden/oxios/runtime/config"
 )
 
@@ -95,7 +97,7 @@ func NewInstaller(user bool, out io.Writer) (*Installer, error) {
 	}
 	in := &Installer{Manager: m, Path: file, LogDir: logDir, User: user, UID: os.Getuid(), Run: ExecRunner, Out: out}
 	if m == Systemd && !user {
-		in.Running = SystemdRunning
+		in.Running = util.IsRunningSystemd // sd_booted(3)
 	}
 	return in, nil
 }

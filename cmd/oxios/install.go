@@ -19,6 +19,7 @@ type installFlags struct {
 	user     bool
 	dryRun   bool
 	now      bool
+	noEnable bool
 	config   string
 	watchdog time.Duration
 }
@@ -30,7 +31,8 @@ func parseInstallFlags(name string, args []string, stderr io.Writer, install boo
 	fs.BoolVar(&f.user, "user", false, "the per-user service (systemd --user, a LaunchAgent) instead of the system one")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would be written or run, change nothing")
 	if install {
-		fs.BoolVar(&f.now, "now", false, "also enable and start the service")
+		fs.BoolVar(&f.now, "now", false, "also start the service now")
+		fs.BoolVar(&f.noEnable, "no-enable", false, "write the service file only: do not enable it at boot")
 		fs.StringVar(&f.config, "config", "", "config file the service runs with (default: the lookup order of `oxios start`)")
 		fs.DurationVar(&f.watchdog, "watchdog", 0, "systemd WatchdogSec (e.g. 30s); oxios feeds it while the daemon is live; 0 = off")
 	}
@@ -64,7 +66,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		return 1
 	}
-	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now}); err != nil {
+	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now, NoEnable: f.noEnable}); err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		// The hint names the config this run resolved: under sudo, the
 		// lookup order would find root's config, not this user's.
@@ -72,7 +74,7 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !f.dryRun && !f.now {
-		fmt.Fprintln(stderr, startHint(in.Manager, f.user))
+		fmt.Fprintln(stderr, startHint(in.Manager, f.user, !f.noEnable))
 	}
 	return 0
 }
@@ -156,7 +158,7 @@ func withoutConfig(args []string) []string {
 	return out
 }
 
-func startHint(m hostsvc.Manager, user bool) string {
+func startHint(m hostsvc.Manager, user, enabled bool) string {
 	if m == hostsvc.Launchd {
 		return "note: launchd loaded the job; it starts at boot (or login); `oxios status` shows it"
 	}
@@ -164,7 +166,10 @@ func startHint(m hostsvc.Manager, user bool) string {
 	if user {
 		u = "--user "
 	}
-	return fmt.Sprintf("note: start it with: systemctl %senable --now %s (or install with --now)", u, hostsvc.UnitName)
+	if enabled {
+		return fmt.Sprintf("note: enabled at boot; start it now with: systemctl %sstart %s (or install with --now)", u, hostsvc.UnitName)
+	}
+	return fmt.Sprintf("note: not enabled; start it at boot and now with: systemctl %senable --now %s", u, hostsvc.UnitName)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it, for hints the

@@ -30,8 +30,8 @@ type Containerd struct {
 	Address   string `toml:"address"`
 	Namespace string `toml:"namespace"`
 	// Runtime is the containerd shim; RuntimeBinary the OCI runtime it
-	// execs. "" picks crun when installed (about half of runc's start
-	// latency on the test VM, DESIGN.md), else runc.
+	// execs. "" picks crun when installed (it starts containers faster
+	// than runc), else runc.
 	Runtime       string `toml:"runtime"`
 	RuntimeBinary string `toml:"runtime_binary"`
 	Snapshotter   string `toml:"snapshotter"`

@@ -9,7 +9,7 @@ import (
 )
 
 // Built-in defaults. Port, probes and the SIGTERM->SIGINT rewrite fit the
-// real oxios daemon (DESIGN.md): it serves 127.0.0.1:4200, answers
+// real oxios daemon: it serves 127.0.0.1:4200, answers
 // /health and /health/ready, and drains only on SIGINT.
 const (
 	DefaultAddress   = "/run/containerd/containerd.sock"

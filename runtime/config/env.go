@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Paths inside the container. The host keeps RUN_DIR/ID private (root,
@@ -37,24 +39,29 @@ const (
 func (c *Config) InitEnv() []string {
 	sub := c.Expand
 	m := map[string]string{
-		"RESTART":       c.Init.Restart,
-		"REWRITE":       c.Init.Rewrite,
-		"READINESS":     sub(c.Init.Readiness),
-		"LIVENESS":      sub(c.Init.Liveness),
-		"STARTUP":       sub(c.Init.Startup),
-		"READY_FILE":    ReadyFile,
-		"HEALTH_LISTEN": "unix:" + HealthSocket,
-		"GRACE":         c.StopGrace().String(),
-		"LOCK":          sub(c.Init.Lock),
-		"STALE":         strings.Join(c.Init.StaleFiles, ":"),
+		contract.OptRestart:      c.Init.Restart,
+		contract.OptRewrite:      c.Init.Rewrite,
+		contract.OptReadiness:    sub(c.Init.Readiness),
+		contract.OptLiveness:     sub(c.Init.Liveness),
+		contract.OptStartup:      sub(c.Init.Startup),
+		contract.OptReadyFile:    ReadyFile,
+		contract.OptHealthListen: "unix:" + HealthSocket,
+		contract.OptGrace:        c.StopGrace().String(),
+		contract.OptLock:         sub(c.Init.Lock),
+		contract.OptStale:        strings.Join(c.Init.StaleFiles, ":"),
 	}
 	for k, v := range c.Init.Extra {
-		m[strings.TrimPrefix(strings.ToUpper(k), "OXIOS_INIT_")] = sub(v)
+		// init.extra names an option as oxios-init spells it, or as
+		// its variable: both reach the same OXIOS_INIT_* name.
+		if opt, ok := contract.OptionName(strings.ToUpper(k)); ok {
+			k = opt
+		}
+		m[strings.ToLower(k)] = sub(v)
 	}
 	var env []string
 	for k, v := range m {
 		if v != "" {
-			env = append(env, "OXIOS_INIT_"+k+"="+v)
+			env = append(env, contract.EnvName(k)+"="+v)
 		}
 	}
 	sort.Strings(env)

@@ -126,21 +126,3 @@ func (c *Config) checkLimits() error {
 	}
 	return nil
 }
-
-func (c *Config) checkInit() error {
-	switch c.Init.Restart {
-	case "never", "on-failure", "always":
-	default:
-		return bad("init.restart", "expected \"never\", \"on-failure\" or \"always\", got %q", c.Init.Restart)
-	}
-	if r := c.Init.Rewrite; r != "" {
-		from, to, ok := strings.Cut(r, ":")
-		if _, err := strconv.Atoi(from); !ok || err != nil {
-			return bad("init.rewrite", "expected FROM:TO signal numbers like \"15:2\", got %q", r)
-		}
-		if _, err := strconv.Atoi(to); err != nil {
-			return bad("init.rewrite", "expected FROM:TO signal numbers like \"15:2\", got %q", r)
-		}
-	}
-	return nil
-}

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Notifier receives sd_notify(3) style states ("READY=1", "STATUS=...",
@@ -148,12 +154,16 @@ func (r *Runtime) waitOnce(ctx context.Context) (int, error) {
 	}
 }
 
-// isTransport: a Wait cut by a dying containerd may surface as a plain
-// gRPC transport error rather than Unavailable.
+// isTransport: a Wait cut by a dying containerd surfaces as the gRPC
+// status Unavailable (transport closing, server gone) or, where nothing
+// converted it, as the connection's own error. Classified by code and
+// errno, never by message text.
 func isTransport(err error) bool {
-	s := err.Error()
-	for _, sub := range []string{"transport is closing", "connection refused", "error reading from server", "EOF", "connection reset"} {
-		if strings.Contains(s, sub) {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
+		return true
+	}
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, net.ErrClosed, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, e) {
 			return true
 		}
 	}
@@ -187,7 +197,7 @@ func (r *Runtime) Live() bool { return r.live(0) }
 
 // live is Live for the task whose PID 1 is pid (0: unknown, not checked).
 func (r *Runtime) live(pid uint32) bool {
-	err := r.supervisorGet(pid, false, "/livez", nil)
+	err := r.supervisorGet(pid, false, contract.PathLivez, nil)
 	if err == nil {
 		return true
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/a7garden/oxios/internal/safefs"
 	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Status is `oxios status --json`; the field names are a stable schema.
@@ -188,15 +189,8 @@ func (r *Runtime) taskInfo(ctx context.Context, task client.Task, s *Status) err
 // supervisorInfo asks oxios-init (GET /status on its unix socket) for
 // readiness and restarts; without it, ready means the port answers.
 func (r *Runtime) supervisorInfo(s *Status) {
-	var rep struct {
-		Ready bool `json:"ready"`
-		Child struct {
-			Restarts int     `json:"restarts"`
-			State    string  `json:"state"`
-			Backoff  float64 `json:"backoff_seconds"`
-		} `json:"child"`
-	}
-	if err := r.supervisorGet(s.PID, false, "/status", &rep); err != nil {
+	var rep contract.Report
+	if err := r.supervisorGet(s.PID, false, contract.PathStatus, &rep); err != nil {
 		s.Ready = portListening(s.Port)
 		return
 	}
