@@ -202,6 +202,7 @@ type ChildState struct {
 type Hooks struct {
 	Restart func(reason string) // liveness or startup failure; must not block
 	Child   func() ChildState   // for /status and /metrics
+	Spawner Spawner             // starts exec: probes; nil makes them Unknown
 }
 
 // NewMonitor validates cfg and prepares (does not start) the monitor.

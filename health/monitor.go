@@ -39,9 +39,10 @@ type Monitor struct {
 	closed    bool
 	host      *hostNotifier // nil without Config.NotifyToken
 
-	ln    net.Listener
-	conns sync.WaitGroup // health endpoint connections being served
-	done  chan struct{}  // closed when the accept loop returns
+	ln      net.Listener
+	conns   sync.WaitGroup // health endpoint connections being served
+	waiting connSet        // of those, the ones still waiting for their request
+	done    chan struct{}  // closed when the accept loop returns
 }
 
 func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
@@ -59,7 +60,7 @@ func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
 			continue
 		}
 		spec, _ := ParseSpec(pc.Spec) // validated above
-		p, err := NewProber(spec)
+		p, err := newProber(spec, hooks.Spawner)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", k, err)
 		}
@@ -237,7 +238,8 @@ func (m *Monitor) close() error {
 			errs = append(errs, err)
 		}
 		<-m.done
-		m.conns.Wait() // each has a deadline of connTimeout
+		m.waiting.closeAll()
+		m.conns.Wait() // each being answered has a deadline of writeTimeout
 	}
 	return errors.Join(errs...)
 }

@@ -48,8 +48,11 @@ type rootSetter interface {
 	SetRoot(pid int)
 }
 
-// NewProber builds the prober for a parsed spec.
-func NewProber(s Spec) (Prober, error) {
+// NewProber builds the prober for a parsed spec. Its exec: probes have no
+// Spawner and report Unknown; the monitor builds them with Hooks.Spawner.
+func NewProber(s Spec) (Prober, error) { return newProber(s, nil) }
+
+func newProber(s Spec, sp Spawner) (Prober, error) {
 	switch s.Kind {
 	case KindTCP:
 		return newTCPProber(s.Host, s.Port), nil
@@ -61,7 +64,7 @@ func NewProber(s Spec) (Prober, error) {
 	case KindHTTP:
 		return newHTTPProber(s.URL), nil
 	case KindExec:
-		return newExecProber(s.Argv), nil
+		return newExecProber(s.Argv, sp), nil
 	case KindListen:
 		return newListenProber(s.Host, s.Port), nil
 	}

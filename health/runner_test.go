@@ -549,7 +549,7 @@ func TestNextRetry(t *testing.T) {
 	if hold(newHTTPProber("http://127.0.0.1:1/")) != earlyWindow {
 		t.Error("http:// does not hold at 2 ms")
 	}
-	doublers := []Prober{newExecProber([]string{"true"})}
+	doublers := []Prober{newExecProber([]string{"true"}, nil)}
 	if runtime.GOOS == "linux" { // elsewhere listen:// is a connect, as tcp://
 		doublers = append(doublers, newListenProber("127.0.0.1", 1))
 	}

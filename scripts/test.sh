@@ -11,7 +11,7 @@ make -s build
 make -s image
 go vet ./...
 # The Makefile's oxios-init build tags select other files: vet those too.
-go vet -tags oxios_fwdsig,oxios_nohttps ./runtime/supervisor ./health ./cmd/oxios-init
+go vet -tags oxios_nohttps ./runtime/supervisor ./health ./cmd/oxios-init
 GOOS=darwin go build -o /dev/null ./cmd/oxios
 # -p 1: packages run one at a time. Several assert kubelet budgets
 # (failureThreshold x period + grace) and backoff schedules with real

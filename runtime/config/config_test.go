@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 func parse(t *testing.T, text string) (*Config, error) {
@@ -119,7 +121,7 @@ func TestInitEnv(t *testing.T) {
 		"OXIOS_INIT_LIVENESS=http://127.0.0.1:4321/health",
 		"OXIOS_INIT_REWRITE=15:2",
 		"OXIOS_INIT_READINESS_PERIOD=1s",
-		"OXIOS_INIT_READY_FILE=" + ReadyFile,
+		"OXIOS_INIT_READY_FILE=" + contract.ReadyFile,
 	} {
 		if !strings.Contains(env, want) {
 			t.Errorf("missing %s in\n%s", want, env)

@@ -1,35 +1,12 @@
 package config
 
 import (
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/a7garden/oxios/runtime/contract"
-)
-
-// Paths inside the container. The host keeps RUN_DIR/ID private (root,
-// 0700) and mounts two of its subdirectories into the container:
-//
-//   - RunMount (host RUN_DIR/ID/ctr, read-write, owned by the container's
-//     user): oxios-init's health socket and ready file. The host never
-//     trusts what is in it and reaches it only through a directory fd.
-//   - NotifyMount (host RUN_DIR/ID/notify, read-only, owned by root): the
-//     host's sd_notify socket, where oxios-init reports readiness.
-const (
-	RunMount     = "/run/oxios"
-	ReadyFile    = RunMount + "/ready"
-	HealthSocket = RunMount + "/health.sock"
-	NotifyMount  = "/run/oxios-notify"
-	// NotifySocket is oxios-init's NOTIFY_SOCKET: the host's readiness
-	// event.
-	NotifySocket = NotifyMount + "/notify.sock"
-	// NotifyTokenEnv carries the per-container secret oxios-init adds to
-	// each notification (NotifyTokenField=TOKEN): it proves the sender
-	// where the host cannot see the sender's PID. oxios-init removes it
-	// from the daemon's environment.
-	NotifyTokenEnv   = "OXIOS_INIT_NOTIFY_TOKEN"
-	NotifyTokenField = "OXIOS_TOKEN"
 )
 
 // InitEnv is the OXIOS_INIT_* environment handed to oxios-init: one
@@ -44,11 +21,11 @@ func (c *Config) InitEnv() []string {
 		contract.OptReadiness:    sub(c.Init.Readiness),
 		contract.OptLiveness:     sub(c.Init.Liveness),
 		contract.OptStartup:      sub(c.Init.Startup),
-		contract.OptReadyFile:    ReadyFile,
-		contract.OptHealthListen: "unix:" + HealthSocket,
+		contract.OptReadyFile:    contract.ReadyFile,
+		contract.OptHealthListen: "unix:" + contract.HealthSocket,
 		contract.OptGrace:        c.StopGrace().String(),
 		contract.OptLock:         sub(c.Init.Lock),
-		contract.OptStale:        strings.Join(c.Init.StaleFiles, ":"),
+		contract.OptStale:        c.staleList(),
 	}
 	for k, v := range c.Init.Extra {
 		// init.extra names an option as oxios-init spells it, or as
@@ -66,6 +43,17 @@ func (c *Config) InitEnv() []string {
 	}
 	sort.Strings(env)
 	return env
+}
+
+// staleList is OXIOS_INIT_STALE: one path a line, since ':' (and any
+// other character but newline and NUL, which validation refuses) may be
+// part of a path.
+func (c *Config) staleList() string {
+	out := make([]string, len(c.Init.StaleFiles))
+	for i, p := range c.Init.StaleFiles {
+		out[i] = filepath.Clean(c.Expand(p))
+	}
+	return strings.Join(out, "\n")
 }
 
 // Expand substitutes {port} and {data} in a container.env or args value.

@@ -45,6 +45,30 @@ func OptionName(env string) (string, bool) {
 	return string(b), true
 }
 
+// Paths inside the container. The host keeps RUN_DIR/ID private (root,
+// 0700) and mounts two of its subdirectories into the container:
+//
+//   - RunMount (host RUN_DIR/ID/ctr, read-write, owned by the container's
+//     user): oxios-init's health socket and ready file. The host never
+//     trusts what is in it and reaches it only through a directory fd.
+//   - NotifyMount (host RUN_DIR/ID/notify, read-only, owned by root): the
+//     host's sd_notify socket, where oxios-init reports readiness.
+const (
+	RunMount     = "/run/oxios"
+	ReadyFile    = RunMount + "/ready"
+	HealthSocket = RunMount + "/health.sock"
+	NotifyMount  = "/run/oxios-notify"
+	// NotifySocket is oxios-init's NOTIFY_SOCKET: the host's readiness
+	// event.
+	NotifySocket = NotifyMount + "/notify.sock"
+	// NotifyTokenEnv carries the per-container secret oxios-init adds to
+	// each notification (NotifyTokenField=TOKEN): it proves the sender
+	// where the host cannot see the sender's PID. oxios-init removes it
+	// from the daemon's environment.
+	NotifyTokenEnv   = EnvPrefix + "NOTIFY_TOKEN"
+	NotifyTokenField = "OXIOS_TOKEN"
+)
+
 // The oxios-init options the host sets from its config (init.* keys).
 const (
 	OptRestart      = "restart"

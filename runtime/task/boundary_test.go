@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // notifyRig binds a real notify socket (SO_PASSCRED) in a temp run dir
@@ -43,7 +44,7 @@ func newNotifyRig(t *testing.T, taskPID uint32, token string) *notifyRig {
 	}
 	t.Cleanup(func() { c.Close() })
 	tok := goFuture(func() (string, error) { return token, nil })
-	rig := &notifyRig{path: filepath.Join(r.notifyDir(), filepath.Base(config.NotifySocket)), accepted: make(chan notifyMsg, 16)}
+	rig := &notifyRig{path: filepath.Join(r.notifyDir(), filepath.Base(contract.NotifySocket)), accepted: make(chan notifyMsg, 16)}
 	go readNotify(c, func(m notifyMsg) bool {
 		if m.ready && accepted(m, taskPID, tok) {
 			rig.accepted <- m

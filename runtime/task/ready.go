@@ -15,7 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"golang.org/x/sys/unix"
 
-	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // supervised: readiness comes from oxios-init unless the command replaces
@@ -167,7 +167,7 @@ const maxNotify = 4096
 // is closed (false).
 func readNotify(c *net.UnixConn, ok func(notifyMsg) bool) bool {
 	buf := make([]byte, maxNotify+1)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	oob := make([]byte, credSpace)
 	for {
 		n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 		if err != nil {
@@ -187,20 +187,16 @@ func readNotify(c *net.UnixConn, ok func(notifyMsg) bool) bool {
 // lines; anything else in the datagram is ignored.
 func parseNotify(b, oob []byte) (notifyMsg, bool) {
 	var m notifyMsg
-	cmsgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil || len(cmsgs) != 1 {
+	pid, ok := senderPID(oob)
+	if !ok {
 		return m, false
 	}
-	cred, err := unix.ParseUnixCredentials(&cmsgs[0])
-	if err != nil {
-		return m, false
-	}
-	m.pid = cred.Pid
+	m.pid = pid
 	for _, line := range strings.Split(string(b), "\n") {
 		switch k, v, _ := strings.Cut(line, "="); k {
 		case "READY":
 			m.ready = v == "1"
-		case config.NotifyTokenField:
+		case contract.NotifyTokenField:
 			m.token = v
 		}
 	}
@@ -213,7 +209,7 @@ func parseNotify(b, oob []byte) (notifyMsg, bool) {
 // notify/ is ours and read-only in the container, so nothing there can
 // have been swapped for a link.
 func (r *Runtime) listenNotify() (*net.UnixConn, error) {
-	p := filepath.Join(r.notifyDir(), filepath.Base(config.NotifySocket))
+	p := filepath.Join(r.notifyDir(), filepath.Base(contract.NotifySocket))
 	os.Remove(p)
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
 	if err != nil {
@@ -228,20 +224,6 @@ func (r *Runtime) listenNotify() (*net.UnixConn, error) {
 		return nil, fmt.Errorf("notify socket %s: %w", p, err)
 	}
 	return c, nil
-}
-
-func passCred(c *net.UnixConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
 }
 
 // confirmConnect: READY=1 says the supervisor's probe passed; the

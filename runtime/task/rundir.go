@@ -18,7 +18,7 @@ import (
 // out of the container's reach. Only its two subdirectories are mounted
 // into the container (spec.go mounts).
 const (
-	ctrSub      = "ctr"       // the container's, read-write at config.RunMount
+	ctrSub      = "ctr"       // the container's, read-write at contract.RunMount
 	notifySub   = "notify"    // the host's notify socket, read-only in the container
 	logErrorSub = "log-error" // the log driver's report; host only
 	// ctrSize bounds what the container can put into the host's RAM-backed
@@ -81,7 +81,7 @@ func (r *Runtime) discard(root *safefs.Dir, name string) error {
 		return fmt.Errorf("move aside %s: %w", filepath.Join(root.Path(), name), err)
 	}
 	p := filepath.Join(root.Path(), aside)
-	unix.Unmount(filepath.Join(p, ctrSub), unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	detach(filepath.Join(p, ctrSub))
 	// Out of the way is what matters; what cannot be removed (a mount
 	// point) stays under the dot name.
 	os.RemoveAll(p)
@@ -139,7 +139,7 @@ func (r *Runtime) mountCtr(cd *safefs.Dir) bool {
 		return false
 	}
 	target := "/proc/self/fd/" + strconv.Itoa(cd.Fd())
-	if unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size="+ctrSize+",mode=0700") != nil {
+	if mountTmpfs(target, "size="+ctrSize+",mode=0700") != nil {
 		return false // no tmpfs here (a restricted mount namespace): unbounded, as before
 	}
 	if !mountedIn(pid, cd.Path()) {
@@ -151,7 +151,7 @@ func (r *Runtime) mountCtr(cd *safefs.Dir) bool {
 
 // unmountCtr removes the ctr/ tmpfs, if one is mounted (teardown).
 func (r *Runtime) unmountCtr() {
-	for unix.Unmount(r.ctrDir(), unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) == nil {
+	for detach(r.ctrDir()) == nil {
 	}
 }
 

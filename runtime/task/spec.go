@@ -19,7 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // hashVersion changes when the way a spec is built changes, so that an
@@ -46,7 +46,7 @@ type desired struct {
 func (d *desired) record() (typeurl.Any, error) {
 	s := *d.spec
 	p := *s.Process
-	p.Env = append(slices.Clone(p.Env), config.NotifyTokenEnv+"="+d.token)
+	p.Env = append(slices.Clone(p.Env), contract.NotifyTokenEnv+"="+d.token)
 	s.Process = &p
 	return typeurl.MarshalAnyToProto(&s)
 }
@@ -109,13 +109,9 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 	if err != nil {
 		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
 	}
-	user := k.User
-	if user == "" {
-		user = ic.Config.User
-	}
-	uid, gid, ok := config.ParseUser(user)
-	if !ok {
-		return nil, fmt.Errorf("image %s user %q is not numeric UID[:GID] (a scratch image has no /etc/passwd): set container.user", img.Name(), user)
+	uid, gid, err := r.resolveUser(img.Name(), ic.Config.User)
+	if err != nil {
+		return nil, err
 	}
 	opts := []oci.SpecOpts{
 		withImageProcess(ic.Config),
@@ -128,7 +124,7 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 		oci.WithMounts(r.mounts()),
 		seccomp.WithDefaultProfile(),
 		withSyscallABIs(k.Seccomp32),
-		oci.WithEnv(append(r.cfg.ContainerEnv(), append(r.cfg.InitEnv(), "NOTIFY_SOCKET="+config.NotifySocket)...)),
+		oci.WithEnv(append(r.cfg.ContainerEnv(), append(r.cfg.InitEnv(), "NOTIFY_SOCKET="+contract.NotifySocket)...)),
 	}
 	if argv, err := r.argv(ctx, img); err != nil {
 		return nil, err
@@ -228,8 +224,8 @@ func (r *Runtime) mounts() []specs.Mount {
 	return []specs.Mount{
 		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: k.DataMount, Type: "bind", Source: k.DataDir, Options: []string{"rbind", "rw"}},
-		{Destination: config.RunMount, Type: "bind", Source: r.ctrDir(), Options: append(noexec, "rw")},
-		{Destination: config.NotifyMount, Type: "bind", Source: r.notifyDir(), Options: append(slices.Clone(noexec), "ro")},
+		{Destination: contract.RunMount, Type: "bind", Source: r.ctrDir(), Options: append(noexec, "rw")},
+		{Destination: contract.NotifyMount, Type: "bind", Source: r.notifyDir(), Options: append(slices.Clone(noexec), "ro")},
 	}
 }
 

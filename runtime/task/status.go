@@ -16,7 +16,6 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/a7garden/oxios/internal/safefs"
-	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/contract"
 )
 
@@ -246,7 +245,7 @@ func (r *Runtime) dialSupervisor(pid uint32, strict bool) (net.Conn, error) {
 		return nil, err
 	}
 	defer d.Close()
-	f, err := d.DialUnix(filepath.Base(config.HealthSocket))
+	f, err := d.DialUnix(filepath.Base(contract.HealthSocket))
 	if err != nil {
 		return nil, err
 	}

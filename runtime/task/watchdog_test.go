@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // fakeSupervisor serves srv as oxios-init's health endpoint, on the run
@@ -26,7 +27,7 @@ func fakeSupervisor(t *testing.T, srv *http.Server) *Runtime {
 	cfg.Container.RunDir = dir
 	r := &Runtime{cfg: cfg, out: os.Stderr}
 	os.MkdirAll(r.ctrDir(), 0o755)
-	l, err := net.Listen("unix", filepath.Join(r.ctrDir(), filepath.Base(config.HealthSocket)))
+	l, err := net.Listen("unix", filepath.Join(r.ctrDir(), filepath.Base(contract.HealthSocket)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // hostNotifier reports the monitor's readiness to the host that started
@@ -23,9 +25,8 @@ type hostNotifier struct {
 	stop  chan struct{}
 }
 
-// tokenField names the token in a notification; the host's parser reads
-// the same name (runtime/config.NotifyTokenField).
-const tokenField = "OXIOS_TOKEN"
+// tokenField names the token in a notification, as the host reads it.
+const tokenField = contract.NotifyTokenField
 
 // heartbeatPeriod bounds how long an attaching host waits for the state.
 const heartbeatPeriod = 250 * time.Millisecond
