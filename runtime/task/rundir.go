@@ -142,7 +142,7 @@ func (r *Runtime) mountCtr(cd *safefs.Dir) bool {
 	if mountTmpfs(target, "size="+ctrSize+",mode=0700") != nil {
 		return false // no tmpfs here (a restricted mount namespace): unbounded, as before
 	}
-	if !mountedIn(pid, cd.Path()) {
+	if !sameMountNS(pid) && !mountedIn(pid, cd.Path()) {
 		r.unmountCtr()
 		return false
 	}
@@ -178,6 +178,17 @@ func containerdPID(address string) int {
 		}
 	})
 	return pid
+}
+
+// sameMountNS: process pid shares this process's mount namespace, so it
+// sees every mount made here (two stats; mountedIn reads and scans a whole
+// mount table).
+func sameMountNS(pid int) bool {
+	var self, other unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &other) != nil {
+		return false
+	}
+	return self.Dev == other.Dev && self.Ino == other.Ino
 }
 
 // mountedIn reports whether path is a tmpfs mount point in the mount
