@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -52,8 +53,28 @@ func TestMain(m *testing.M) {
 		helperExecKill()
 	case "execrace":
 		helperExecRace()
+	case "listenon":
+		helperListenOn()
 	}
 	os.Exit(99)
+}
+
+// helperListenOn prints "up PID", listens on OXIOS_SUP_PORT once it gets
+// SIGUSR1 and prints "listening": a daemon whose listener belongs to the
+// supervised tree, ready when the test says.
+func helperListenOn() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR1)
+	fmt.Printf("up %d\n", os.Getpid())
+	<-c
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("OXIOS_SUP_PORT"))
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	defer l.Close()
+	fmt.Println("listening")
+	select {}
 }
 
 // helperSigrecv prints "PREFIX ready", then "PREFIX sig N" for every
