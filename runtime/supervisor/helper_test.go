@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -120,6 +121,11 @@ func helperLaunch() {
 	}
 	for _, f := range strings.Fields(os.Getenv("OXIOS_SUP_IGNORE")) {
 		n, _ := strconv.Atoi(f)
+		if n >= 32 && n <= 34 {
+			// signal.Ignore leaves the runtime's reserved signals alone.
+			ignoreRaw(n)
+			continue
+		}
 		signal.Ignore(syscall.Signal(n))
 	}
 	// Only fd 7 may be passed on: mark everything this process inherited
@@ -141,6 +147,17 @@ func helperLaunch() {
 	err := syscall.Exec(args[0], args, env)
 	fmt.Println("ERR exec", err)
 	os.Exit(1)
+}
+
+// ignoreRaw sets signal n to SIG_IGN with the system call (a kernel
+// struct sigaction whose other fields are zero: the handler comes first on
+// amd64 and arm64). This helper execs right after.
+func ignoreRaw(n int) {
+	sa := [4]uint64{1} // SIG_IGN
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(n), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0); e != 0 {
+		fmt.Println("ERR rt_sigaction", n, e)
+		os.Exit(1)
+	}
 }
 
 // helperInspect prints what it inherited: cwd and every

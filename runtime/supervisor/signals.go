@@ -89,8 +89,9 @@ func goFatal(sig os.Signal) bool {
 // SigIgn in /proc/self/status, which still shows the signals the runtime
 // leaves alone until Notify: SIGHUP and SIGINT (also what signal.Ignored
 // reports), the job-control signals SIGCONT, SIGTSTP, SIGTTIN and SIGTTOU,
-// and 32..34. An inherited SIG_IGN of any other signal is not seen, and
-// the child gets that signal at its default action (docs/pid1.md).
+// and 32 and 34 (33 the runtime takes for its all-threads system calls).
+// An inherited SIG_IGN of any other signal is not seen, and the child gets
+// that signal at its default action (docs/pid1.md).
 func StartupIgnored() []syscall.Signal {
 	ign := procSigIgn()
 	var out []syscall.Signal
