@@ -3,6 +3,7 @@ package health
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a7garden/oxios/runtime/contract"
@@ -24,23 +26,30 @@ import (
 //	/status                   JSON: child, restarts, backoff, last results
 //	/metrics                  Prometheus text format 0.0.4
 //
-// One request per connection (Connection: close), GET or HEAD, at most
-// maxServed connections at once, each with a deadline.
+// One request per connection (Connection: close), GET or HEAD, each with
+// a deadline for its request and one for its response.
+//
+// Slow and idle clients (slowloris) must not starve the probes: the
+// kubelet restarts a pod whose /livez does not answer, and in a cluster
+// the endpoint listens on the pod network. So the accept loop never waits
+// for a free slot: every connection is accepted at once, and at MaxConns
+// connections still waiting for their request the oldest of them is
+// closed. A probe client sends its request as soon as it connects and is
+// answered within microseconds, so it is always among the newest; to
+// evict it, an attacker has to open MaxConns connections in that time.
 const (
-	maxServed   = 16
-	connTimeout = 2 * time.Second // a probe client sends its request at once
+	// MaxConns is how many connections waiting for their request the
+	// endpoint holds; the next one closes the oldest.
+	MaxConns      = 256
+	headerTimeout = 2 * time.Second // a probe client sends its request at once
+	writeTimeout  = 2 * time.Second
 )
 
 func (m *Monitor) serve(ln net.Listener) {
-	sem := make(chan struct{}, maxServed)
 	var backoff time.Duration
 	for {
-		// Backpressure: with every slot busy, further clients wait in the
-		// kernel's backlog rather than being reset; connTimeout frees slots.
-		sem <- struct{}{}
 		c, err := ln.Accept()
 		if err != nil {
-			<-sem
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -54,19 +63,81 @@ func (m *Monitor) serve(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		e := m.waiting.add(c)
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()
-			defer func() { <-sem }()
-			m.serveConn(c)
+			m.serveConn(c, e)
 		}()
 	}
 }
 
-func (m *Monitor) serveConn(c net.Conn) {
+func (m *Monitor) serveConn(c net.Conn, e *list.Element) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(connTimeout))
-	m.handle(c, c)
+	c.SetReadDeadline(time.Now().Add(headerTimeout))
+	m.handle(c, writerFunc(func(b []byte) (int, error) {
+		// The request is in: the connection is being answered and is no
+		// longer one to evict.
+		m.waiting.remove(e)
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return c.Write(b)
+	}))
+	m.waiting.remove(e)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// connSet is the connections still waiting for their request, oldest
+// first, at most MaxConns of them.
+type connSet struct {
+	mu       sync.Mutex
+	l        list.List // of net.Conn
+	accepted uint64    // connections ever added (tests wait on it)
+	evicted  uint64
+}
+
+// add records c, closing the oldest waiting connection when at the cap.
+func (s *connSet) add(c net.Conn) *list.Element {
+	s.mu.Lock()
+	var old net.Conn
+	if s.l.Len() >= MaxConns {
+		old = s.l.Remove(s.l.Front()).(net.Conn)
+		s.evicted++
+	}
+	e := s.l.PushBack(c)
+	s.accepted++
+	s.mu.Unlock()
+	if old != nil {
+		old.Close() // its goroutine's Read returns at once
+	}
+	return e
+}
+
+func (s *connSet) remove(e *list.Element) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.l.Remove(e) // a no-op for an element already removed (evicted)
+}
+
+// closeAll closes every waiting connection: on shutdown, a slow client
+// must not hold up PID 1's exit until its header deadline.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Remove, not Init: the connections' goroutines still call remove
+	// with their elements, which must then be no-ops.
+	for e := s.l.Front(); e != nil; e = s.l.Front() {
+		s.l.Remove(e).(net.Conn).Close()
+	}
+}
+
+// counts: waiting now, accepted and evicted so far.
+func (s *connSet) counts() (waiting int, accepted, evicted uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.l.Len(), s.accepted, s.evicted
 }
 
 // handle reads one request from r and writes its response to w.
@@ -170,15 +241,18 @@ func (m *Monitor) StatusNow() contract.Report {
 		Started: s.started,
 		Probes:  map[string]contract.ProbeReport{},
 	}
+	if m.notifSt != nil {
+		st.DaemonStatus = m.notifSt.Status()
+	}
 	for k, r := range m.runners {
 		if r == nil {
 			continue
 		}
 		sn := r.snapshot()
-		ps := contract.ProbeReport{Spec: r.cfg.Spec, Time: sn.At, Duration: sn.Dur.Seconds(),
+		ps := contract.ProbeReport{Spec: redactSpec(r.cfg.Spec), Time: sn.At, Duration: sn.Dur.Seconds(),
 			Successes: sn.Successes, Failures: sn.Failures, Skipped: sn.Skipped}
 		if !sn.At.IsZero() {
-			ps.Result, ps.Detail = sn.Last.Status.String(), sn.Last.Detail
+			ps.Result, ps.Detail = sn.Last.Status.String(), redactText(sn.Last.Detail)
 		}
 		st.Probes[probeKind(k).String()] = ps
 	}

@@ -32,12 +32,22 @@ func ResolveSpec(o SpecOptions) (s Spec, missing bool, err error) {
 	if err != nil {
 		return Spec{}, false, err
 	}
+	if !o.User {
+		// The system service runs this binary as root at every boot.
+		if err := config.CheckTrusted(exe); err != nil {
+			return Spec{}, false, fmt.Errorf("oxios binary %s: %w", exe, err)
+		}
+	}
 	path, err := configPath(o)
 	if err != nil {
 		return Spec{}, false, err
 	}
 	s = Spec{Binary: exe, Config: path, User: o.User, Watchdog: o.Watchdog}
-	cfg, err := config.Load(path)
+	load := config.Load
+	if o.User {
+		load = config.LoadForUser // the service runs as the user, not as root
+	}
+	cfg, err := load(path)
 	switch {
 	case errors.Is(err, config.ErrNotFound):
 		missing, cfg = true, config.Default()

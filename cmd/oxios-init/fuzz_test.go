@@ -13,7 +13,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("-e\x00", "TINI_VERBOSITY=x")
 	f.Add("--readiness\x00tcp://x:1\x00cmd", "OXIOS_INIT_READINESS_PERIOD=2s")
 	f.Fuzz(func(t *testing.T, args, env string) {
-		o, err := parse(strings.Split(args, "\x00"), []string{env})
+		o, err := parse("oxios-init", strings.Split(args, "\x00"), []string{env})
 		if err != nil || o.help || o.version {
 			return
 		}

@@ -32,17 +32,19 @@ func main() {
 	// Before anything installs a signal handler: which signals did our
 	// parent leave ignored? They stay ignored, here and in the child.
 	ignored := supervisor.StartupIgnored()
-	os.Exit(run(os.Args[1:], ignored, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[0], os.Args[1:], ignored, os.Stdout, os.Stderr))
 }
 
-func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int {
+// run is oxios-init invoked as argv0 (its name picks tini's or dumb-init's
+// defaults) with args.
+func run(argv0 string, args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "probe" {
 		return probe(args[1:], stderr)
 	}
 	// First, so that a signal sent while the rest starts up is queued.
 	sigs := supervisor.Catch(ignored)
 	token := takeNotifyToken()
-	o, err := parse(args, os.Environ())
+	o, err := parse(argv0, args, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios-init: %v\n(see oxios-init -h)\n", err)
 		return 1
@@ -60,6 +62,14 @@ func run(args []string, ignored []syscall.Signal, stdout, stderr io.Writer) int 
 	if kept := sigs.Kept(); len(kept) > 0 {
 		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
 	}
+	// The daemon gets its own NOTIFY_SOCKET (notify://) or none: the one
+	// oxios-init received is for oxios-init's READY=1 to the host.
+	childNotify, err := o.health.PrepareNotify()
+	if err != nil {
+		log.Error(err)
+		return 1
+	}
+	o.sup.Env = health.ChildEnv(os.Environ(), childNotify)
 	o.sup.LinkedGODEBUG = godebugDefault
 	sup, err := supervisor.New(o.sup, sigs, log)
 	if err != nil {

@@ -2,23 +2,30 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/contract"
 	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
-const usage = `oxios-init - PID 1 for containers (drop-in for tini)
+const usage = `oxios-init - PID 1 for containers (drop-in for tini and dumb-init)
 
 Usage: oxios-init [OPTIONS] [--] CMD [ARGS...]
        oxios-init probe readiness|liveness|startup [--health-listen ADDR] [--timeout D]
 
+Invoked as dumb-init (a link of that name), it defaults to dumb-init's
+semantics: the child leads its own session, signals go to its whole
+process group, SIGTSTP/SIGTTIN/SIGTTOU are forwarded as SIGSTOP and then
+stop oxios-init too. Under any other name, tini's: signals to the child.
+
 tini options (environment in brackets):
   -h, --help                 show this help and exit
-  --version                  show the version and exit
+  -V, --version              show the version and exit
   -s, --subreaper            register as a child subreaper [TINI_SUBREAPER, OXIOS_INIT_SUBREAPER]
   -g, --kill-process-group   forward signals to the child's process group [TINI_KILL_PROCESS_GROUP, OXIOS_INIT_KILL_PROCESS_GROUP]
   -e, --remap-exit CODE      report exit code CODE as 0 (repeatable) [OXIOS_INIT_REMAP_EXIT, comma-separated]
@@ -26,6 +33,12 @@ tini options (environment in brackets):
                              signal oxios-init receives when its parent dies [OXIOS_INIT_PARENT_DEATH_SIGNAL]
   -v, --verbose              more logging (repeatable) [TINI_VERBOSITY, OXIOS_INIT_VERBOSITY = number]
   -w, --warn-zombies         warn for every zombie reaped [OXIOS_INIT_WARN_ZOMBIES]
+
+dumb-init options:
+  -c, --single-child         no session of its own: signals to the child only [DUMB_INIT_SETSID=0]
+  --setsid                   dumb-init's session mode under any name [DUMB_INIT_SETSID=1, OXIOS_INIT_SETSID]
+  -v, --verbose              as dumb-init: debug logging [DUMB_INIT_DEBUG=1]
+  -r, --rewrite FROM:TO      see below
 
 oxios options:
   --grace D                  time from the stop signal to SIGKILL (none: forward it and wait, as tini does) [OXIOS_INIT_GRACE]
@@ -35,12 +48,15 @@ oxios options:
   --backoff-max D            longest restart delay (60s) [OXIOS_INIT_BACKOFF_MAX]
   --backoff-reset D          a run this long resets the delay (10m) [OXIOS_INIT_BACKOFF_RESET]
   --lock PATH                instance lock held for oxios-init's life [OXIOS_INIT_LOCK]
-  --stale PATH               stale PID/lock file or socket to remove (repeatable) [OXIOS_INIT_STALE, ':'-separated]
+  --stale PATH               stale PID/lock file or socket to remove (repeatable) [OXIOS_INIT_STALE, one a line]
   --log-format text|json     log format on stderr (text) [OXIOS_INIT_LOG_FORMAT]
 
 health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '_'):
   --startup PROBE, --readiness PROBE, --liveness PROBE   tcp://, http://, exec:, listen://
-                             (https:// too in builds without -tags oxios_nohttps)
+                             (https:// too in builds without -tags oxios_nohttps);
+                             startup and readiness also notify:// (READY=1 on the
+                             NOTIFY_SOCKET oxios-init gives the daemon) and
+                             notify+PROBE (READY=1, then PROBE confirms it)
   --<kind>-initial-delay D, --<kind>-period D, --<kind>-timeout D,
   --<kind>-success-threshold N, --<kind>-failure-threshold N
   --health-listen ADDR       serve /livez /readyz /startupz /status /metrics (HOST:PORT or unix:/path)
@@ -58,6 +74,8 @@ when oxios-init starts, only some reach the child so: see docs/pid1.md.
 
 type options struct {
 	help, version bool
+	dumbInit      bool // invoked as dumb-init: its defaults and its -v
+	setsid        int  // -1 off (-c), 1 on (--setsid), 0 the personality's default
 	subreaper     bool
 	verbosity     int
 	pdeathsig     syscall.Signal
@@ -80,10 +98,16 @@ func isHealthName(name string) bool {
 	return false
 }
 
+// dumbInitName is the name (argv[0]'s base) that selects dumb-init's
+// semantics.
+const dumbInitName = "dumb-init"
+
 // parse reads the environment first, then the flags (flags win; list
-// options add to the environment's list).
-func parse(args, env []string) (*options, error) {
+// options add to the environment's list). argv0 is the name oxios-init
+// was invoked as.
+func parse(argv0 string, args, env []string) (*options, error) {
 	o := &options{verbosity: 1, logFormat: "text", health: health.DefaultConfig()}
+	o.dumbInit = filepath.Base(argv0) == dumbInitName
 	o.sup.Remap = map[int]bool{}
 	o.sup.Rewrite = map[syscall.Signal]syscall.Signal{}
 	if err := o.fromEnv(env); err != nil {
@@ -100,7 +124,44 @@ func parse(args, env []string) (*options, error) {
 		return nil, fmt.Errorf("no command given: oxios-init [options] -- CMD [ARGS...]")
 	}
 	o.sup.Command = cmd
+	o.session()
 	return o, nil
+}
+
+// session turns the personality and -c/--setsid into the supervisor's
+// Session, as dumb-init does: in session mode, signals go to the child's
+// process group, and SIGTSTP, SIGTTIN and SIGTTOU become SIGSTOP unless
+// -r says otherwise, because the child's new session has no job control of
+// its own to stop it on them (its process group is orphaned).
+func (o *options) session() {
+	on := o.dumbInit
+	if o.setsid != 0 {
+		on = o.setsid > 0
+	}
+	o.sup.Session.Setsid = on
+	o.sup.Session.SuspendSelf = o.dumbInit
+	if !on {
+		// dumb-init -c is transparent: the child stays in its group. An
+		// explicit -g needs the child's own group, as under tini.
+		o.sup.Session.SharedGroup = o.dumbInit && !o.sup.KillGroup
+		return
+	}
+	o.sup.KillGroup = true
+	for _, sig := range []syscall.Signal{syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU} {
+		if _, ok := o.sup.Rewrite[sig]; !ok {
+			o.sup.Rewrite[sig] = syscall.SIGSTOP
+		}
+	}
+}
+
+// verbose is -v: one level more under tini's name, debugging at once as
+// dumb-init's single -v.
+func (o *options) verbose() {
+	if o.dumbInit {
+		o.verbosity = max(o.verbosity, 3)
+		return
+	}
+	o.verbosity++
 }
 
 func (o *options) fromEnv(env []string) error {
@@ -120,12 +181,26 @@ func (o *options) fromEnv(env []string) error {
 			}
 			o.verbosity = n
 			continue
+		case "DUMB_INIT_SETSID":
+			// dumb-init reads only "0"; "1" also switches session mode
+			// on under the other names. Any other value changes nothing.
+			switch v {
+			case "0":
+				o.setsid = -1
+			case "1":
+				o.setsid = 1
+			}
+			continue
+		case "DUMB_INIT_DEBUG":
+			if v == "1" { // dumb-init's test, exactly
+				o.verbosity = max(o.verbosity, 3)
+			}
+			continue
 		}
-		rest, ok := strings.CutPrefix(k, "OXIOS_INIT_")
+		name, ok := contract.OptionName(k) // the host spells them the same way
 		if !ok {
 			continue
 		}
-		name := strings.ReplaceAll(strings.ToLower(rest), "_", "-")
 		if err := o.set(name, v, true); err != nil {
 			return fmt.Errorf("environment %s: %w", k, err)
 		}
@@ -172,6 +247,11 @@ func (o *options) set(name, v string, fromEnv bool) error {
 		o.sup.KillGroup, err = parseBool(v)
 	case "warn-zombies":
 		o.sup.WarnOnReap, err = parseBool(v)
+	case "setsid":
+		var on bool
+		if on, err = parseBool(v); err == nil {
+			o.setsid = map[bool]int{true: 1, false: -1}[on]
+		}
 	case "verbosity":
 		o.verbosity, err = strconv.Atoi(v)
 	case "remap-exit":
@@ -217,7 +297,12 @@ func (o *options) set(name, v string, fromEnv bool) error {
 		o.lock = v
 	case "stale":
 		if fromEnv {
-			o.stale = append(o.stale, splitList(v, ":")...)
+			// One path a line: ':' may be part of a path.
+			for _, p := range strings.Split(v, "\n") {
+				if p != "" {
+					o.stale = append(o.stale, p)
+				}
+			}
 		} else {
 			o.stale = append(o.stale, v)
 		}
@@ -242,7 +327,7 @@ func (o *options) set(name, v string, fromEnv bool) error {
 }
 
 // boolLong are the long options that take no value.
-var boolLong = map[string]bool{"help": true, "version": true, "subreaper": true, "kill-process-group": true, "warn-zombies": true, "verbose": true}
+var boolLong = map[string]bool{"help": true, "version": true, "subreaper": true, "kill-process-group": true, "warn-zombies": true, "verbose": true, "single-child": true, "setsid": true}
 
 // fromArgs reads options up to "--" or the first argument that is not an
 // option (CMD), and returns the command.
@@ -264,7 +349,9 @@ func (o *options) fromArgs(args []string) ([]string, error) {
 				case "version":
 					o.version = true
 				case "verbose":
-					o.verbosity++
+					o.verbose()
+				case "single-child":
+					o.setsid = -1
 				default:
 					if err := o.set(name, "true", false); err != nil {
 						return nil, fmt.Errorf("--%s: %w", name, err)
@@ -294,7 +381,11 @@ func (o *options) fromArgs(args []string) ([]string, error) {
 				case 'g':
 					o.sup.KillGroup = true
 				case 'v':
-					o.verbosity++
+					o.verbose()
+				case 'V':
+					o.version = true
+				case 'c':
+					o.setsid = -1
 				case 'w':
 					o.sup.WarnOnReap = true
 				case 'l':

@@ -66,7 +66,8 @@ type Container struct {
 	Seccomp32    bool     `toml:"seccomp_32bit"`
 }
 
-// Resources are runtime-spec limits; zero means unlimited.
+// Resources are runtime-spec limits; zero means unlimited (pids defaults
+// to DefaultPids).
 type Resources struct {
 	Memory Size    `toml:"memory"`
 	CPUs   float64 `toml:"cpus"`
@@ -107,13 +108,24 @@ var systemPath = SystemPath
 var ErrNotFound = errors.New("config file not found")
 
 // Load finds and parses the config: flagPath, then $OXIOS_CONFIG, then the
-// system or per-user file, then built-in defaults.
+// system or per-user file, then built-in defaults. As root, it refuses a
+// file that another user can write (see ErrNotTrusted).
 func Load(flagPath string) (*Config, error) {
+	return load(flagPath, os.Geteuid() == 0)
+}
+
+// LoadForUser is Load without the root-only ownership checks, for a
+// config that root reads but that runs as its owner: a --user service's.
+func LoadForUser(flagPath string) (*Config, error) {
+	return load(flagPath, false)
+}
+
+func load(flagPath string, strict bool) (*Config, error) {
 	path, explicit := Locate(flagPath)
 	if path == "" {
 		return Default(), nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := readConfig(path, strict)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
 		return Default(), nil
 	}
@@ -123,7 +135,14 @@ func Load(flagPath string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkRuntimeBinary(strict); err != nil {
+		return nil, located(path, data, err)
+	}
+	return c, nil
 }
 
 // Locate returns the file to read and whether it was named explicitly (a

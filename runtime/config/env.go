@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ func (c *Config) InitEnv() []string {
 		contract.OptHealthListen: "unix:" + contract.HealthSocket,
 		contract.OptGrace:        c.StopGrace().String(),
 		contract.OptLock:         sub(c.Init.Lock),
-		contract.OptStale:        strings.Join(c.Init.StaleFiles, ":"),
+		contract.OptStale:        c.staleList(),
 	}
 	for k, v := range c.Init.Extra {
 		// init.extra names an option as oxios-init spells it, or as
@@ -42,6 +43,17 @@ func (c *Config) InitEnv() []string {
 	}
 	sort.Strings(env)
 	return env
+}
+
+// staleList is OXIOS_INIT_STALE: one path a line, since ':' (and any
+// other character but newline and NUL, which validation refuses) may be
+// part of a path.
+func (c *Config) staleList() string {
+	out := make([]string, len(c.Init.StaleFiles))
+	for i, p := range c.Init.StaleFiles {
+		out[i] = filepath.Clean(c.Expand(p))
+	}
+	return strings.Join(out, "\n")
 }
 
 // Expand substitutes {port} and {data} in a container.env or args value.

@@ -31,6 +31,9 @@ func (c *Config) checkInit() error {
 		}
 	}
 	for k, v := range c.Init.Extra {
+		if isStaleOption(k) {
+			continue // checkStale refuses it
+		}
 		if err := checkExtra(&hc, k, c.Expand(v)); err != nil {
 			return bad("init.extra", "%s = %q: %v", k, v, err)
 		}
@@ -38,7 +41,17 @@ func (c *Config) checkInit() error {
 	if err := hc.Validate(); err != nil {
 		return bad("init", "%v", err)
 	}
-	return nil
+	return c.checkStale()
+}
+
+// isStaleOption: init.extra naming oxios-init's stale list, which would
+// bypass checkStale.
+func isStaleOption(key string) bool {
+	opt, ok := contract.OptionName(strings.ToUpper(key))
+	if !ok {
+		opt = strings.ToLower(key)
+	}
+	return opt == contract.OptStale
 }
 
 // checkExtra validates one init.extra entry: health options through the

@@ -106,6 +106,8 @@ type Report struct {
 	Live    bool                   `json:"live"`
 	Started bool                   `json:"started"`
 	Probes  map[string]ProbeReport `json:"probes"`
+	// DaemonStatus is the daemon's last sd_notify STATUS= text (notify://).
+	DaemonStatus string `json:"daemon_status,omitempty"`
 }
 
 // ChildReport is the supervisor's view of the daemon.

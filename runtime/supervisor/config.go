@@ -74,6 +74,8 @@ type Config struct {
 	// the runtime never sends itself SIGURG, so a SIGURG that arrives came
 	// from outside and is forwarded.
 	LinkedGODEBUG string
+
+	Session Session // dumb-init's setsid mode, -c and job control (session.go)
 }
 
 // DefaultGrace bounds the stops that no signal asked for: a restart after

@@ -51,6 +51,7 @@ func (s *Supervisor) supervise(pid int) runResult {
 				if to != 0 {
 					s.send(pid, to)
 				}
+				s.suspendAfter(ss) // session.go
 				continue
 			}
 			r.stopping = true

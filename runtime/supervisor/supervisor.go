@@ -208,11 +208,11 @@ func (s *Supervisor) start() (int, int, error) {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = 0
 	}
+	s.placeChild(attr.Sys) // session.go: dumb-init's setsid and -c
 	pid, err := s.forkExec(path, s.cfg.Command, attr, s.mainExit)
-	if err != nil && attr.Sys.Foreground {
+	if err != nil && dropTerminal(attr.Sys) {
 		// Not our terminal after all (no controlling tty): run in the
 		// background rather than not at all.
-		attr.Sys.Foreground = false
 		pid, err = s.forkExec(path, s.cfg.Command, attr, s.mainExit)
 	}
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
+	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/logdriver"
 )
 
@@ -30,6 +31,11 @@ import (
 func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Mount) (*launched, error) {
 	if err := r.prepareRun(int(d.spec.Process.User.UID), int(d.spec.Process.User.GID)); err != nil {
 		return nil, err
+	}
+	// The shim runs the log driver as root: one that another user can
+	// replace is refused, as a config file is (config.CheckTrusted).
+	if err := config.CheckTrusted(r.logBin); err != nil {
+		return nil, fmt.Errorf("log driver %s: %w", r.logBin, err)
 	}
 	l := &launched{}
 	if r.supervised() {

@@ -19,7 +19,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/contract"
 )
 
@@ -110,13 +109,9 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 	if err != nil {
 		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
 	}
-	user := k.User
-	if user == "" {
-		user = ic.Config.User
-	}
-	uid, gid, ok := config.ParseUser(user)
-	if !ok {
-		return nil, fmt.Errorf("image %s user %q is not numeric UID[:GID] (a scratch image has no /etc/passwd): set container.user", img.Name(), user)
+	uid, gid, err := r.resolveUser(img.Name(), ic.Config.User)
+	if err != nil {
+		return nil, err
 	}
 	opts := []oci.SpecOpts{
 		withImageProcess(ic.Config),

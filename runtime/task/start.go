@@ -52,7 +52,8 @@ func (t *trace) step(name string) {
 }
 
 // NotReadyError is a start that failed after the task was created. The
-// task and container are gone; Tail holds the last lines of the log.
+// task and container are gone; Tail holds the last lines of the log,
+// control characters escaped (termesc): they are shown to a human.
 type NotReadyError struct {
 	Reason  string
 	LogPath string

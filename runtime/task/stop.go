@@ -9,6 +9,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+
+	"github.com/a7garden/oxios/internal/termesc"
 )
 
 // Stopped is what Stop did.
@@ -78,6 +80,9 @@ func (r *Runtime) failStart(ctx context.Context, cause error) error {
 	if errors.As(cause, &nr) {
 		nr.LogPath = r.cfg.LogPath()
 		nr.Tail, _ = TailLines(nr.LogPath, 30)
+		for i, l := range nr.Tail { // shown to a human: see termesc
+			nr.Tail[i] = termesc.String(l)
+		}
 		return nr
 	}
 	return cause
