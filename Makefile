@@ -5,6 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 VERSION := $(shell git describe --always 2>/dev/null || echo dev)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # oxios-init: with async preemption off, every SIGURG that arrives came from
 # outside and can be forwarded. INIT_GODEBUG is linked twice: as the Go
 # runtime's GODEBUG default (the mechanism the go command itself uses for
@@ -15,9 +16,9 @@ VERSION := $(shell git describe --always 2>/dev/null || echo dev)
 INIT_GODEBUG := asyncpreemptoff=1
 INIT_TAGS := oxios_nohttps
 INIT_LDFLAGS := -s -w -X runtime.godebugDefault=$(INIT_GODEBUG) -X main.godebugDefault=$(INIT_GODEBUG) -X main.version=$(VERSION)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
+.PHONY: build image run test deps bench-init bench-health bench-runtime bench-cli gauntlet boot-test clean
 
 build:
 	@mkdir -p bin
@@ -46,6 +47,9 @@ bench-health: build
 
 bench-runtime: image
 	bash scripts/bench-runtime.sh
+
+bench-cli: build
+	bash bench/cli/run.sh
 
 gauntlet: image
 	bash scripts/gauntlet.sh

@@ -18,3 +18,4 @@ GOOS=darwin go build -o /dev/null ./cmd/oxios
 # processes; on 2 cores, two packages' containerds and daemons at once add
 # scheduling delays that are not oxios'.
 go test -p 1 -count=1 -timeout 60m ./... 2>&1 | tee build/test.log
+bash scripts/tour-test.sh

@@ -23,6 +23,8 @@ type Config struct {
 
 	// Source is the file the config came from ("" = built-in defaults).
 	Source string `toml:"-"`
+	// FileKeys are the keys Source sets, each with its line (0 = unknown).
+	FileKeys map[string]int `toml:"-"`
 }
 
 // Containerd says which containerd to talk to and how it runs the task.
@@ -178,7 +180,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err := decode(path, data, c); err != nil {
 		return nil, err
 	}
-	c.Source = path
+	c.Source, c.FileKeys = path, fileKeys(data)
 	c.resolvePaths(filepath.Dir(path))
 	if err := c.validate(); err != nil {
 		return nil, located(path, data, err)

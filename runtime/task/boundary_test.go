@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/contract"
 )
@@ -275,4 +277,29 @@ func TestSupervisorAnswerBounded(t *testing.T) {
 	if err == nil || time.Since(t0) > 3*time.Second {
 		t.Fatalf("endless answer: %v after %v", err, time.Since(t0))
 	}
+}
+
+// Whatever a datagram holds, it is accepted only with READY=1 and the
+// token each on a line of their own, from the task's PID.
+func FuzzNotifyDatagram(f *testing.F) {
+	const tok = "0123456789abcdef0123456789abcdef"
+	f.Add([]byte("READY=1\nOXIOS_TOKEN="+tok), int32(7))
+	f.Add([]byte("READY=1\nOXIOS_TOKEN="+tok+"x"), int32(7))
+	f.Add([]byte("OXIOS_TOKEN="+tok+"\nREADY=1\n"), int32(0))
+	f.Add([]byte("READY=1\x00OXIOS_TOKEN="+tok), int32(8))
+	want := goFuture(func() (string, error) { return tok, nil })
+	f.Fuzz(func(t *testing.T, b []byte, pid int32) {
+		oob := unix.UnixCredentials(&unix.Ucred{Pid: pid})
+		m, ok := parseNotify(b, oob)
+		if !ok || m.pid != pid {
+			t.Fatalf("credentials lost: %+v %v", m, ok)
+		}
+		if !m.ready || !accepted(m, 7, want) {
+			return
+		}
+		lines := "\n" + string(b) + "\n"
+		if !strings.Contains(lines, "\nREADY=1\n") || !strings.Contains(lines, "\nOXIOS_TOKEN="+tok+"\n") || (pid != 0 && pid != 7) {
+			t.Fatalf("accepted %q from PID %d", b, pid)
+		}
+	})
 }

@@ -91,21 +91,24 @@ func flockWait(f *os.File, timeout time.Duration) error {
 const lockPoll = 100 * time.Millisecond
 
 // recordHolder writes "PID COMM" into the lock file, for the message of
-// whoever waits for it next.
+// whoever waits for it next. The record has a fixed width, so it simply
+// overwrites the last holder's: no truncate (a journal commit on some
+// filesystems) on the start path.
 func recordHolder(f *os.File) {
-	comm, _ := os.ReadFile("/proc/self/comm")
-	s := fmt.Sprintf("%d %s\n", os.Getpid(), strings.TrimSpace(string(comm)))
-	if f.Truncate(0) == nil {
-		f.WriteAt([]byte(s), 0)
-	}
+	s := fmt.Sprintf("%d %s", os.Getpid(), filepath.Base(os.Args[0]))
+	f.WriteAt([]byte(fmt.Sprintf("%-*.*s\n", holderWidth-1, holderWidth-1, s)), 0)
 }
+
+// holderWidth is the size of the record recordHolder writes.
+const holderWidth = 64
 
 // holder reads the holder's record and describes it with its command
 // line (/proc/PID/cmdline; the record alone when the PID is not visible).
 func holder(f *os.File) string {
-	b := make([]byte, 256)
+	b := make([]byte, holderWidth)
 	n, _ := f.ReadAt(b, 0)
 	pidS, comm, _ := strings.Cut(strings.TrimSpace(string(b[:n])), " ")
+	comm = strings.TrimSpace(comm)
 	pid, err := strconv.Atoi(pidS)
 	if err != nil || pid <= 0 {
 		return ""

@@ -1,7 +1,6 @@
 package task
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -66,7 +65,7 @@ func (r *Runtime) openPrivate() (*safefs.Dir, error) {
 	id := r.cfg.Container.ID
 	var st unix.Stat_t
 	err = unix.Fstatat(root.Fd(), id, &st, unix.AT_SYMLINK_NOFOLLOW)
-	if err == nil && (st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid()) {
+	if err == nil && (st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0) {
 		if err := r.discard(root, id); err != nil {
 			return nil, err
 		}
@@ -83,9 +82,9 @@ func (r *Runtime) discard(root *safefs.Dir, name string) error {
 	}
 	p := filepath.Join(root.Path(), aside)
 	detach(filepath.Join(p, ctrSub))
-	if err := os.RemoveAll(p); err != nil {
-		return fmt.Errorf("remove the old run dir %s: %w", p, err)
-	}
+	// Out of the way is what matters; what cannot be removed (a mount
+	// point) stays under the dot name.
+	os.RemoveAll(p)
 	return nil
 }
 
@@ -107,43 +106,47 @@ func (r *Runtime) prepareRun(uid, gid int) error {
 	if os.Geteuid() != 0 {
 		uid, gid = -1, -1 // cannot give it away; nor can runc, then
 	}
-	if err := r.mountCtr(priv, uid, gid); err != nil {
-		return err
-	}
-	cd, err := priv.MkdirOwned(ctrSub, safefs.Owner{UID: uid, GID: gid, Mode: 0o750})
+	r.unmountCtr() // the previous task's: start empty
+	owner := safefs.Owner{UID: uid, GID: gid, Mode: 0o750}
+	cd, err := priv.MkdirOwned(ctrSub, owner)
 	if err != nil {
 		return err
 	}
+	mounted := r.mountCtr(cd)
 	cd.Close()
+	if mounted {
+		// The tmpfs's own root, set up as the directory was.
+		if cd, err = priv.MkdirOwned(ctrSub, owner); err != nil {
+			return err
+		}
+		cd.Close()
+	}
 	return priv.Remove(logErrorSub)
 }
 
-// mountCtr puts a fresh tmpfs of ctrSize on ctr/ when that bounds what
-// the container writes: as root, and only where containerd sees the
-// mount. A CLI in another mount namespace than containerd (oxios inside
-// systemd-nspawn, containerd on the host) would mount it where runc never
-// looks: there ctr/ stays a plain directory on RUN_DIR's filesystem.
-func (r *Runtime) mountCtr(priv *safefs.Dir, uid, gid int) error {
+// mountCtr puts a fresh tmpfs of ctrSize on ctr/ (the directory cd, by
+// its fd: no path is followed) when that bounds what the container
+// writes: as root, and only where containerd sees the mount. A CLI in
+// another mount namespace than containerd (oxios inside systemd-nspawn,
+// containerd on the host) would mount it where runc never looks: there
+// ctr/ stays a plain directory on RUN_DIR's filesystem.
+func (r *Runtime) mountCtr(cd *safefs.Dir) bool {
 	if os.Geteuid() != 0 {
-		return nil
-	}
-	p := filepath.Join(priv.Path(), ctrSub)
-	r.unmountCtr() // the previous task's: start empty
-	if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create %s: %w", p, err)
+		return false
 	}
 	pid := containerdPID(r.cfg.Containerd.Address)
 	if pid <= 0 {
-		return nil
+		return false
 	}
-	opts := fmt.Sprintf("size=%s,mode=0750,uid=%d,gid=%d", ctrSize, max(uid, 0), max(gid, 0))
-	if err := mountTmpfs(p, opts); err != nil {
-		return nil // no tmpfs (a restricted mount namespace): unbounded, as before
+	target := "/proc/self/fd/" + strconv.Itoa(cd.Fd())
+	if mountTmpfs(target, "size="+ctrSize+",mode=0700") != nil {
+		return false // no tmpfs here (a restricted mount namespace): unbounded, as before
 	}
-	if !mountedIn(pid, p) {
+	if !sameMountNS(pid) && !mountedIn(pid, cd.Path()) {
 		r.unmountCtr()
+		return false
 	}
-	return nil
+	return true
 }
 
 // unmountCtr removes the ctr/ tmpfs, if one is mounted (teardown).
@@ -175,6 +178,17 @@ func containerdPID(address string) int {
 		}
 	})
 	return pid
+}
+
+// sameMountNS: process pid shares this process's mount namespace, so it
+// sees every mount made here (two stats; mountedIn reads and scans a whole
+// mount table).
+func sameMountNS(pid int) bool {
+	var self, other unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &self) != nil || unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &other) != nil {
+		return false
+	}
+	return self.Dev == other.Dev && self.Ino == other.Ino
 }
 
 // mountedIn reports whether path is a tmpfs mount point in the mount

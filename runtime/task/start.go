@@ -219,6 +219,8 @@ func (r *Runtime) prepareDirs(img client.Image) error {
 	return nil
 }
 
+// mkdirOwned creates dir and, when it is new, hands it to uid:gid. By
+// path: no container has it mounted yet, and its parent is the host's.
 func mkdirOwned(dir string, uid, gid int) error {
 	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {

@@ -34,6 +34,9 @@ func (r *Runtime) Stop(ctx context.Context) (*Stopped, error) {
 	res := &Stopped{}
 	ctr, err := r.load(ctx)
 	if err != nil || ctr == nil {
+		if err == nil {
+			r.releaseRun() // a crash may have left the run dir's tmpfs
+		}
 		return res, err
 	}
 	if err := r.stopAndDelete(ctx, ctr, res); err != nil {
