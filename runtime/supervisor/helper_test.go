@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,7 +26,7 @@ import (
 // bin/oxios-init and standard tools.
 func TestMain(m *testing.M) {
 	mode := os.Getenv("OXIOS_SUP_HELPER")
-	if mode == "sigrecv" || mode == "tree" {
+	if mode == "sigrecv" || mode == "tree" || mode == "listen" {
 		// These helpers run until signalled. Should their oxios-init be
 		// SIGKILLed (a test's cleanup timeout, the test binary dying), they
 		// die with it instead of living on, reparented, as stray
@@ -49,6 +50,8 @@ func TestMain(m *testing.M) {
 		helperInspect()
 	case "zombies":
 		helperZombies()
+	case "listen":
+		helperListen()
 	case "execkill":
 		helperExecKill()
 	case "execrace":
@@ -88,6 +91,23 @@ func helperSigrecv(prefix string) {
 			os.Exit(0)
 		}
 	}
+}
+
+// helperListen prints "up", and on SIGUSR1 listens on 127.0.0.1:
+// OXIOS_SUP_PORT and prints "listening"; it runs until killed.
+func helperListen() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR1)
+	fmt.Println("up")
+	<-c
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("OXIOS_SUP_PORT"))
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	defer ln.Close()
+	fmt.Println("listening")
+	select {}
 }
 
 // helperTree starts a grandchild (same process group) and is a sigrecv

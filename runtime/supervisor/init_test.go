@@ -682,14 +682,16 @@ func TestInstanceLockAndStale(t *testing.T) {
 }
 
 // `oxios-init probe readiness` asks the running supervisor (address from
-// OXIOS_INIT_HEALTH_LISTEN) and exits 1 until the daemon's port listens,
-// 0 after.
+// OXIOS_INIT_HEALTH_LISTEN) and exits 1 until the daemon listens on its
+// port, 0 after. The daemon itself listens: a listener of another process
+// does not make it ready.
 func TestProbeCommand(t *testing.T) {
 	bin := initBin(t)
 	hp, dp := testenv.FreePort(t), testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", hp)
-	p := startInit(t, false, []string{"OXIOS_INIT_HEALTH_LISTEN=" + addr, fmt.Sprintf("OXIOS_INIT_READINESS=tcp://127.0.0.1:%d", dp),
-		"OXIOS_INIT_READINESS_PERIOD=50ms"}, "-s", "--", "sh", "-c", "echo up; exec sleep 1000")
+	env := helperEnv("listen", fmt.Sprintf("OXIOS_SUP_PORT=%d", dp), "OXIOS_INIT_HEALTH_LISTEN="+addr,
+		fmt.Sprintf("OXIOS_INIT_READINESS=tcp://127.0.0.1:%d", dp), "OXIOS_INIT_READINESS_PERIOD=50ms")
+	p := startInit(t, false, env, "-s", "--", os.Args[0])
 	p.expect("up", 10*time.Second)
 	probe := func() int {
 		cmd := exec.Command(bin, "probe", "readiness")
@@ -706,11 +708,8 @@ func TestProbeCommand(t *testing.T) {
 	if code := probe(); code != 1 {
 		t.Fatalf("probe readiness before the daemon listens: exit %d, want 1", code)
 	}
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", dp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	p.signal(syscall.SIGUSR1) // forwarded: the daemon starts listening
+	p.expect("listening", 10*time.Second)
 	waitFor(t, 10*time.Second, func() bool { return probe() == 0 })
 }
 
