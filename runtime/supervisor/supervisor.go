@@ -24,8 +24,8 @@ type Snapshot struct {
 }
 
 // Supervisor runs one daemon, and every other process oxios-init starts
-// (exec probes: Exec). Create it with New as early as possible, because
-// New installs the signal handlers.
+// (exec probes: Exec). Create it with New, from the handlers Catch
+// installed first thing.
 type Supervisor struct {
 	cfg Config
 	log *logrus.Logger
