@@ -41,6 +41,8 @@ type Monitor struct {
 	ln    net.Listener
 	conns sync.WaitGroup // health endpoint connections being served
 	done  chan struct{}  // closed when the accept loop returns
+
+	od onDemand // /startupz /readyz /livez probe when asked (ondemand.go)
 }
 
 func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {

@@ -1,0 +1,145 @@
+package health
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/a7garden/oxios/runtime/contract"
+)
+
+// On-demand answers for /startupz, /readyz and /livez.
+//
+// Whoever asks these paths (a kubelet, systemd's watchdog through oxios)
+// applies its own period, timeout and failureThreshold. Were they to repeat
+// the verdict of oxios-init's own runners, a hung daemon would be seen only
+// after oxios-init's period x threshold and then the asker's on top, and the
+// asker's settings would mean nothing. So each path runs the daemon's probe
+// of its kind when asked, once, and answers with that one result; the asker
+// counts results against its own thresholds.
+//
+// What the runners' state still decides:
+//   - no child, or a child being restarted: the cached answer;
+//   - gating: readiness and liveness are not probed before startup succeeded
+//     (by the runner or by an on-demand startup probe of this same child):
+//     /readyz is 503 and /livez 200 until then, as the kubelet does;
+//   - a probe that could not run (Unknown) is no verdict: the cached answer;
+//   - a kind with no probe configured: the cached answer.
+//
+// Concurrent askers of one kind share one probe: a burst of clients costs
+// the daemon one request, not one each.
+
+// onDemand is the Monitor's state for on-demand answers.
+type onDemand struct {
+	mu         sync.Mutex
+	inflight   [numKinds]*flight
+	startedGen uint64 // child generation whose startup an on-demand probe saw succeed
+}
+
+// flight is one on-demand probe that several askers may wait for.
+type flight struct {
+	done    chan struct{}
+	res     Result
+	waiters int // askers waiting for this probe, under onDemand.mu
+}
+
+var pathKinds = map[string]probeKind{
+	contract.PathStartupz: kindStartup,
+	contract.PathReadyz:   kindReadiness,
+	contract.PathLivez:    kindLiveness,
+}
+
+// answerNow answers path by probing the daemon now. ok is false when the
+// cached answer applies (see above); the caller then routes as before.
+func (m *Monitor) answerNow(path string) (code int, body []byte, ok bool) {
+	k, known := pathKinds[path]
+	if !known || m.runners[k] == nil {
+		return 0, nil, false
+	}
+	gen, pid, started, live := m.gate()
+	if pid == 0 || !live {
+		return 0, nil, false
+	}
+	if k != kindStartup && !started && !m.startedNow(gen) {
+		return 0, nil, false
+	}
+	res := m.probeShared(k, pid)
+	if res.Status == Unknown {
+		return 0, nil, false
+	}
+	if k == kindStartup && res.Status == Success {
+		m.od.mu.Lock()
+		m.od.startedGen = gen
+		m.od.mu.Unlock()
+	}
+	return nowAnswer(k, res)
+}
+
+// gate reads what the runners' state decides, under the monitor's lock.
+func (m *Monitor) gate() (gen uint64, pid int, started, live bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.childUp || m.closed {
+		return m.gen, 0, false, false
+	}
+	return m.gen, m.pid, m.started, m.live
+}
+
+func (m *Monitor) startedNow(gen uint64) bool {
+	m.od.mu.Lock()
+	defer m.od.mu.Unlock()
+	return m.od.startedGen == gen && gen != 0
+}
+
+// probeShared runs kind's probe for the child pid, or waits for the one
+// already running.
+func (m *Monitor) probeShared(k probeKind, pid int) Result {
+	m.od.mu.Lock()
+	if f := m.od.inflight[k]; f != nil {
+		f.waiters++
+		m.od.mu.Unlock()
+		<-f.done
+		return f.res
+	}
+	f := &flight{done: make(chan struct{})}
+	m.od.inflight[k] = f
+	m.od.mu.Unlock()
+
+	f.res = m.probeOnce(k, pid)
+	m.od.mu.Lock()
+	m.od.inflight[k] = nil
+	m.od.mu.Unlock()
+	close(f.done)
+	return f.res
+}
+
+// probeOnce runs one probe. tcp://, http:// and exec: probers are
+// stateless and shared with the runner; listen:// keeps state (its netlink
+// socket, its root) that the runner's goroutine owns, so it gets a prober
+// of its own.
+func (m *Monitor) probeOnce(k probeKind, pid int) Result {
+	cfg := m.runners[k].cfg
+	p := m.runners[k].prober
+	if _, stateful := p.(rootSetter); stateful {
+		spec, err := ParseSpec(cfg.Spec)
+		if err != nil { // validated by NewMonitor
+			return Result{Unknown, err.Error()}
+		}
+		if p, err = NewProber(spec); err != nil {
+			return Result{Unknown, err.Error()}
+		}
+		if c, ok := p.(interface{ Close() error }); ok {
+			defer c.Close()
+		}
+		p.(rootSetter).SetRoot(pid)
+	}
+	return p.Probe(context.Background(), time.Now().Add(cfg.Timeout))
+}
+
+func nowAnswer(k probeKind, res Result) (int, []byte, bool) {
+	what := [numKinds]string{"started", "ready", "live"}[k]
+	if res.Status == Success {
+		return 200, []byte(what + ": " + res.Detail + "\n"), true
+	}
+	return 503, []byte("not " + what + ": " + res.Detail + "\n"), true
+}
