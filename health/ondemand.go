@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/runtime/contract"
+	"github.com/sirupsen/logrus"
 )
 
 // On-demand answers for /startupz, /readyz and /livez.
@@ -34,6 +35,10 @@ type onDemand struct {
 	mu         sync.Mutex
 	inflight   [numKinds]*flight
 	startedGen uint64 // child generation whose startup an on-demand probe saw succeed
+	last       [numKinds]struct {
+		gen    uint64
+		status Status
+	}
 }
 
 // flight is one on-demand probe that several askers may wait for.
@@ -67,12 +72,31 @@ func (m *Monitor) answerNow(path string) (code int, body []byte, ok bool) {
 	if res.Status == Unknown {
 		return 0, nil, false
 	}
+	m.od.mu.Lock()
 	if k == kindStartup && res.Status == Success {
-		m.od.mu.Lock()
 		m.od.startedGen = gen
-		m.od.mu.Unlock()
+	}
+	changed := m.od.noteLocked(k, gen, res.Status)
+	m.od.mu.Unlock()
+	if changed {
+		// What the asker (the kubelet) now sees, in the container log.
+		m.log.WithFields(logrus.Fields{"probe": k.String(), "pid": pid, "detail": res.Detail}).
+			Warnf("%s asked: %s", k, res.Status)
 	}
 	return nowAnswer(k, res)
+}
+
+// noteLocked records status as kind's last on-demand result for the child
+// gen and reports a transition: a change, or a first result that is a
+// failure (a first success is what the runners' own lines already say).
+func (o *onDemand) noteLocked(k probeKind, gen uint64, status Status) bool {
+	l := &o.last[k]
+	changed := l.status != status
+	if l.gen != gen {
+		changed = status == Failure
+	}
+	l.gen, l.status = gen, status
+	return changed
 }
 
 // gate reads what the runners' state decides, under the monitor's lock.

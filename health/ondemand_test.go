@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // testDaemon is a real HTTP server standing in for the supervised daemon: each
@@ -54,10 +56,14 @@ func (d *testDaemon) url(path string) string { return d.srv.URL + path }
 // onDemandMonitor starts a monitor with an endpoint and a child (this
 // process), whose runners probe once an hour after their first success:
 // whatever changes after that, only an on-demand probe can see.
-func onDemandMonitor(t *testing.T, cfg Config) (*Monitor, string) {
+func onDemandMonitor(t *testing.T, cfg Config) (*Monitor, string, *syncBuffer) {
 	t.Helper()
 	cfg.HealthListen = "127.0.0.1:0"
-	m, err := NewMonitor(cfg, Hooks{}, nil)
+	// oxios-init's default verbosity: warnings and up.
+	logs := &syncBuffer{}
+	log := logrus.New()
+	log.Out, log.Level = logs, logrus.WarnLevel
+	m, err := NewMonitor(cfg, Hooks{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +72,24 @@ func onDemandMonitor(t *testing.T, cfg Config) (*Monitor, string) {
 	}
 	t.Cleanup(func() { m.Close() })
 	m.ChildStarted(os.Getpid())
-	return m, m.Addr().String()
+	return m, m.Addr().String(), logs
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func hourly(spec string) ProbeConfig {
@@ -93,7 +116,7 @@ func TestOnDemandFollowsTheDaemonNow(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Readiness = hourly(d.url("/ready"))
 	cfg.Liveness = hourly(d.url("/live"))
-	m, addr := onDemandMonitor(t, cfg)
+	m, addr, logs := onDemandMonitor(t, cfg)
 	waitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
 
 	d.set("/ready", 503)
@@ -106,6 +129,12 @@ func TestOnDemandFollowsTheDaemonNow(t *testing.T) {
 	d.set("/ready", 200)
 	if code, _ := ask(t, addr, "/readyz"); code != 200 {
 		t.Fatalf("/readyz = %d once the daemon is ready again", code)
+	}
+	// Each transition the asker saw is a line at the default verbosity.
+	for _, want := range []string{`msg="readiness asked: failure" detail="HTTP 503"`, `msg="readiness asked: success" detail="HTTP 200"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs.String())
+		}
 	}
 	d.set("/live", 500)
 	if code, body := ask(t, addr, "/livez"); code != 503 || !strings.Contains(body, "not live: HTTP 500") {
@@ -129,7 +158,7 @@ func TestOnDemandStartupGates(t *testing.T) {
 	cfg.Readiness = hourly(d.url("/ready"))
 	cfg.Liveness = hourly(d.url("/live"))
 	d.set("/live", 500)
-	_, addr := onDemandMonitor(t, cfg)
+	_, addr, _ := onDemandMonitor(t, cfg)
 
 	if code, _ := ask(t, addr, "/startupz"); code != 503 {
 		t.Fatalf("/startupz = %d before the daemon started", code)
@@ -161,7 +190,7 @@ func TestOnDemandAskersShareOneProbe(t *testing.T) {
 	d := newDaemon(t, "/ready")
 	cfg := DefaultConfig()
 	cfg.Readiness = hourly(d.url("/ready"))
-	m, addr := onDemandMonitor(t, cfg)
+	m, addr, _ := onDemandMonitor(t, cfg)
 	waitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
 	before := d.hits["/ready"].Load()
 
