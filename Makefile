@@ -16,7 +16,7 @@ INIT_TAGS := oxios_fwdsig,oxios_nohttps
 INIT_LDFLAGS := -s -w -checklinkname=0 -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
+.PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test k8s-test clean
 
 build:
 	@mkdir -p bin
@@ -51,6 +51,9 @@ gauntlet: image
 
 boot-test: image
 	bash scripts/boot-test.sh
+
+k8s-test: image
+	bash scripts/k8s-test.sh
 
 clean:
 	rm -rf bin build
