@@ -33,7 +33,8 @@ SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
 	kernel/keys/root_maxkeys kernel/keys/root_maxbytes net/ipv4/ip_forward)
 # Created by the kubelet or the CNI plugins when missing, whatever their flags
 # say; removed on exit if this run created them.
-OUTSIDE=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /var/run/netns /run/netns /etc/kubernetes)
+OUTSIDE=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /var/run/netns /run/netns
+	/etc/kubernetes /usr/libexec/kubernetes /run/containerd/runc/k8s.io)
 
 die() { echo "k8s-test: $*" >&2; exit 1; }
 log() { echo "k8s-test: $*" >&2; }
@@ -112,6 +113,8 @@ teardown() {
 	remove_cgroups
 	restore_sysctls
 	for d in "${OUTSIDE_NEW[@]}"; do
+		[ -e "$d" ] || continue
+		log "removing $d (created by this run)"
 		unmount_under "$d"
 		rm -rf "$d"
 	done
@@ -141,7 +144,7 @@ stop_pid() { # PID SECONDS: TERM, then KILL after SECONDS
 kill_leftovers() {
 	local p
 	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $BASE/c.sock" &&
+		{ tr '\0' ' ' <"$p/cmdline" | grep -q -- "-address $BASE/c.sock"; } 2>/dev/null &&
 			kill -KILL "${p#/proc/}" 2>/dev/null
 	done
 	for p in $(cat /sys/fs/cgroup/pids/kubepods/cgroup.procs /sys/fs/cgroup/pids/kubepods/*/cgroup.procs \
@@ -208,7 +211,9 @@ remove_cgroups() { # the kubelet's QoS tree, in every v1 hierarchy (cgroupsPerQO
 restore_sysctls() {
 	local s
 	for s in "${!SYSCTL_WAS[@]}"; do
-		[ "$(cat "/proc/sys/$s")" = "${SYSCTL_WAS[$s]}" ] || echo "${SYSCTL_WAS[$s]}" >"/proc/sys/$s"
+		[ "$(cat "/proc/sys/$s")" = "${SYSCTL_WAS[$s]}" ] && continue
+		log "restoring ${s//\//.} = ${SYSCTL_WAS[$s]} (was set to $(cat "/proc/sys/$s"))"
+		echo "${SYSCTL_WAS[$s]}" >"/proc/sys/$s"
 	done
 }
 
@@ -249,6 +254,7 @@ start_containerd() {
 		      runtime_type = "io.containerd.runc.v2"
 		      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
 		        SystemdCgroup = false
+		        Root = "$BASE/runc"
 		  [plugins."io.containerd.grpc.v1.cri".cni]
 		    bin_dir = "/usr/lib/cni"
 		    conf_dir = "$BASE/cni/net.d"
@@ -307,6 +313,7 @@ start_kubelet() {
 		staticPodPath: $k/manifests
 		fileCheckFrequency: 1s
 		podLogsDir: $k/podlogs
+		volumePluginDir: $k/volume-plugins
 		address: 127.0.0.1
 		port: $KUBELET_PORT
 		readOnlyPort: $KUBELET_RO_PORT

@@ -246,18 +246,22 @@ func (n node) crictlJSON(t *testing.T, into any, args ...string) {
 }
 
 // daemonPID is the daemon's host PID: the only child of the container's
-// PID 1 (oxios-init).
+// PID 1 (oxios-init). Children are listed per thread, under the thread
+// that forked them.
 func daemonPID(t *testing.T, initPID int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", initPID, initPID))
-	if err != nil {
-		t.Fatal(err)
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", initPID))
+	var kids []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			kids = append(kids, strings.Fields(string(b))...)
+		}
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 1 {
-		t.Fatalf("oxios-init (host PID %d) has children %q, want the daemon alone", initPID, f)
+	if len(kids) != 1 {
+		t.Fatalf("oxios-init (host PID %d) has children %q, want the daemon alone", initPID, kids)
 	}
-	pid, _ := strconv.Atoi(f[0])
+	pid, _ := strconv.Atoi(kids[0])
 	return pid
 }
 
