@@ -51,7 +51,10 @@ build_tools() {
 	if [ ! -x "$KUBELET" ]; then
 		log "building kubelet $KUBE_VERSION into $KUBELET (once; several minutes)"
 		local t0=$SECONDS
-		(cd deploy/kubernetes/kubelet && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' \
+		# -X: what Kubernetes' own build stamps, so the kubelet reports its version.
+		local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
+		(cd deploy/kubernetes/kubelet && CGO_ENABLED=0 go build -trimpath \
+			-ldflags "-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=${minor%%.*}" \
 			-o "$KUBELET.tmp" k8s.io/kubernetes/cmd/kubelet) || die "kubelet build failed (deploy/kubernetes/kubelet)"
 		mv -f "$KUBELET.tmp" "$KUBELET"
 		log "kubelet built in $((SECONDS - t0)) s"

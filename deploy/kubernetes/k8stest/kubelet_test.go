@@ -192,14 +192,16 @@ func securityThenDelete(t *testing.T, n node) {
 		t.Fatal(err)
 	}
 	logs := parseCRILog(string(b))
-	if _, ok := find(logs, "stop signal received", "signal=SIGINT", "action=drain"); !ok {
-		t.Errorf("the daemon did not get SIGINT:\n%s", dump(logs))
+	sigint, ok := find(logs, "stop signal received", "signal=SIGINT", "action=drain")
+	if !ok {
+		t.Fatalf("the daemon did not get SIGINT:\n%s", dump(logs))
 	}
 	if _, ok := find(logs, "drained, exiting"); !ok {
 		t.Errorf("the daemon did not drain:\n%s", dump(logs))
 	}
 	record(row{"delete pod", fmt.Sprintf("container %s, exit %d", strings.ToLower(strings.TrimPrefix(st.State, "CONTAINER_")), st.ExitCode),
-		fmt.Sprintf("SIGINT, drained, exit 0 %.2fs after the file went", took.Seconds()), fmt.Sprintf("exit 0 within %v", grace)})
+		fmt.Sprintf("SIGINT +%.2fs, drained, exit 0 +%.2fs after the file went", sigint.at.Sub(deleted).Seconds(), took.Seconds()),
+		fmt.Sprintf("exit 0 within %v", grace)})
 }
 
 // security checks PID 1 and the daemon against the pod's securityContext.
