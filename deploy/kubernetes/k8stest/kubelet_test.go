@@ -1,6 +1,7 @@
 package k8stest
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // row is one line of the table printed at the end: what the kubelet saw.
@@ -49,6 +52,7 @@ func slowStart(t *testing.T, n node) {
 	n.place(t, pod)
 	var first view
 	var startedAt time.Time
+	gated := 0 // /status reads that showed oxios-init's liveness held off
 	v := n.watch(t, scenario, "Ready", 2*time.Minute, func(v view) bool {
 		if v.containerID == "" {
 			return false
@@ -62,8 +66,20 @@ func slowStart(t *testing.T, n node) {
 		if v.started && startedAt.IsZero() {
 			startedAt = v.at
 		}
+		// Well before the daemon can listen (30 s), oxios-init's own
+		// liveness probe must not have run: startup gates it.
+		if v.podIP != "" && v.at.Sub(first.at) < 25*time.Second {
+			rep := initStatus(t, v.podIP)
+			if lv := rep.Probes["liveness"]; rep.Started || !lv.Time.IsZero() {
+				t.Fatalf("oxios-init ran liveness before the daemon started: %+v", rep)
+			}
+			gated++
+		}
 		return v.ready
 	})
+	if gated == 0 {
+		t.Error("never read oxios-init's /status before the daemon listened")
+	}
 	logs := n.containerLog(t, scenario, 0)
 	listen, ok := find(logs, "msg=listening")
 	if !ok {
@@ -83,7 +99,8 @@ func slowStart(t *testing.T, n node) {
 		t.Errorf("oxios-init logged an exit while the daemon started: %s", l.msg)
 	}
 	record(row{"startup (listen after 30 s)", v.String(),
-		fmt.Sprintf("started +%.1fs, Ready +%.1fs after listening; restarts 0", startedAt.Sub(listen.at).Seconds(), lag.Seconds()),
+		fmt.Sprintf("started +%.1fs, Ready +%.1fs after listening; oxios-init liveness idle until then; restarts 0",
+			startedAt.Sub(listen.at).Seconds(), lag.Seconds()),
 		"Ready <= 2 s after listening, never killed"})
 }
 
@@ -112,6 +129,22 @@ func crash(t *testing.T, n node) {
 	v = n.watch(t, scenario, "CrashLoopBackOff", time.Minute, func(v view) bool { return v.waiting == "CrashLoopBackOff" })
 	record(row{"crash (kill -9 daemon)", first, fmt.Sprintf("restartCount 1 after %.1fs, log line; 2nd crash: %s", seen.Seconds(), v.state),
 		"restartCount, log, CrashLoopBackOff"})
+}
+
+// initStatus is oxios-init's /status, on the pod's health port.
+func initStatus(t *testing.T, podIP string) contract.Report {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + podIP + ":9000" + contract.PathStatus)
+	if err != nil {
+		t.Fatalf("oxios-init /status: %v", err)
+	}
+	defer resp.Body.Close()
+	var rep contract.Report
+	if err := json.NewDecoder(io.LimitReader(resp.Body, contract.MaxReport)).Decode(&rep); err != nil {
+		t.Fatalf("oxios-init /status: %v", err)
+	}
+	return rep
 }
 
 func killDaemon(t *testing.T, n node, v view) {
@@ -148,6 +181,19 @@ func hang(t *testing.T, n node) {
 		t.Errorf("restarted before the readiness verdict: %v", v)
 	}
 	record(row{"hang (POST /debug/hang)", v.String(), fmt.Sprintf("NotReady after %.1fs", lag.Seconds()), fmt.Sprintf("<= %v", bound)})
+
+	// Then the kubelet's livenessProbe restarts it: its budget, one probe
+	// timeout, and the stop (the hung daemon never finishes its drain, so
+	// oxios-init's grace runs out and it is killed).
+	lp := pod.Spec.Containers[0].LivenessProbe
+	grace := 10 * time.Second // OXIOS_INIT_GRACE in the manifest
+	lbound := time.Duration(lp.PeriodSeconds*lp.FailureThreshold+lp.TimeoutSeconds)*time.Second + grace + 2*time.Second
+	v = n.watch(t, scenario, "a restart by the livenessProbe", lbound+10*time.Second, func(v view) bool { return v.restarts >= 1 })
+	if took := v.at.Sub(hung); took > lbound {
+		t.Errorf("restarted %v after the hang, want within %v", took, lbound)
+	}
+	record(row{"hang: liveness", v.String(), fmt.Sprintf("restarted %.1fs after the hang", v.at.Sub(hung).Seconds()),
+		fmt.Sprintf("<= %v (livenessProbe %d s x %d + %d s, grace %v, 2 s)", lbound, lp.PeriodSeconds, lp.FailureThreshold, lp.TimeoutSeconds, grace)})
 }
 
 // PID 1 is oxios-init and the securityContext holds; then deleting the pod
