@@ -263,7 +263,9 @@ start_containerd() {
 		    conf_dir = "$BASE/cni/net.d"
 		    max_conf_num = 1
 	EOF
-	containerd --config "$BASE/containerd.toml" >"$BASE/containerd.log" 2>&1 &
+	# setsid: a ^C reaches this script alone, whose teardown then stops
+	# the kubelet and containerd in order (pods first, through the CRI).
+	setsid containerd --config "$BASE/containerd.toml" >"$BASE/containerd.log" 2>&1 &
 	CONTAINERD_PID=$!
 	wait_for "containerd's CRI on $BASE/c.sock" 60 "$CRICTL" --timeout 2s info
 }
@@ -334,7 +336,7 @@ start_kubelet() {
 		imageGCLowThresholdPercent: 99
 		evictionHard: {memory.available: "1Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
 	EOF
-	"$KUBELET" --config "$BASE/kubelet.yaml" --root-dir "$k/root" --cert-dir "$k/pki" \
+	setsid "$KUBELET" --config "$BASE/kubelet.yaml" --root-dir "$k/root" --cert-dir "$k/pki" \
 		--hostname-override oxios-k8stest --v=2 >"$BASE/kubelet.log" 2>&1 &
 	KUBELET_PID=$!
 	wait_for "the kubelet (healthz on 127.0.0.1:$KUBELET_HEALTHZ_PORT)" 120 \
