@@ -23,7 +23,8 @@ import (
 //   - no child, or a child being restarted: the cached answer;
 //   - gating: readiness and liveness are not probed before startup succeeded
 //     (by the runner or by an on-demand startup probe of this same child):
-//     /readyz is 503 and /livez 200 until then, as the kubelet does;
+//     /readyz is 503 and /livez 200 until then, as the kubelet does; once
+//     it succeeded, /startupz stays 200 for this child;
 //   - a probe that could not run (Unknown) is no verdict: the cached answer;
 //   - a kind with no probe configured: the cached answer.
 //
@@ -65,7 +66,14 @@ func (m *Monitor) answerNow(path string) (code int, body []byte, ok bool) {
 	if pid == 0 || !live {
 		return 0, nil, false
 	}
-	if k != kindStartup && !started && !m.startedNow(gen) {
+	// Startup succeeds once per child: after that /startupz stays 200
+	// whatever the daemon does; before it, readiness and liveness are not
+	// asked.
+	started = started || m.startedNow(gen)
+	switch {
+	case k == kindStartup && started:
+		return nowAnswer(k, Result{Success, "succeeded earlier"})
+	case k != kindStartup && !started:
 		return 0, nil, false
 	}
 	res := m.probeShared(k, pid)
