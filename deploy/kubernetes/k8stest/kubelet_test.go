@@ -301,10 +301,11 @@ func writeTable(t *testing.T, path string) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.scenario, r.kubelet, r.measured, r.bound)
 	}
 	w.Flush()
-	t.Log("\n" + b.String())
-	if path != "" {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Error(err)
-		}
+	if path == "" {
+		t.Log("\n" + b.String())
+		return
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Error(err)
 	}
 }
