@@ -203,9 +203,9 @@ remove_chains() {
 	done
 }
 
-remove_cgroups() { # the kubelet's QoS tree, in every v1 hierarchy (cgroupsPerQOS)
+remove_cgroups() { # the kubelet's QoS tree (cgroupsPerQOS): v2, or every v1 hierarchy
 	local h
-	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do
+	for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
 		[ -d "$h/kubepods" ] || continue
 		find "$h/kubepods" -depth -type d -exec rmdir {} + 2>/dev/null
 	done
