@@ -80,6 +80,13 @@ func (m *Monitor) answerNow(path string) (code int, body []byte, ok bool) {
 	if res.Status == Unknown {
 		return 0, nil, false
 	}
+	m.noteResult(k, gen, pid, res)
+	return nowAnswer(k, res)
+}
+
+// noteResult records an on-demand result of the child gen and logs what
+// the asker (the kubelet) now sees when that changed.
+func (m *Monitor) noteResult(k probeKind, gen uint64, pid int, res Result) {
 	m.od.mu.Lock()
 	if k == kindStartup && res.Status == Success {
 		m.od.startedGen = gen
@@ -87,11 +94,9 @@ func (m *Monitor) answerNow(path string) (code int, body []byte, ok bool) {
 	changed := m.od.noteLocked(k, gen, res.Status)
 	m.od.mu.Unlock()
 	if changed {
-		// What the asker (the kubelet) now sees, in the container log.
 		m.log.WithFields(logrus.Fields{"probe": k.String(), "pid": pid, "detail": res.Detail}).
 			Warnf("%s asked: %s", k, res.Status)
 	}
-	return nowAnswer(k, res)
 }
 
 // noteLocked records status as kind's last on-demand result for the child
