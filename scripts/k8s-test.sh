@@ -74,7 +74,6 @@ build_tools() {
 declare -A SYSCTL_WAS=()
 declare -A CHAINS_WAS=()
 OUTSIDE_NEW=()
-LINKS_WAS=""
 record_host() {
 	for s in "${SYSCTLS[@]}"; do
 		[ -r "/proc/sys/$s" ] && SYSCTL_WAS[$s]=$(cat "/proc/sys/$s")
@@ -87,7 +86,6 @@ record_host() {
 			CHAINS_WAS[$ipt/$table]=$(chains "$ipt" "$table")
 		done
 	done
-	LINKS_WAS=$(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1)
 }
 
 chains() { "$1" -w 5 -t "$2" -S 2>/dev/null | awk '$1 == "-N" {print $2}' || true; }
@@ -171,12 +169,12 @@ remove_netns() { # the pod network namespaces of this run's sandboxes
 	done
 }
 
-remove_links() {
+remove_links() { # veths left on this run's bridge (a pod not removed), then the bridge
 	local l
-	ip link del "$BRIDGE" 2>/dev/null
-	for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
-		case $l in veth*) grep -qx -- "$l" <<<"$LINKS_WAS" || ip link del "$l" 2>/dev/null ;; esac
+	for l in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+		ip link del "$l" 2>/dev/null
 	done
+	ip link del "$BRIDGE" 2>/dev/null
 }
 
 # remove_chains deletes the chains this run added (the kubelet's
