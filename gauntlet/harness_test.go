@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,7 +84,7 @@ func newEnv(t *testing.T, s setup) *env {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	e := &env{
 		t: t, ctrd: ctrd, bin: bin, dir: dir,
-		id:      randID("g"),
+		id:      testenv.RandID("g"),
 		ns:      "gauntlet",
 		port:    testenv.FreePort(t),
 		cfgPath: filepath.Join(dir, "oxios.toml"),
@@ -438,20 +436,6 @@ func eventually(timeout, interval time.Duration, cond func() bool) bool {
 	}
 }
 
-// procStat reads utime+stime (own and of reaped children) in clock ticks.
-func procStat(pid int) (self, children uint64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// Fields after the ")" of comm: state is field 3; utime 14, stime 15,
-	// cutime 16, cstime 17 (proc(5)).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	num := func(i int) uint64 { v, _ := strconv.ParseUint(f[i-3], 10, 64); return v }
-	return num(14) + num(15), num(16) + num(17), nil
-}
-
 // clockTick is USER_HZ: 100 on every Linux this runs on.
 const clockTick = 10 * time.Millisecond
 
@@ -474,12 +458,6 @@ func procRSS(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-func randID(prefix string) string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
 }
 
 func testenvRoot(t *testing.T) { t.Helper(); testenv.RequireRoot(t) }

@@ -308,7 +308,7 @@ type attacker struct {
 // exec starts the attacker with the container's own process spec (user,
 // capabilities, environment minus the notify token, which the daemon
 // never has): exactly what the daemon could do.
-func (a *attacker) exec(t *testing.T, args ...string) (client.Process, <-chan client.ExitStatus, *syncBuffer) {
+func (a *attacker) exec(t *testing.T, args ...string) (client.Process, <-chan client.ExitStatus, *testenv.Buffer) {
 	t.Helper()
 	cl, ctx := a.e.client()
 	ctr, err := cl.LoadContainer(ctx, a.e.id)
@@ -332,8 +332,8 @@ func (a *attacker) exec(t *testing.T, args ...string) (client.Process, <-chan cl
 			p.Env = append(p.Env, kv)
 		}
 	}
-	out := &syncBuffer{}
-	proc, err := task.Exec(ctx, randID("atk"), &p, cio.NewCreator(cio.WithStreams(nil, out, out)))
+	out := &testenv.Buffer{}
+	proc, err := task.Exec(ctx, testenv.RandID("atk"), &p, cio.NewCreator(cio.WithStreams(nil, out, out)))
 	if err != nil {
 		t.Fatalf("exec attacker: %v", err)
 	}
@@ -396,23 +396,6 @@ func (a *attacker) start(t *testing.T, rw *row, ready string, args ...string) (s
 		rw.fail(t, "attacker %v never said %q: %s", args, ready, out)
 	}
 	return stop
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // measured runs the CLI, failing the row when it takes more than

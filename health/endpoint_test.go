@@ -19,6 +19,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 func rawRequest(t *testing.T, network, addr, req string) string {
@@ -194,14 +196,14 @@ func TestRunnerSteadyStateAllocs(t *testing.T) {
 	}
 	defer m.Close()
 	m.ChildStarted(os.Getpid())
-	waitFor(t, "ready", 2*time.Second, m.Ready)
+	testenv.WaitFor(t, "ready", 2*time.Second, m.Ready)
 	r := m.runners[kindReadiness]
 	count := func() uint64 { return r.counts[Success].Load() }
-	waitFor(t, "warm-up", 2*time.Second, func() bool { return count() > 20 })
+	testenv.WaitFor(t, "warm-up", 2*time.Second, func() bool { return count() > 20 })
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	n0 := count()
-	waitFor(t, "100 more probes", 30*time.Second, func() bool { return count() >= n0+100 })
+	testenv.WaitFor(t, "100 more probes", 30*time.Second, func() bool { return count() >= n0+100 })
 	runtime.ReadMemStats(&after)
 	probes := count() - n0
 	allocs := after.Mallocs - before.Mallocs

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // testDaemon is a real HTTP server standing in for the supervised daemon: each
@@ -56,11 +58,11 @@ func (d *testDaemon) url(path string) string { return d.srv.URL + path }
 // onDemandMonitor starts a monitor with an endpoint and a child (this
 // process), whose runners probe once an hour after their first success:
 // whatever changes after that, only an on-demand probe can see.
-func onDemandMonitor(t *testing.T, cfg Config) (*Monitor, string, *syncBuffer) {
+func onDemandMonitor(t *testing.T, cfg Config) (*Monitor, string, *testenv.Buffer) {
 	t.Helper()
 	cfg.HealthListen = "127.0.0.1:0"
 	// oxios-init's default verbosity: warnings and up.
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	log := logrus.New()
 	log.Out, log.Level = logs, logrus.WarnLevel
 	m, err := NewMonitor(cfg, Hooks{}, log)
@@ -73,23 +75,6 @@ func onDemandMonitor(t *testing.T, cfg Config) (*Monitor, string, *syncBuffer) {
 	t.Cleanup(func() { m.Close() })
 	m.ChildStarted(os.Getpid())
 	return m, m.Addr().String(), logs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func hourly(spec string) ProbeConfig {
@@ -117,7 +102,7 @@ func TestOnDemandFollowsTheDaemonNow(t *testing.T) {
 	cfg.Readiness = hourly(d.url("/ready"))
 	cfg.Liveness = hourly(d.url("/live"))
 	m, addr, logs := onDemandMonitor(t, cfg)
-	waitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
+	testenv.WaitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
 
 	d.set("/ready", 503)
 	if code, body := ask(t, addr, "/readyz"); code != 503 || !strings.Contains(body, "not ready: HTTP 503") {
@@ -199,7 +184,7 @@ func TestOnDemandAskersShareOneProbe(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Readiness = hourly(d.url("/ready"))
 	m, addr, _ := onDemandMonitor(t, cfg)
-	waitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
+	testenv.WaitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
 	before := d.hits["/ready"].Load()
 
 	release := make(chan struct{})
@@ -211,9 +196,9 @@ func TestOnDemandAskersShareOneProbe(t *testing.T) {
 	for range n {
 		go func() { c, _ := ask(t, addr, "/readyz"); codes <- c }()
 	}
-	waitFor(t, "the first on-demand request", 5*time.Second, func() bool { return d.hits["/ready"].Load() > before })
+	testenv.WaitFor(t, "the first on-demand request", 5*time.Second, func() bool { return d.hits["/ready"].Load() > before })
 	// Every other asker waits for the probe in flight before it is released.
-	waitFor(t, "the other askers to wait", 5*time.Second, func() bool {
+	testenv.WaitFor(t, "the other askers to wait", 5*time.Second, func() bool {
 		m.od.mu.Lock()
 		defer m.od.mu.Unlock()
 		f := m.od.inflight[kindReadiness]

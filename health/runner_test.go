@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/a7garden/oxios/internal/testenv"
 	"github.com/a7garden/oxios/runtime/contract"
 )
 
@@ -92,17 +93,6 @@ func newHarness(t *testing.T, cfg Config, fns [numKinds]func(int, time.Duration)
 	return h
 }
 
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestLivenessThreshold(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Liveness = pc(20*time.Millisecond, 3, 1)
@@ -150,7 +140,7 @@ func TestUnknownNeverCounted(t *testing.T) {
 	cfg.Liveness = pc(5*time.Millisecond, 1, 1)
 	h := newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{kindLiveness: always(Unknown)})
 	h.m.ChildStarted(os.Getpid())
-	waitFor(t, "20 probes", 5*time.Second, func() bool { return h.probers[kindLiveness].count() >= 20 })
+	testenv.WaitFor(t, "20 probes", 5*time.Second, func() bool { return h.probers[kindLiveness].count() >= 20 })
 	select {
 	case r := <-h.restarts:
 		t.Fatalf("restart on Unknown results: %s", r)
@@ -178,14 +168,14 @@ func TestReadinessThresholdsAndFlips(t *testing.T) {
 		t.Fatal("ready before any child")
 	}
 	h.m.ChildStarted(os.Getpid())
-	waitFor(t, "ready", 2*time.Second, h.m.Ready)
+	testenv.WaitFor(t, "ready", 2*time.Second, h.m.Ready)
 	if n := h.probers[kindReadiness].count(); n < 2 {
 		t.Fatalf("ready after %d probes, success threshold 2", n)
 	}
 	set(Failure)
-	waitFor(t, "not ready", 2*time.Second, func() bool { return !h.m.Ready() })
+	testenv.WaitFor(t, "not ready", 2*time.Second, func() bool { return !h.m.Ready() })
 	set(Success)
-	waitFor(t, "ready again", 2*time.Second, h.m.Ready)
+	testenv.WaitFor(t, "ready again", 2*time.Second, h.m.Ready)
 	select {
 	case r := <-h.restarts:
 		t.Fatalf("readiness failure restarted the daemon: %s", r)
@@ -228,8 +218,8 @@ func TestStartupGatesOthers(t *testing.T) {
 		kindLiveness:  always(Success),
 	})
 	h.m.ChildStarted(os.Getpid())
-	waitFor(t, "ready", 5*time.Second, h.m.Ready)
-	waitFor(t, "liveness running", 5*time.Second, func() bool { return h.probers[kindLiveness].count() > 0 })
+	testenv.WaitFor(t, "ready", 5*time.Second, h.m.Ready)
+	testenv.WaitFor(t, "liveness running", 5*time.Second, func() bool { return h.probers[kindLiveness].count() > 0 })
 	mu.Lock()
 	for _, g := range gateBroken {
 		t.Error(g)
@@ -291,7 +281,7 @@ func TestDroppedTicks(t *testing.T) {
 		},
 	})
 	h.m.ChildStarted(os.Getpid())
-	waitFor(t, "6 probes", 10*time.Second, func() bool { return h.probers[kindLiveness].count() >= 6 })
+	testenv.WaitFor(t, "6 probes", 10*time.Second, func() bool { return h.probers[kindLiveness].count() >= 6 })
 	ts := h.probers[kindLiveness].times()
 	// No pile-up: at most one probe per period of the grid (anchored at
 	// the child's start); a late wake-up may land a probe late in its
@@ -328,14 +318,14 @@ func TestChildLifecycleNoLeaks(t *testing.T) {
 	})
 	for i := 0; i < 5; i++ {
 		h.m.ChildStarted(os.Getpid())
-		waitFor(t, "ready", 2*time.Second, h.m.Ready)
+		testenv.WaitFor(t, "ready", 2*time.Second, h.m.Ready)
 		h.m.ChildExited(0)
 		if h.m.Ready() {
 			t.Fatal("ready after exit")
 		}
 	}
 	h.m.Close()
-	waitFor(t, "goroutines to end", 2*time.Second, func() bool { return runtime.NumGoroutine() <= before })
+	testenv.WaitFor(t, "goroutines to end", 2*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestEndpointReadyFileAndQuery(t *testing.T) {
@@ -374,16 +364,16 @@ func TestEndpointReadyFileAndQuery(t *testing.T) {
 				t.Fatalf("startup with no startup probe: %v", err)
 			}
 			// After a few failed readiness probes (the event), not before.
-			waitFor(t, "3 readiness probes", 5*time.Second, func() bool { return h.probers[kindReadiness].count() >= 3 })
+			testenv.WaitFor(t, "3 readiness probes", 5*time.Second, func() bool { return h.probers[kindReadiness].count() >= 3 })
 			if err := Query(addr, "readiness", time.Second); err == nil || exists() {
 				t.Fatal("ready while the readiness probe fails")
 			}
 			mu.Lock()
 			status = Success
 			mu.Unlock()
-			waitFor(t, "ready", 2*time.Second, func() bool { return Query(addr, "readiness", time.Second) == nil })
+			testenv.WaitFor(t, "ready", 2*time.Second, func() bool { return Query(addr, "readiness", time.Second) == nil })
 			// /readyz probes when asked (ondemand.go): the file follows the runner.
-			waitFor(t, "the ready file", 2*time.Second, exists)
+			testenv.WaitFor(t, "the ready file", 2*time.Second, exists)
 			b, _ := os.ReadFile(readyFile)
 			if strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
 				t.Errorf("ready file holds %q", b)
@@ -494,7 +484,7 @@ func TestUnknownRetriedWithinTick(t *testing.T) {
 	cfg.Liveness = pc(period, 1, 1)
 	h := newHarness(t, cfg, [numKinds]func(int, time.Duration) Result{kindLiveness: always(Unknown)})
 	h.m.ChildStarted(os.Getpid())
-	waitFor(t, "4 probes", 10*time.Second, func() bool { return h.probers[kindLiveness].count() >= 4 })
+	testenv.WaitFor(t, "4 probes", 10*time.Second, func() bool { return h.probers[kindLiveness].count() >= 4 })
 	ts := h.probers[kindLiveness].times()
 	for i, want := range []time.Duration{unknownRetry, unknownRetry} {
 		if gap := ts[i+1].Sub(ts[i]); gap < want-10*time.Millisecond || gap >= period/2 {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // raiseNoFile makes room for n more descriptors: each slowloris
@@ -115,7 +117,7 @@ func TestEndpointSlowloris(t *testing.T) {
 				raiseNoFile(t, uint64(2*n+256+MaxConns))
 				m, addr := startEndpoint(t, network)
 				slowloris(t, network, addr, n)
-				waitFor(t, fmt.Sprintf("the endpoint to accept %d connections", n), 10*time.Second, func() bool {
+				testenv.WaitFor(t, fmt.Sprintf("the endpoint to accept %d connections", n), 10*time.Second, func() bool {
 					_, accepted, _ := m.waiting.counts()
 					return accepted >= uint64(n)
 				})
@@ -151,7 +153,7 @@ func TestEndpointSlowloris(t *testing.T) {
 func TestEndpointCloseDropsSlowClients(t *testing.T) {
 	m, addr := startEndpoint(t, "tcp")
 	slowloris(t, "tcp", addr, 64)
-	waitFor(t, "the endpoint to accept 64 connections", 10*time.Second, func() bool {
+	testenv.WaitFor(t, "the endpoint to accept 64 connections", 10*time.Second, func() bool {
 		_, accepted, _ := m.waiting.counts()
 		return accepted >= 64
 	})
@@ -211,7 +213,7 @@ func TestStatusRedactsSecrets(t *testing.T) {
 	}
 	defer m.Close()
 	m.ChildStarted(os.Getpid())
-	waitFor(t, "both probes to report", 5*time.Second, func() bool {
+	testenv.WaitFor(t, "both probes to report", 5*time.Second, func() bool {
 		st := m.StatusNow()
 		return st.Probes["readiness"].Result == "failure" && st.Probes["liveness"].Result == "failure"
 	})

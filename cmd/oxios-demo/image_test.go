@@ -42,7 +42,7 @@ func TestImage(t *testing.T) {
 	bins := filepath.Join(dir, "bin")
 	os.Mkdir(bins, 0o755)
 	for _, name := range []string{"oxios-init", "oxios-demo"} {
-		copyFile(t, testenv.Bin(t, name), filepath.Join(bins, name))
+		testenv.CopyFile(t, testenv.Bin(t, name), filepath.Join(bins, name), 0o755)
 	}
 
 	a := buildImage(t, root, bins, filepath.Join(dir, "a.tar"))
@@ -221,17 +221,6 @@ func checkImport(t *testing.T, archive string) {
 	}
 	if _, err := c.GetImage(ctx, imageRef); err != nil {
 		t.Fatalf("containerd has no %s after importing %s (imported %q): %v", imageRef, archive, names, err)
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
 	}
 }
 

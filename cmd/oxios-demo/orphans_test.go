@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // The orphans must outlive the demo. The test process makes itself a child
@@ -47,7 +49,11 @@ func TestOrphansOutliveTheDemo(t *testing.T) {
 		t.Fatalf("demo exit code %d", c)
 	}
 	for _, pid := range pids {
-		state, ppid := procStat(t, pid)
+		ps, err := testenv.ProcStat(pid)
+		if err != nil {
+			t.Fatalf("orphan %d is gone: %v", pid, err)
+		}
+		state, ppid := ps.State, ps.PPid
 		if state == "Z" || state == "X" {
 			t.Fatalf("orphan %d is %s after the demo exited, want alive", pid, state)
 		}
@@ -70,17 +76,4 @@ func TestOrphansOutliveTheDemo(t *testing.T) {
 			t.Fatalf("orphan %d ended with %v, want SIGTERM", pid, ws)
 		}
 	}
-}
-
-// procStat returns the state letter and parent PID from /proc/PID/stat.
-func procStat(t *testing.T, pid int) (string, int) {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatalf("orphan %d is gone: %v", pid, err)
-	}
-	// comm may contain spaces and parentheses: fields start after the last ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	ppid, _ := strconv.Atoi(f[1])
-	return f[0], ppid
 }

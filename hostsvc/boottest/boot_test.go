@@ -52,28 +52,6 @@ func nulJoin(args []string) []byte {
 	return b.Bytes()
 }
 
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func write(t *testing.T, path string, data []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -104,7 +82,7 @@ func TestBoot(t *testing.T) {
 	os.Chmod(work, 0o755)
 
 	bin := filepath.Join(work, hostileBinDir, "oxios")
-	copyFile(t, oxios, bin, 0o755)
+	testenv.CopyFile(t, oxios, bin, 0o755)
 	cfgPath := filepath.Join(work, hostileConfigDir, "config.toml")
 	port := testenv.FreePort(t)
 	id := "oxios-boot"

@@ -31,7 +31,7 @@ func TestPrivilegeHints(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "oxios")
-	copyFile(t, testenv.Bin(t, "oxios"), bin, 0o755)
+	testenv.CopyFile(t, testenv.Bin(t, "oxios"), bin, 0o755)
 
 	const unit = "/etc/systemd/system/oxiosd.service"
 	for _, tc := range []struct {

@@ -613,7 +613,7 @@ func TestBackoffInterruptedByStop(t *testing.T) {
 	p := startInit(t, true, nil, "-v", "--restart", "always", "--backoff-initial", "30s", "--", "sh", "-c", "echo started; exit 4")
 	p.expect("started", 10*time.Second)
 	// The first restart waits 30s; wait until oxios-init is in it.
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "restarting") })
+	testenv.WaitFor(t, "the condition", 5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "restarting") })
 	start := time.Now()
 	p.signal(syscall.SIGTERM)
 	code := p.wait(5 * time.Second)
@@ -645,17 +645,6 @@ func TestRestartAlways(t *testing.T) {
 	b, _ = os.ReadFile(log)
 	if n := strings.Count(string(b), "x"); n != 1 || code != 1 {
 		t.Errorf("policy never: %d starts, exit %d; want 1 start, exit 1", n, code)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, f func() bool) {
-	t.Helper()
-	end := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(end) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -720,7 +709,7 @@ func TestProbeCommand(t *testing.T) {
 		cmd.Env = append(os.Environ(), "OXIOS_INIT_HEALTH_LISTEN="+addr)
 		return testenv.ExitCode(t, cmd.Run())
 	}
-	waitFor(t, 5*time.Second, func() bool {
+	testenv.WaitFor(t, "the condition", 5*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -732,7 +721,7 @@ func TestProbeCommand(t *testing.T) {
 	}
 	p.signal(syscall.SIGUSR1) // forwarded: the daemon starts listening
 	p.expect("listening", 10*time.Second)
-	waitFor(t, 10*time.Second, func() bool { return probe() == 0 })
+	testenv.WaitFor(t, "the condition", 10*time.Second, func() bool { return probe() == 0 })
 }
 
 // A failing liveness probe makes the supervisor restart the daemon
@@ -782,7 +771,7 @@ func TestParentDeathSignal(t *testing.T) {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
 	})
-	waitFor(t, 10*time.Second, func() bool {
+	testenv.WaitFor(t, "the condition", 10*time.Second, func() bool {
 		return !testenv.Alive(pid) && len(findProcs(mark)) == 0
 	})
 }
@@ -838,7 +827,7 @@ func TestSIGURGNotForwardedWithoutLinkedDefault(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGURG)
 	// oxios-init logs (-vvv) what it did with it, either way.
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(stderr.String(), "SIGURG") })
+	testenv.WaitFor(t, "the condition", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "SIGURG") })
 	if strings.Contains(stderr.String(), "forwarded SIGURG") {
 		t.Errorf("SIGURG forwarded by a build without asyncpreemptoff=1:\n%s", stderr.String())
 	}

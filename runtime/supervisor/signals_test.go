@@ -28,7 +28,7 @@ func TestNoGraceNoKill(t *testing.T) {
 	p.expect("child ready", 10*time.Second)
 	p.signal(syscall.SIGTERM)
 	p.expect("child sig 15", 5*time.Second)
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "received SIGTERM") })
+	testenv.WaitFor(t, "the condition", 5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "received SIGTERM") })
 	if log := p.stderr.String(); !strings.Contains(log, "no grace period configured, so no SIGKILL") {
 		t.Errorf("stop without --grace: want the no-SIGKILL log line, got:\n%s", log)
 	}

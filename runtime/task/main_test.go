@@ -4,8 +4,6 @@ package task
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,12 +35,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func randID(prefix string) string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
-}
-
 type env struct {
 	cfg  *config.Config
 	ctrd *ctrtest.Containerd
@@ -63,7 +55,7 @@ func newEnv(t *testing.T, demoEnv ...string) *env {
 	c := config.Default()
 	c.Containerd.Address = ctrd.Address
 	c.Image.Archive = archive
-	c.Container.ID = randID("t")
+	c.Container.ID = testenv.RandID("t")
 	c.Container.Port = testenv.FreePort(t)
 	c.Container.DataDir = filepath.Join(dir, "data")
 	c.Container.LogDir = filepath.Join(dir, "logs")
