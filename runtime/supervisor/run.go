@@ -51,10 +51,7 @@ func (s *Supervisor) supervise(pid int) runResult {
 				}
 				continue
 			}
-			if to != 0 {
-				s.send(pid, to)
-			}
-			s.suspendAfter(ss) // session.go
+			s.forward(pid, ss, to) // session.go
 		case reason := <-s.restartReq:
 			if r.deadline.IsZero() {
 				s.log.Warnf("restarting %d: %s", pid, reason)
