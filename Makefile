@@ -5,18 +5,20 @@ export PATH := /usr/local/go/bin:$(PATH)
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 VERSION := $(shell git describe --always 2>/dev/null || echo dev)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # oxios-init: with async preemption off, every SIGURG that arrives came from
-# outside and can be forwarded (DESIGN.md, "The PID-1 contract").
-# -tags oxios_fwdsig + -checklinkname=0: oxios-init reads the runtime's record
-# of the dispositions found at start (runtime.fwdSig), so every signal that was
-# ignored when it started stays ignored for the child (runtime/supervisor).
+# outside and can be forwarded. INIT_GODEBUG is linked twice: as the Go
+# runtime's GODEBUG default (the mechanism the go command itself uses for
+# godebug defaults) and as main.godebugDefault, which oxios-init reads to
+# know that the runtime's setting is in force.
 # -tags oxios_nohttps: no crypto/tls in PID 1, 2.2 MB less binary and about
 # 1.4 MiB less resident memory; https:// probes are refused at start (health).
-INIT_TAGS := oxios_fwdsig,oxios_nohttps
-INIT_LDFLAGS := -s -w -checklinkname=0 -X runtime.godebugDefault=asyncpreemptoff=1 -X main.version=$(VERSION)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+INIT_GODEBUG := asyncpreemptoff=1
+INIT_TAGS := oxios_nohttps
+INIT_LDFLAGS := -s -w -X runtime.godebugDefault=$(INIT_GODEBUG) -X main.godebugDefault=$(INIT_GODEBUG) -X main.version=$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build image run test deps bench-init bench-health bench-runtime gauntlet boot-test clean
+.PHONY: build image run test deps bench-init bench-health bench-runtime bench-cli gauntlet boot-test clean
 
 build:
 	@mkdir -p bin
@@ -45,6 +47,9 @@ bench-health: build
 
 bench-runtime: image
 	bash scripts/bench-runtime.sh
+
+bench-cli: build
+	bash bench/cli/run.sh
 
 gauntlet: image
 	bash scripts/gauntlet.sh

@@ -38,6 +38,7 @@ type setup struct {
 	startTimeout string            // container.start_timeout ("" = 30s)
 	logDir       string            // container.log_dir ("" = under the temp dir)
 	logMaxSize   string            // logs.max_size ("" = default)
+	args         []string          // container.args (replaces the image's CMD)
 }
 
 // env is one scenario's world: a private containerd, a config file with
@@ -125,8 +126,16 @@ func (e *env) writeConfig(archive string) error {
 	fmt.Fprintf(&b, "[image]\narchive = %s\n\n", q(archive))
 	fmt.Fprintf(&b, "[container]\nid = %s\nport = %d\ndata_dir = %s\nlog_dir = %s\nrun_dir = %s\n",
 		q(e.id), e.port, q(e.dataDir), q(e.logDir), q(e.runDir))
-	fmt.Fprintf(&b, "env = [%s]\nstart_timeout = %s\nstop_timeout = %s\n\n",
+	fmt.Fprintf(&b, "env = [%s]\nstart_timeout = %s\nstop_timeout = %s\n",
 		strings.Join(qenv, ", "), q(or(s.startTimeout, "30s")), q(or(s.stopTimeout, "2s")))
+	var qargs []string
+	for _, a := range s.args {
+		qargs = append(qargs, q(a))
+	}
+	if len(qargs) > 0 {
+		fmt.Fprintf(&b, "args = [%s]\n", strings.Join(qargs, ", "))
+	}
+	b.WriteString("\n")
 	if s.logMaxSize != "" {
 		fmt.Fprintf(&b, "[logs]\nmax_size = %s\n\n", q(s.logMaxSize))
 	}
@@ -255,7 +264,7 @@ type supReport struct {
 	Live  bool `json:"live"`
 }
 
-func (e *env) healthSocket() string { return filepath.Join(e.runDir, e.id, "health.sock") }
+func (e *env) healthSocket() string { return filepath.Join(e.runDir, e.id, "ctr", "health.sock") }
 
 func (e *env) supervisor() (supReport, error) {
 	sock := e.healthSocket()

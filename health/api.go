@@ -1,11 +1,14 @@
 // Package health runs Kubernetes-style startup, readiness and liveness
-// probes (tcp, http, exec, listen) for the daemon supervised by oxios-init,
-// and publishes the result (health endpoint, ready file, sd_notify).
+// probes (tcp, http, exec, listen, notify) for the daemon supervised by
+// oxios-init, and publishes the result (health endpoint, ready file,
+// sd_notify).
 //
 // The exported API in this file is the contract cmd/oxios-init wires
 // against; the work is in spec.go (probe specs), tcp.go, http.go, exec.go,
-// listen_linux.go (sock_diag, /proc/net/tcp, ownership), runner.go (the
-// kubelet's rules) and monitor.go (exposure).
+// listen_linux.go (sock_diag, /proc/net/tcp, ownership), gate_linux.go
+// (tcp and http wait for LISTEN), notify.go and notify_linux.go (the
+// daemon's NOTIFY_SOCKET), runner.go (the kubelet's rules) and monitor.go
+// (exposure).
 package health
 
 import (
@@ -33,6 +36,13 @@ type Config struct {
 	Startup, Readiness, Liveness ProbeConfig
 	HealthListen                 string // "HOST:PORT" or "unix:/path"; "" = off
 	ReadyFile                    string // "" = off
+	// NotifyToken, when set, makes the monitor report its readiness to
+	// NOTIFY_SOCKET with this token, on every change and periodically
+	// (the host's protocol; oxios-init takes it from its environment).
+	NotifyToken string
+	// NotifySocket is the daemon's NOTIFY_SOCKET for notify:// probes,
+	// set by PrepareNotify.
+	NotifySocket string
 }
 
 // The kubelet's defaults (k8s.io/api core/v1 Probe).
@@ -102,7 +112,7 @@ func (c *Config) Set(name, value string) (known bool, err error) {
 	switch field {
 	case "":
 		if value != "" {
-			if _, err := ParseSpec(value); err != nil {
+			if err := checkSpec(name, value); err != nil {
 				return true, fmt.Errorf("--%s: %w", name, err)
 			}
 		}
@@ -121,6 +131,19 @@ func (c *Config) Set(name, value string) (known bool, err error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// checkSpec parses the spec of probe kind: notify:// says when start-up
+// is over, which is no liveness check.
+func checkSpec(kind, value string) error {
+	s, err := ParseSpec(value)
+	if err != nil {
+		return err
+	}
+	if s.Kind == KindNotify && kind == "liveness" {
+		return fmt.Errorf("%w %q: notify:// is a readiness or startup probe", ErrSpec, value)
+	}
+	return nil
 }
 
 func setDuration(name, value string, dst *time.Duration, zeroOK bool) error {
@@ -156,7 +179,7 @@ func (c Config) Validate() error {
 		if p.Spec == "" {
 			continue
 		}
-		if _, err := ParseSpec(p.Spec); err != nil {
+		if err := checkSpec(k.String(), p.Spec); err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %w", k, err))
 		}
 		if p.Period <= 0 {
@@ -198,6 +221,7 @@ type ChildState struct {
 type Hooks struct {
 	Restart func(reason string) // liveness or startup failure; must not block
 	Child   func() ChildState   // for /status and /metrics
+	Spawner Spawner             // starts exec: probes; nil makes them Unknown
 }
 
 // NewMonitor validates cfg and prepares (does not start) the monitor.

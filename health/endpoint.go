@@ -3,6 +3,7 @@ package health
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // The health endpoint, spoken by hand over HTTP/1.1 (see http.go for why
@@ -22,23 +26,30 @@ import (
 //	/status                   JSON: child, restarts, backoff, last results
 //	/metrics                  Prometheus text format 0.0.4
 //
-// One request per connection (Connection: close), GET or HEAD, at most
-// maxServed connections at once, each with a deadline.
+// One request per connection (Connection: close), GET or HEAD, each with
+// a deadline for its request and one for its response.
+//
+// Slow and idle clients (slowloris) must not starve the probes: the
+// kubelet restarts a pod whose /livez does not answer, and in a cluster
+// the endpoint listens on the pod network. So the accept loop never waits
+// for a free slot: every connection is accepted at once, and at MaxConns
+// connections still waiting for their request the oldest of them is
+// closed. A probe client sends its request as soon as it connects and is
+// answered within microseconds, so it is always among the newest; to
+// evict it, an attacker has to open MaxConns connections in that time.
 const (
-	maxServed   = 16
-	connTimeout = 2 * time.Second // a probe client sends its request at once
+	// MaxConns is how many connections waiting for their request the
+	// endpoint holds; the next one closes the oldest.
+	MaxConns      = 256
+	headerTimeout = 2 * time.Second // a probe client sends its request at once
+	writeTimeout  = 2 * time.Second
 )
 
 func (m *Monitor) serve(ln net.Listener) {
-	sem := make(chan struct{}, maxServed)
 	var backoff time.Duration
 	for {
-		// Backpressure: with every slot busy, further clients wait in the
-		// kernel's backlog rather than being reset; connTimeout frees slots.
-		sem <- struct{}{}
 		c, err := ln.Accept()
 		if err != nil {
-			<-sem
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -52,19 +63,81 @@ func (m *Monitor) serve(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		e := m.waiting.add(c)
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()
-			defer func() { <-sem }()
-			m.serveConn(c)
+			m.serveConn(c, e)
 		}()
 	}
 }
 
-func (m *Monitor) serveConn(c net.Conn) {
+func (m *Monitor) serveConn(c net.Conn, e *list.Element) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(connTimeout))
-	m.handle(c, c)
+	c.SetReadDeadline(time.Now().Add(headerTimeout))
+	m.handle(c, writerFunc(func(b []byte) (int, error) {
+		// The request is in: the connection is being answered and is no
+		// longer one to evict.
+		m.waiting.remove(e)
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return c.Write(b)
+	}))
+	m.waiting.remove(e)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// connSet is the connections still waiting for their request, oldest
+// first, at most MaxConns of them.
+type connSet struct {
+	mu       sync.Mutex
+	l        list.List // of net.Conn
+	accepted uint64    // connections ever added (tests wait on it)
+	evicted  uint64
+}
+
+// add records c, closing the oldest waiting connection when at the cap.
+func (s *connSet) add(c net.Conn) *list.Element {
+	s.mu.Lock()
+	var old net.Conn
+	if s.l.Len() >= MaxConns {
+		old = s.l.Remove(s.l.Front()).(net.Conn)
+		s.evicted++
+	}
+	e := s.l.PushBack(c)
+	s.accepted++
+	s.mu.Unlock()
+	if old != nil {
+		old.Close() // its goroutine's Read returns at once
+	}
+	return e
+}
+
+func (s *connSet) remove(e *list.Element) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.l.Remove(e) // a no-op for an element already removed (evicted)
+}
+
+// closeAll closes every waiting connection: on shutdown, a slow client
+// must not hold up PID 1's exit until its header deadline.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Remove, not Init: the connections' goroutines still call remove
+	// with their elements, which must then be no-ops.
+	for e := s.l.Front(); e != nil; e = s.l.Front() {
+		s.l.Remove(e).(net.Conn).Close()
+	}
+}
+
+// counts: waiting now, accepted and evicted so far.
+func (s *connSet) counts() (waiting int, accepted, evicted uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.l.Len(), s.accepted, s.evicted
 }
 
 // handle reads one request from r and writes its response to w.
@@ -102,16 +175,16 @@ func (m *Monitor) route(path string) (int, string, []byte) {
 	const text = "text/plain; charset=utf-8"
 	s := m.state()
 	switch path {
-	case "/livez":
+	case contract.PathLivez:
 		return answer(s.live, "live")
-	case "/readyz":
+	case contract.PathReadyz:
 		return answer(s.ready, "ready")
-	case "/startupz":
+	case contract.PathStartupz:
 		return answer(s.started, "started")
-	case "/status":
+	case contract.PathStatus:
 		b, _ := json.MarshalIndent(m.StatusNow(), "", "  ")
 		return 200, "application/json", append(b, '\n')
-	case "/metrics":
+	case contract.PathMetrics:
 		var b bytes.Buffer
 		m.writeMetrics(&b)
 		return 200, "text/plain; version=0.0.4; charset=utf-8", b.Bytes()
@@ -144,35 +217,6 @@ func writeResponse(w io.Writer, code int, ctype string, body []byte, head bool) 
 	w.Write(b.Bytes())
 }
 
-// Report is the JSON document served at /status.
-type Report struct {
-	Child   ChildReport            `json:"child"`
-	Ready   bool                   `json:"ready"`
-	Live    bool                   `json:"live"`
-	Started bool                   `json:"started"`
-	Probes  map[string]ProbeReport `json:"probes"`
-}
-
-// ChildReport is the supervisor's view of the daemon.
-type ChildReport struct {
-	PID      int     `json:"pid"`
-	State    string  `json:"state"`
-	Restarts int     `json:"restarts"`
-	Backoff  float64 `json:"backoff_seconds"`
-}
-
-// ProbeReport is the last result of one probe.
-type ProbeReport struct {
-	Spec      string    `json:"spec"`
-	Result    string    `json:"result"` // success, failure, unknown; "" before the first run
-	Detail    string    `json:"detail,omitempty"`
-	Time      time.Time `json:"time,omitzero"`
-	Duration  float64   `json:"duration_seconds"`
-	Successes int       `json:"consecutive_successes"`
-	Failures  int       `json:"consecutive_failures"`
-	Skipped   uint64    `json:"skipped_ticks"`
-}
-
 func (m *Monitor) childState() ChildState {
 	if m.hooks.Child != nil {
 		return m.hooks.Child()
@@ -187,25 +231,28 @@ func (m *Monitor) childState() ChildState {
 }
 
 // StatusNow returns what /status serves.
-func (m *Monitor) StatusNow() Report {
+func (m *Monitor) StatusNow() contract.Report {
 	cs := m.childState()
 	s := m.state()
-	st := Report{
-		Child:   ChildReport{PID: cs.PID, State: cs.State, Restarts: cs.Restarts, Backoff: cs.Backoff.Seconds()},
+	st := contract.Report{
+		Child:   contract.ChildReport{PID: cs.PID, State: cs.State, Restarts: cs.Restarts, Backoff: cs.Backoff.Seconds()},
 		Ready:   s.ready,
 		Live:    s.live,
 		Started: s.started,
-		Probes:  map[string]ProbeReport{},
+		Probes:  map[string]contract.ProbeReport{},
+	}
+	if m.notifSt != nil {
+		st.DaemonStatus = m.notifSt.Status()
 	}
 	for k, r := range m.runners {
 		if r == nil {
 			continue
 		}
 		sn := r.snapshot()
-		ps := ProbeReport{Spec: r.cfg.Spec, Time: sn.At, Duration: sn.Dur.Seconds(),
+		ps := contract.ProbeReport{Spec: redactSpec(r.cfg.Spec), Time: sn.At, Duration: sn.Dur.Seconds(),
 			Successes: sn.Successes, Failures: sn.Failures, Skipped: sn.Skipped}
 		if !sn.At.IsZero() {
-			ps.Result, ps.Detail = sn.Last.Status.String(), sn.Last.Detail
+			ps.Result, ps.Detail = sn.Last.Status.String(), redactText(sn.Last.Detail)
 		}
 		st.Probes[probeKind(k).String()] = ps
 	}
@@ -272,9 +319,9 @@ func (m *Monitor) writeMetrics(b *bytes.Buffer) {
 
 // kindPaths maps `oxios-init probe KIND` to the endpoint path.
 var kindPaths = map[string]string{
-	"readiness": "/readyz", "ready": "/readyz",
-	"liveness": "/livez", "live": "/livez",
-	"startup": "/startupz", "started": "/startupz",
+	"readiness": contract.PathReadyz, "ready": contract.PathReadyz,
+	"liveness": contract.PathLivez, "live": contract.PathLivez,
+	"startup": contract.PathStartupz, "started": contract.PathStartupz,
 }
 
 // ErrNotOK is wrapped by Query when the supervisor answered other than 200.

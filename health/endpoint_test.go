@@ -74,7 +74,7 @@ func TestEndpointHTTP(t *testing.T) {
 	}
 	// A client that connects and says nothing does not hold the endpoint.
 	var idle []net.Conn
-	for i := 0; i < maxServed+4; i++ {
+	for i := 0; i < MaxConns+4; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)

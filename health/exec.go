@@ -2,81 +2,75 @@ package health
 
 import (
 	"context"
-	"errors"
-	"os/exec"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// execProber runs a command: exit 0 is success, any other exit a failure.
-// At the deadline the command's whole process group is SIGKILLed (a probe
-// that ignores SIGTERM must not outlive its timeout) and counted a failure;
-// the process is always reaped.
-type execProber struct {
-	argv []string
+// Spawner starts the processes of exec probes. In oxios-init it is the
+// supervisor: PID 1 has one owner of processes and one reaper, and health
+// never forks on its own.
+type Spawner interface {
+	// Exec runs argv in a process group of its own with stdout and
+	// stderr written to out, and returns its wait status. When ctx ends
+	// first, it kills the group and still waits for the exit. An error
+	// means argv could not be started.
+	Exec(ctx context.Context, argv []string, out io.Writer) (syscall.WaitStatus, error)
 }
 
-func newExecProber(argv []string) *execProber { return &execProber{argv: argv} }
+// execProber runs a command through a Spawner: exit 0 is success, any
+// other exit a failure. At the deadline the command's whole process group
+// is SIGKILLed (a probe that ignores SIGTERM must not outlive its timeout)
+// and counted a failure.
+type execProber struct {
+	argv    []string
+	spawner Spawner
+}
+
+func newExecProber(argv []string, sp Spawner) *execProber {
+	return &execProber{argv: argv, spawner: sp}
+}
 
 // execOutputMax bounds how much of a probe's output ends up in its detail.
 const execOutputMax = 1 << 10
 
 func (p *execProber) Probe(ctx context.Context, deadline time.Time) Result {
-	cmd := exec.Command(p.argv[0], p.argv[1:]...)
-	// Its own process group, so that a timeout kills whatever it forked too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if p.spawner == nil {
+		return Result{Unknown, "exec " + p.argv[0] + ": no process spawner (Hooks.Spawner) to run it"}
+	}
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	out := &limitedBuffer{max: execOutputMax}
-	cmd.Stdout, cmd.Stderr = out, out
-	// A grandchild holding the output pipe must not keep Wait waiting.
-	cmd.WaitDelay = 100 * time.Millisecond
-	if err := cmd.Start(); err != nil {
-		return Result{Unknown, "exec " + p.argv[0] + ": " + err.Error()}
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		return execResult(err, out.String())
-	case <-timer.C:
-		killGroup(cmd)
-		<-done
-		return Result{Failure, "exec " + p.argv[0] + ": timed out, killed"}
-	case <-ctx.Done():
-		killGroup(cmd)
-		<-done
+	ws, err := p.spawner.Exec(pctx, p.argv, out)
+	switch {
+	case err != nil:
+		return Result{Unknown, err.Error()}
+	case ctx.Err() != nil:
 		return Result{Unknown, "cancelled"}
+	case pctx.Err() != nil:
+		return Result{Failure, "exec " + p.argv[0] + ": timed out, killed"}
 	}
+	return execResult(ws, out.String())
 }
 
-func killGroup(cmd *exec.Cmd) {
-	// The group is still ours: its leader is not reaped until Wait returns.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-}
-
-func execResult(err error, out string) Result {
+func execResult(ws syscall.WaitStatus, out string) Result {
 	out = strings.TrimSpace(out)
-	if err == nil {
+	if ws.Exited() && ws.ExitStatus() == 0 {
 		return Result{Success, out}
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		d := "exit " + strconv.Itoa(ee.ExitCode())
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			d = "killed by " + ws.Signal().String()
-		}
-		if out != "" {
-			d += ": " + out
-		}
-		return Result{Failure, d}
+	d := "exit " + strconv.Itoa(ws.ExitStatus())
+	if ws.Signaled() {
+		d = "killed by " + unix.SignalName(ws.Signal())
 	}
-	// ECHILD: someone else (a PID-1 reaper calling wait4(-1)) reaped it and
-	// took its status with it; we cannot tell, so it is not counted.
-	return Result{Unknown, "exec: " + err.Error()}
+	if out != "" {
+		d += ": " + out
+	}
+	return Result{Failure, d}
 }
 
 // limitedBuffer keeps the first max bytes written and discards the rest

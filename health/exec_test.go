@@ -3,18 +3,53 @@
 package health
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
+	"context"
+	"io"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/a7garden/oxios/internal/testenv"
 )
+
+// osSpawner runs exec probes with os/exec. In this test process no PID-1
+// reaper competes for exits; oxios-init's Spawner, the supervisor, has its
+// own tests (runtime/supervisor: TestExecProbe*).
+type osSpawner struct{}
+
+func (osSpawner) Exec(ctx context.Context, argv []string, out io.Writer) (syscall.WaitStatus, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 100 * time.Millisecond
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	cmd.Wait()
+	close(done)
+	return cmd.ProcessState.Sys().(syscall.WaitStatus), nil
+}
+
+func mustExecProber(t *testing.T, spec string, sp Spawner) Prober {
+	t.Helper()
+	s, err := ParseSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newProber(s, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 func TestExecExitCodes(t *testing.T) {
 	for spec, want := range map[string]Status{
@@ -24,56 +59,45 @@ func TestExecExitCodes(t *testing.T) {
 		"exec:/nonexistent/oxios-probe": Unknown,
 		"exec:sh -c 'kill -KILL $$'":    Failure,
 	} {
-		r := probeOnce(t, mustProber(t, spec), 5*time.Second)
+		r := probeOnce(t, mustExecProber(t, spec, osSpawner{}), 5*time.Second)
 		if r.Status != want {
 			t.Errorf("%s: %+v, want %v", spec, r, want)
 		}
 	}
-	r := probeOnce(t, mustProber(t, "exec:sh -c 'echo hi; exit 3'"), 5*time.Second)
-	if r.Detail != "exit 3: hi" {
-		t.Errorf("detail %q", r.Detail)
+	for spec, want := range map[string]string{
+		"exec:sh -c 'echo hi; exit 3'": "exit 3: hi",
+		"exec:sh -c 'kill -KILL $$'":   "killed by SIGKILL",
+	} {
+		if r := probeOnce(t, mustExecProber(t, spec, osSpawner{}), 5*time.Second); r.Detail != want {
+			t.Errorf("%s: detail %q, want %q", spec, r.Detail, want)
+		}
 	}
 }
 
-// An exec probe that ignores SIGTERM is killed at its timeout, with
-// whatever it forked, and reaped.
-func TestExecIgnoresSIGTERM(t *testing.T) {
-	pids := filepath.Join(t.TempDir(), "pids")
-	spec := "exec:sh -c 'trap \"\" TERM; sleep 30 & echo $$ $! > " + pids + "; wait'"
+// A probe that outlives its timeout is a failure, not Unknown; one whose
+// monitor stops it (the daemon exited) is Unknown, not a failure.
+func TestExecTimeoutAndCancel(t *testing.T) {
+	p := mustExecProber(t, "exec:sleep 30", osSpawner{})
 	start := time.Now()
-	r := probeOnce(t, mustProber(t, spec), 300*time.Millisecond)
-	el := time.Since(start)
+	r := probeOnce(t, p, 200*time.Millisecond)
 	if r.Status != Failure || !strings.Contains(r.Detail, "timed out") {
-		t.Fatalf("SIGTERM-ignoring probe: %+v", r)
+		t.Errorf("timed-out probe: %+v, want a failure that says it timed out", r)
 	}
-	if el > 3*time.Second {
-		t.Fatalf("probe returned after %v, timeout 300ms", el)
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("timed-out probe returned after %v, timeout 200ms", el)
 	}
-	b, err := os.ReadFile(pids)
-	if err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r := p.Probe(ctx, deadlineIn(5*time.Second)); r.Status != Unknown {
+		t.Errorf("cancelled probe: %+v, want unknown", r)
 	}
-	f := strings.Fields(string(b))
-	sh, _ := strconv.Atoi(f[0])
-	sleeper, _ := strconv.Atoi(f[1])
-	// The shell is our child: reaped by Wait, so it is gone, not a zombie.
-	if err := syscall.Kill(sh, 0); err == nil && testenv.Alive(sh) {
-		t.Errorf("probe shell %d still alive", sh)
-	}
-	// The grandchild is not ours to wait for; its pidfd turns readable when
-	// it exits (ESRCH: it is gone already).
-	if fd, err := unix.PidfdOpen(sleeper, 0); err == nil {
-		defer unix.Close(fd)
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, 2000); err != unix.EINTR {
-				break
-			}
-		}
-	} else if err != unix.ESRCH {
-		t.Fatalf("pidfd_open %d: %v", sleeper, err)
-	}
-	if testenv.Alive(sleeper) {
-		t.Errorf("the probe's grandchild %d survived the timeout", sleeper)
+}
+
+// Without a Spawner (NewProber, not the monitor) an exec probe cannot run,
+// and says so instead of forking on its own.
+func TestExecWithoutSpawner(t *testing.T) {
+	r := probeOnce(t, mustProber(t, "exec:true"), time.Second)
+	if r.Status != Unknown || !strings.Contains(r.Detail, "spawner") {
+		t.Errorf("exec probe without a Spawner: %+v, want unknown naming the spawner", r)
 	}
 }

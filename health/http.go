@@ -107,10 +107,18 @@ func hostPort(u *url.URL) string {
 	if u.Port() != "" {
 		return u.Host
 	}
-	if u.Scheme == "https" {
-		return net.JoinHostPort(u.Hostname(), "443")
+	return net.JoinHostPort(u.Hostname(), hostPortOnly(u))
+}
+
+// hostPortOnly is u's port, or the scheme's default.
+func hostPortOnly(u *url.URL) string {
+	switch {
+	case u.Port() != "":
+		return u.Port()
+	case u.Scheme == "https":
+		return "443"
 	}
-	return net.JoinHostPort(u.Hostname(), "80")
+	return "80"
 }
 
 // httpResponse is what a probe needs of a response.

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/internal/testenv"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 type logEntry struct {
@@ -194,14 +195,14 @@ func (p *initProc) post(path string) time.Time {
 	return time.Now()
 }
 
-func (p *initProc) status() Report {
+func (p *initProc) status() contract.Report {
 	p.t.Helper()
 	resp, err := http.Get("http://" + p.health + "/status")
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r Report
+	var r contract.Report
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		p.t.Fatal(err)
 	}

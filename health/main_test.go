@@ -15,6 +15,12 @@ import (
 // it opens a listener (another process, owning its socket), prints the
 // port and waits for stdin to close.
 func TestMain(m *testing.M) {
+	if os.Getenv("OXIOS_HEALTH_HELPER") == "notify" && notifyHelper != nil {
+		os.Exit(notifyHelper())
+	}
+	if os.Getenv("OXIOS_HEALTH_HELPER") == "listen-on-cue" && listenOnCue != nil {
+		os.Exit(listenOnCue())
+	}
 	if os.Getenv("OXIOS_HEALTH_HELPER") == "listen" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -63,3 +69,9 @@ func startSleeper(t *testing.T) int {
 }
 
 func deadlineIn(d time.Duration) time.Time { return time.Now().Add(d) }
+
+// listenOnCue is set by gate_test.go (Linux: it accepts with accept4).
+var listenOnCue func() int
+
+// notifyHelper is set by notify_test.go (Linux).
+var notifyHelper func() int

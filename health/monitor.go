@@ -23,6 +23,8 @@ type Monitor struct {
 	hooks   Hooks
 	log     *logrus.Logger
 	runners [numKinds]*runner // nil when that probe is off
+	notify  *notifySocket     // the daemon's NOTIFY_SOCKET, nil without notify://
+	notifSt *notifyState
 
 	mu        sync.Mutex
 	gen       uint64 // child generation: verdicts of an old child are ignored
@@ -37,10 +39,12 @@ type Monitor struct {
 	ready     bool // published state
 	notified  bool // READY=1 sent
 	closed    bool
+	host      *hostNotifier // nil without Config.NotifyToken
 
-	ln    net.Listener
-	conns sync.WaitGroup // health endpoint connections being served
-	done  chan struct{}  // closed when the accept loop returns
+	ln      net.Listener
+	conns   sync.WaitGroup // health endpoint connections being served
+	waiting connSet        // of those, the ones still waiting for their request
+	done    chan struct{}  // closed when the accept loop returns
 }
 
 func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
@@ -58,7 +62,7 @@ func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
 			continue
 		}
 		spec, _ := ParseSpec(pc.Spec) // validated above
-		p, err := NewProber(spec)
+		p, err := m.newProber(spec, hooks.Spawner)
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", k, err)
 		}
@@ -68,12 +72,20 @@ func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
 }
 
 func (m *Monitor) start() error {
+	if m.notify != nil {
+		if err := m.notify.open(); err != nil {
+			return err
+		}
+	}
 	if m.cfg.ReadyFile != "" {
 		// A ready file left by an oxios-init that was killed would claim
 		// readiness for a daemon that has not started yet.
 		if err := os.Remove(m.cfg.ReadyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("--ready-file %s: remove the previous run's file: %w", m.cfg.ReadyFile, err)
 		}
+	}
+	if m.host = newHostNotifier(m.cfg.NotifyToken); m.host != nil {
+		go m.host.beat(m.Ready)
 	}
 	if m.cfg.HealthListen == "" {
 		return nil
@@ -194,6 +206,9 @@ func (m *Monitor) childExited(status int) {
 	m.gen++
 	m.childUp, m.pid = false, 0
 	m.started = false
+	if m.notifSt != nil {
+		m.notifSt.setRoot(0) // a READY=1 of the next child must come anew
+	}
 	m.probeOK = m.runners[kindReadiness] == nil
 	m.log.WithField("status", status).Debug("child exited: probes stopped")
 	m.publishLocked()
@@ -217,6 +232,7 @@ func (m *Monitor) close() error {
 	m.childUp = false
 	m.publishLocked()
 	m.mu.Unlock()
+	m.host.close()
 	var errs []error
 	for _, r := range m.runners {
 		if r == nil {
@@ -226,13 +242,17 @@ func (m *Monitor) close() error {
 			errs = append(errs, c.Close())
 		}
 	}
+	if m.notify != nil {
+		errs = append(errs, m.notify.Close())
+	}
 	if m.ln != nil {
 		// Closing a unix listener also removes its socket file.
 		if err := m.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 		<-m.done
-		m.conns.Wait() // each has a deadline of connTimeout
+		m.waiting.closeAll()
+		m.conns.Wait() // each being answered has a deadline of writeTimeout
 	}
 	return errors.Join(errs...)
 }
@@ -249,6 +269,7 @@ func (m *Monitor) publishLocked() {
 		return
 	}
 	m.ready = ready
+	m.host.send(ready)
 	// Logged last: whoever reads the log sees the file and sd_notify done.
 	defer m.log.WithFields(logrus.Fields{"ready": ready, "pid": m.pid}).Info("readiness changed")
 	if m.cfg.ReadyFile != "" {
@@ -361,3 +382,27 @@ func (m *Monitor) Addr() net.Addr {
 
 // Ready reports whether the daemon is ready now.
 func (m *Monitor) Ready() bool { return m.state().ready }
+
+// newProber is NewProber, plus notify://, whose probers share the
+// monitor's NOTIFY_SOCKET.
+func (m *Monitor) newProber(spec Spec, sp Spawner) (Prober, error) {
+	if spec.Kind != KindNotify {
+		return newProber(spec, sp)
+	}
+	if m.notify == nil {
+		name, err := m.cfg.PrepareNotify()
+		if err != nil {
+			return nil, err
+		}
+		m.notifSt = newNotifyState(m.log)
+		m.notify = newNotifySocket(name, m.notifSt)
+	}
+	var then Prober
+	if spec.Then != nil {
+		var err error
+		if then, err = newProber(*spec.Then, sp); err != nil {
+			return nil, err
+		}
+	}
+	return newNotifyProber(m.notifSt, then), nil
+}

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -48,22 +49,35 @@ type rootSetter interface {
 	SetRoot(pid int)
 }
 
-// NewProber builds the prober for a parsed spec.
-func NewProber(s Spec) (Prober, error) {
+// gatedHTTP is an http(s):// prober, gated by the port's LISTEN socket
+// when the URL's host is local (see gated).
+func gatedHTTP(raw string) Prober {
+	p := newHTTPProber(raw)
+	port, _ := strconv.Atoi(hostPortOnly(p.url))
+	return gated(p, p.url.Hostname(), port)
+}
+
+// NewProber builds the prober for a parsed spec. Its exec: probes have no
+// Spawner and report Unknown; the monitor builds them with Hooks.Spawner.
+func NewProber(s Spec) (Prober, error) { return newProber(s, nil) }
+
+func newProber(s Spec, sp Spawner) (Prober, error) {
 	switch s.Kind {
 	case KindTCP:
-		return newTCPProber(s.Host, s.Port), nil
+		return gated(newTCPProber(s.Host, s.Port), s.Host, s.Port), nil
 	case KindHTTPS:
 		if clientTLS == nil {
 			return nil, ErrNoHTTPS
 		}
-		return newHTTPProber(s.URL), nil
+		return gatedHTTP(s.URL), nil
 	case KindHTTP:
-		return newHTTPProber(s.URL), nil
+		return gatedHTTP(s.URL), nil
 	case KindExec:
-		return newExecProber(s.Argv), nil
+		return newExecProber(s.Argv, sp), nil
 	case KindListen:
 		return newListenProber(s.Host, s.Port), nil
+	case KindNotify:
+		return nil, fmt.Errorf("%w: notify:// probes run inside a Monitor (they share its NOTIFY_SOCKET)", ErrSpec)
 	}
 	return nil, fmt.Errorf("%w: unknown kind %q", ErrSpec, s.Kind)
 }

@@ -54,6 +54,17 @@ type quickRetrier interface {
 	quickRetry() (hold, limit time.Duration)
 }
 
+// pacer is implemented by probers that know better than any fixed
+// schedule when to try again before their first success: a gated tcp://
+// or http:// probe knows whether the port listens yet, notify:// knows
+// that nothing changes until a datagram arrives. pace returns the wait
+// before the next attempt and a channel that ends it early; d == 0 with a
+// channel waits for the channel alone (or the startup budget's end), and
+// d == 0 without one leaves the schedule to quickRetry and doubling.
+type pacer interface {
+	pace() (d time.Duration, wake <-chan struct{})
+}
+
 // verdict is what a runner decided after a probe; the monitor acts on it.
 type verdict uint8
 
@@ -152,13 +163,16 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 	var deadline time.Time // startup budget end, set at the first run
 	next := start
 	retries := 0 // quick retries of an Unknown result in this tick
+	var wake <-chan struct{}
 
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-wake:
 		}
+		wake = nil
 		t0 := r.now()
 		if deadline.IsZero() {
 			deadline = t0.Add(budget)
@@ -181,7 +195,8 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 		if fast && t1.Before(deadline) {
 			// Accelerating retry: never past the budget's end, so the
 			// final verdict comes on time.
-			next = t1.Add(interval)
+			step, w := r.pace(interval)
+			next, wake = t1.Add(step), w
 			interval = nextRetry(interval, t1.Sub(start) < hold, maxInterval)
 			if next.After(deadline) {
 				next = deadline
@@ -203,9 +218,30 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 				next = next.Add(period)
 				r.skipped.Add(1)
 			}
+			if fast {
+				// Past the budget, an event still ends the wait early.
+				_, wake = r.pace(0)
+			}
 		}
 		timer.Reset(next.Sub(r.now()))
 	}
+}
+
+// pace is the wait before the next pre-success attempt: the prober's own
+// (see pacer), else interval.
+func (r *runner) pace(interval time.Duration) (time.Duration, <-chan struct{}) {
+	p, ok := r.prober.(pacer)
+	if !ok {
+		return interval, nil
+	}
+	d, wake := p.pace()
+	switch {
+	case d > 0:
+		return d, wake
+	case wake != nil:
+		return time.Duration(1<<63 - 1), wake // capped at the budget's end
+	}
+	return interval, nil
 }
 
 // nextRetry is the pre-success retry interval that follows interval:

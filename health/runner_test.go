@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // scripted is a Prober whose results a test decides: fn gets the call
@@ -393,7 +395,7 @@ func TestEndpointReadyFileAndQuery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var st Report
+			var st contract.Report
 			json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 			if !st.Ready || st.Child.PID != os.Getpid() || st.Probes["readiness"].Result != "success" || st.Probes["readiness"].Time.IsZero() {
@@ -547,7 +549,7 @@ func TestNextRetry(t *testing.T) {
 	if hold(newHTTPProber("http://127.0.0.1:1/")) != earlyWindow {
 		t.Error("http:// does not hold at 2 ms")
 	}
-	doublers := []Prober{newExecProber([]string{"true"})}
+	doublers := []Prober{newExecProber([]string{"true"}, nil)}
 	if runtime.GOOS == "linux" { // elsewhere listen:// is a connect, as tcp://
 		doublers = append(doublers, newListenProber("127.0.0.1", 1))
 	}

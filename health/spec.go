@@ -21,6 +21,7 @@ const (
 	KindHTTPS  Kind = "https"
 	KindExec   Kind = "exec"
 	KindListen Kind = "listen"
+	KindNotify Kind = "notify"
 )
 
 // ErrSpec is wrapped by every probe spec parse error.
@@ -38,12 +39,16 @@ var ErrNoHTTPS = errors.New("https:// probes are not built into this oxios-init 
 //	http://HOST[:PORT]/PATH  GET, 200-399 is success (also https://)
 //	exec:COMMAND ARGS...     exit 0 is success; ' " and \ quote as in sh
 //	listen://[HOST]:PORT     a LISTEN socket on the port, seen without connecting
+//	notify://                the daemon's sd_notify READY=1 on the NOTIFY_SOCKET
+//	                         oxios-init gives it (readiness and startup only)
+//	notify+SPEC              READY=1, then confirmed by SPEC (tcp, http(s) or listen)
 type Spec struct {
 	Kind Kind
 	Host string   // tcp, listen: IP or name without brackets ("" = any for listen)
 	Port int      // tcp, listen
 	URL  string   // http, https: the normalized URL
 	Argv []string // exec
+	Then *Spec    // notify: the probe that confirms READY=1, or nil
 }
 
 // maxSpecLen bounds what a user can hand us; a probe spec is a flag value.
@@ -67,8 +72,27 @@ func ParseSpec(s string) (Spec, error) {
 		return parseHostPort(KindListen, s, strings.TrimPrefix(s, "listen://"))
 	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
 		return parseHTTP(s)
+	case s == "notify://":
+		return Spec{Kind: KindNotify}, nil
+	case strings.HasPrefix(s, "notify+"):
+		return parseNotifySpec(s)
 	}
-	return Spec{}, fmt.Errorf("%w %q: want tcp://HOST:PORT, http(s)://HOST:PORT/PATH, exec:CMD ARGS or listen://[HOST]:PORT", ErrSpec, s)
+	return Spec{}, fmt.Errorf("%w %q: want tcp://HOST:PORT, http(s)://HOST:PORT/PATH, exec:CMD ARGS, listen://[HOST]:PORT, notify:// or notify+SPEC", ErrSpec, s)
+}
+
+// parseNotifySpec reads notify+SPEC: READY=1, then SPEC must pass. exec: is
+// not offered (one kind of process the supervisor starts for probes is
+// enough), nor a second notify.
+func parseNotifySpec(s string) (Spec, error) {
+	then, err := ParseSpec(strings.TrimPrefix(s, "notify+"))
+	if err != nil {
+		return Spec{}, fmt.Errorf("%w %q: after notify+: %w", ErrSpec, s, err)
+	}
+	switch then.Kind {
+	case KindExec, KindNotify:
+		return Spec{}, fmt.Errorf("%w %q: notify+ takes a tcp://, http(s):// or listen:// probe", ErrSpec, s)
+	}
+	return Spec{Kind: KindNotify, Then: &then}, nil
 }
 
 func parseHostPort(kind Kind, orig, hp string) (Spec, error) {
@@ -252,6 +276,11 @@ func (s Spec) String() string {
 		return string(s.Kind) + "://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 	case KindHTTP, KindHTTPS:
 		return s.URL
+	case KindNotify:
+		if s.Then == nil {
+			return "notify://"
+		}
+		return "notify+" + s.Then.String()
 	case KindExec:
 		var b strings.Builder
 		b.WriteString("exec:")

@@ -28,6 +28,10 @@ func TestParseSpec(t *testing.T) {
 		{`exec:sh -c 'test -e /tmp/x'`, Spec{Kind: KindExec, Argv: []string{"sh", "-c", "test -e /tmp/x"}}},
 		{`exec: a "b \"c\" \\" d\ e`, Spec{Kind: KindExec, Argv: []string{"a", `b "c" \`, "d e"}}},
 		{`exec:x ''`, Spec{Kind: KindExec, Argv: []string{"x", ""}}},
+		{"notify://", Spec{Kind: KindNotify}},
+		{"notify+http://127.0.0.1:4200/health/ready", Spec{Kind: KindNotify, Then: &Spec{Kind: KindHTTP, Host: "127.0.0.1", URL: "http://127.0.0.1:4200/health/ready"}}},
+		{"notify+tcp://:4200", Spec{Kind: KindNotify, Then: &Spec{Kind: KindTCP, Host: "127.0.0.1", Port: 4200}}},
+		{"notify+listen://:4200", Spec{Kind: KindNotify, Then: &Spec{Kind: KindListen, Port: 4200}}},
 	}
 	for _, tc := range good {
 		got, err := ParseSpec(tc.in)
@@ -49,6 +53,7 @@ func TestParseSpec(t *testing.T) {
 		"http://", "http:///path", "http://:80/", "http://h:99999/", "http://u:p@h/", "http://h:/x",
 		"http://h/a b", "exec:", "exec:   ", `exec:"unterminated`, "exec:'x", `exec:x\`,
 		"udp://h:1", "ftp://h/", "4200", ":4200", "tcp://[::1:80",
+		"notify:", "notify://x", "notify+", "notify+notify://", "notify+exec:true", "notify+tcp://h",
 	}
 	for _, in := range bad {
 		if s, err := ParseSpec(in); err == nil {
@@ -62,7 +67,7 @@ func TestParseSpec(t *testing.T) {
 // FuzzParseSpec: the parser never panics, accepts only specs a prober can
 // be built for, and String() gives back a spec that parses to the same value.
 func FuzzParseSpec(f *testing.F) {
-	for _, s := range []string{"tcp://127.0.0.1:4200", "listen://:4200", "http://h:1/p?q", "exec:a 'b c'"} {
+	for _, s := range []string{"tcp://127.0.0.1:4200", "listen://:4200", "http://h:1/p?q", "exec:a 'b c'", "notify://", "notify+tcp://:1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -70,8 +75,14 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := NewProber(s); err != nil {
-			t.Fatalf("ParseSpec(%q) ok but NewProber: %v", in, err)
+		built := s
+		if s.Kind == KindNotify && s.Then != nil {
+			built = *s.Then // notify:// itself is built by a Monitor
+		}
+		if built.Kind != KindNotify {
+			if _, err := NewProber(built); err != nil {
+				t.Fatalf("ParseSpec(%q) ok but NewProber: %v", in, err)
+			}
 		}
 		out := s.String()
 		again, err := ParseSpec(out)

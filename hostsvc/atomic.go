@@ -4,50 +4,23 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
 )
 
 // writeAtomic replaces path with data so that a reader (systemd's
 // daemon-reload, launchd) sees the old file or the new one, never a torn
-// one: a temp file in the same directory, fsynced, then renamed over path,
-// then the directory fsynced so the rename survives a crash.
+// one, and the rename survives a crash: renameio writes a temp file in the
+// same directory, fsyncs it, renames it over path and fsyncs the directory.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return &PathError{Op: "create directory", Path: dir, Err: err}
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	// WithStaticPermissions: service files are world-readable whatever
+	// the umask.
+	if err := renameio.WriteFile(path, data, mode, renameio.WithStaticPermissions(mode)); err != nil {
 		return &PathError{Op: "write", Path: path, Err: unwrapPathErr(err)}
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return &PathError{Op: "write", Path: tmp, Err: err}
-	}
-	// CreateTemp makes the file 0600; service files are world-readable.
-	if err := f.Chmod(mode); err != nil {
-		return &PathError{Op: "write", Path: tmp, Err: err}
-	}
-	if err := f.Sync(); err != nil {
-		return &PathError{Op: "write", Path: tmp, Err: err}
-	}
-	if err := f.Close(); err != nil {
-		return &PathError{Op: "write", Path: tmp, Err: err}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return &PathError{Op: "write", Path: path, Err: unwrapPathErr(err)}
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -55,19 +55,16 @@ type Installer struct {
 // Options are the install and uninstall switches.
 type Options struct {
 	DryRun bool // print the file (or the steps) and change nothing
-	Now    bool // enable and start after installing
+	// NoEnable writes the file and reloads the manager only. By default
+	// install enables the service at boot, as an admin expects from
+	// installing a service; it does not start it now unless Now.
+	NoEnable bool
+	Now      bool // also start it now (implies enabling)
 }
 
 // ErrNotRunning is returned when the service manager is not running here
 // (a container, a chroot, a host whose PID 1 is not systemd).
 var ErrNotRunning = errors.New("the service manager is not running on this host")
-
-// SystemdRunning is sd_booted(3): systemd is PID 1 (for a system service)
-// exactly when /run/systemd/system exists.
-func SystemdRunning() bool {
-	st, err := os.Stat("/run/systemd/system")
-	return err == nil && st.IsDir()
-}
 
 // CommandError is a service-manager command that failed.
 type CommandError struct {
@@ -133,7 +130,8 @@ func (in *Installer) Render(s Spec) ([]byte, error) {
 }
 
 // Install writes the service file atomically (a second install replaces the
-// first), reloads the manager, and with opts.Now enables and starts it.
+// first), reloads the manager, enables it at boot unless opts.NoEnable,
+// and with opts.Now starts it.
 func (in *Installer) Install(s Spec, opts Options) error {
 	if s.User != in.User {
 		// A user unit in the system's directory (or the reverse) would
@@ -164,7 +162,7 @@ func (in *Installer) Install(s Spec, opts Options) error {
 		fmt.Fprintf(in.Out, "%s is not running on this host: wrote %s, reloaded and started nothing\n", in.Manager, in.Path)
 		return nil
 	}
-	for _, step := range in.installSteps(opts.Now) {
+	for _, step := range in.installSteps(opts) {
 		if err := in.run(step); err != nil {
 			return err
 		}
@@ -232,13 +230,14 @@ func (in *Installer) launchdDomain() string {
 	return "system"
 }
 
-func (in *Installer) installSteps(now bool) []step {
+func (in *Installer) installSteps(opts Options) []step {
+	enable := !opts.NoEnable || opts.Now
 	if in.Manager == Launchd {
 		d := in.launchdDomain()
 		// bootout first: bootstrap refuses a label that is already loaded,
 		// and a reinstall must replace the old job, not fail on it.
 		steps := []step{{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true}}
-		if now {
+		if enable {
 			// enable before bootstrap: launchd refuses to bootstrap a job
 			// whose label an earlier `launchctl disable` left disabled.
 			steps = append(steps, step{args: []string{"launchctl", "enable", d + "/" + Label}})
@@ -246,14 +245,17 @@ func (in *Installer) installSteps(now bool) []step {
 		// bootstrap loads the job; RunAtLoad starts it (launchd has no
 		// "loaded but stopped" for such a job).
 		steps = append(steps, step{args: []string{"launchctl", "bootstrap", d, in.Path}})
-		if now {
+		if opts.Now {
 			steps = append(steps, step{args: []string{"launchctl", "kickstart", d + "/" + Label}})
 		}
 		return steps
 	}
 	steps := []step{{args: in.systemctl("daemon-reload")}}
-	if now {
+	switch {
+	case opts.Now:
 		steps = append(steps, step{args: in.systemctl("enable", "--now", UnitName)})
+	case enable:
+		steps = append(steps, step{args: in.systemctl("enable", UnitName)})
 	}
 	return steps
 }

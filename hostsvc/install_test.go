@@ -89,8 +89,17 @@ func TestInstallSystemd(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("directory holds %v, want only the unit", entries)
 	}
-	if w := []string{"systemctl daemon-reload"}; !slices.Equal(rec.joined(), w) {
+	// Without --now the service is enabled at boot but not started.
+	if w := []string{"systemctl daemon-reload", "systemctl enable oxiosd.service"}; !slices.Equal(rec.joined(), w) {
 		t.Errorf("without --now ran %q, want %q", rec.joined(), w)
+	}
+	// --no-enable writes the file and reloads, nothing more.
+	rec.calls = nil
+	if err := in.Install(spec2, Options{NoEnable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if w := []string{"systemctl daemon-reload"}; !slices.Equal(rec.joined(), w) {
+		t.Errorf("with --no-enable ran %q, want %q", rec.joined(), w)
 	}
 }
 

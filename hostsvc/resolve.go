@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/util"
+
 	"github.com/a7garden/oxios/runtime/config"
 )
 
@@ -30,12 +32,22 @@ func ResolveSpec(o SpecOptions) (s Spec, missing bool, err error) {
 	if err != nil {
 		return Spec{}, false, err
 	}
+	if !o.User {
+		// The system service runs this binary as root at every boot.
+		if err := config.CheckTrusted(exe); err != nil {
+			return Spec{}, false, fmt.Errorf("oxios binary %s: %w", exe, err)
+		}
+	}
 	path, err := configPath(o)
 	if err != nil {
 		return Spec{}, false, err
 	}
 	s = Spec{Binary: exe, Config: path, User: o.User, Watchdog: o.Watchdog}
-	cfg, err := config.Load(path)
+	load := config.Load
+	if o.User {
+		load = config.LoadForUser // the service runs as the user, not as root
+	}
+	cfg, err := load(path)
 	switch {
 	case errors.Is(err, config.ErrNotFound):
 		missing, cfg = true, config.Default()
@@ -95,7 +107,7 @@ func NewInstaller(user bool, out io.Writer) (*Installer, error) {
 	}
 	in := &Installer{Manager: m, Path: file, LogDir: logDir, User: user, UID: os.Getuid(), Run: ExecRunner, Out: out}
 	if m == Systemd && !user {
-		in.Running = SystemdRunning
+		in.Running = util.IsRunningSystemd // sd_booted(3)
 	}
 	return in, nil
 }

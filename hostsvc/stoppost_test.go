@@ -19,7 +19,7 @@ func TestExecStopPost(t *testing.T) {
 	bin := filepath.Join(dir, "oxios")
 	rec := filepath.Join(t.TempDir(), "args")
 	makeExecutable(t, bin)
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > \""+rec+"\"\n"), 0o755); err != nil {
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > \""+rec+"\"\necho oxios is not running\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "config $X.toml")
@@ -38,8 +38,14 @@ func TestExecStopPost(t *testing.T) {
 		os.Remove(rec)
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "SERVICE_RESULT=" + result}
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("%s: %v\n%s", result, err, out)
+		}
+		// A clean stop leaves nothing in the journal; any other end of
+		// the service keeps oxios' report of what it stopped.
+		if quiet := len(out) == 0; wantStop && quiet != (result == "success") {
+			t.Errorf("SERVICE_RESULT=%s: output %q; want it only after a failure", result, out)
 		}
 		got, err := os.ReadFile(rec)
 		if !wantStop {

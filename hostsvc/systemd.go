@@ -2,7 +2,6 @@ package hostsvc
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -91,8 +90,10 @@ func (s Spec) StartArgs() []string {
 // removed the task, so this is a no-op), a stop timeout (the CLI hung and
 // was SIGKILLed), a crash. It leaves the task alone only when the CLI died
 // of a signal (SERVICE_RESULT=signal or core-dump) and Restart=on-failure
-// is about to start a new CLI that adopts the running task.
-const stopPostScript = `case "$SERVICE_RESULT" in signal|core-dump) exit 0;; esac; exec "$0" stop --config "$1"`
+// is about to start a new CLI that adopts the running task. After a clean
+// stop its report ("not running") is dropped: the journal would read it as
+// an error; its errors (stderr) still reach the journal.
+const stopPostScript = `case "$SERVICE_RESULT" in signal|core-dump) exit 0;; success) exec "$0" stop --config "$1" >/dev/null;; esac; exec "$0" stop --config "$1"`
 
 // RenderUnit renders the systemd unit for s.
 func RenderUnit(s Spec) ([]byte, error) {
@@ -132,9 +133,9 @@ func RenderUnit(s Spec) ([]byte, error) {
 		w("# or $ directly: sh execs it in place, so the main PID is still oxios.")
 	}
 	w("ExecStart=%s", start)
-	w("# Stops and removes the containerd task even when the CLI hung or crashed;")
-	w("# skipped only when the CLI died of a signal, since Restart= then starts a")
-	w("# new CLI that adopts the running task.")
+	w("# Stops and removes the containerd task even when the CLI hung or crashed")
+	w("# (quietly after a clean stop); skipped only when the CLI died of a signal,")
+	w("# since Restart= then starts a new CLI that adopts the running task.")
 	w("ExecStopPost=%s", stop)
 	// The task's processes live under containerd's shim, outside this
 	// unit's cgroup: systemd's SIGTERM reaches only the CLI, which stops
@@ -183,13 +184,13 @@ func sdSeconds(d time.Duration) string {
 	return fmt.Sprintf("%dms", int64(math.Ceil(float64(d)/float64(time.Millisecond))))
 }
 
-// UnitExecArgs reads back the argv of one Exec*= setting of a rendered
-// unit, through SplitExecLine.
-func UnitExecArgs(unit []byte, key string) ([]string, error) {
-	for _, line := range strings.Split(string(unit), "\n") {
-		if v, ok := strings.CutPrefix(line, key+"="); ok {
-			return SplitExecLine(v)
+// execPathSafe is systemd's string_is_safe() plus the `$` rule above.
+func execPathSafe(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c < ' ' || c == 0x7f || c == '"' || c == '\'' || c == '\\' || c == '$' {
+			return false
 		}
 	}
-	return nil, errors.New(key + "= not found in unit")
+	return true
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench-health`: time from a daemon's listen() to readiness through
-# oxios-init, listen:// vs tcp:// vs the old 200 ms connect-poll loop, with
+# oxios-init, listen:// vs tcp:// vs http:// vs notify:// vs the old 200 ms
+# connect-poll loop, with
 # CPU while waiting and oxios-init's RSS (bench/health/main.go).
 # BENCH_HEALTH_RUNS and BENCH_HEALTH_MAX_DELAY tune it.
 set -euo pipefail

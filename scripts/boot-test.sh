@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/boot-test.sh: boot a real systemd in systemd-nspawn and run oxios
-# under it as `oxios install` leaves it (DESIGN.md, "Tests"; issue 6).
+# under it as `oxios install` leaves it (docs/design.md, "Tests").
 #
 # Run by hostsvc/boottest (TestBoot), which starts a private containerd,
 # lays out the hostile paths and writes the config. `make boot-test` (or this

@@ -13,8 +13,14 @@ make -s image
 export CONTAINERD_ADDRESS=$addr
 echo "run: containerd at $addr" >&2
 bin/oxios start
+# oxios finds the system socket and the default private one by itself;
+# only a private containerd moved with OXIOS_CONTAINERD_STATE needs naming.
+case $addr in
+  /run/containerd/containerd.sock|/run/oxios/containerd/containerd.sock) how="oxios finds this containerd by itself" ;;
+  *) how="export CONTAINERD_ADDRESS=$addr first" ;;
+esac
 cat >&2 <<MSG
 
 Next: bin/oxios status | bin/oxios logs -n 20 | bin/oxios stop
-(CONTAINERD_ADDRESS=$addr for each; scripts/containerd.sh stop stops a private containerd)
+($how; bash scripts/containerd.sh stop stops a private one)
 MSG

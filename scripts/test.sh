@@ -11,10 +11,11 @@ make -s build
 make -s image
 go vet ./...
 # The Makefile's oxios-init build tags select other files: vet those too.
-go vet -tags oxios_fwdsig,oxios_nohttps ./runtime/supervisor ./health ./cmd/oxios-init
+go vet -tags oxios_nohttps ./runtime/supervisor ./health ./cmd/oxios-init
 GOOS=darwin go build -o /dev/null ./cmd/oxios
 # -p 1: packages run one at a time. Several assert kubelet budgets
 # (failureThreshold x period + grace) and backoff schedules with real
 # processes; on 2 cores, two packages' containerds and daemons at once add
 # scheduling delays that are not oxios'.
 go test -p 1 -count=1 -timeout 60m ./... 2>&1 | tee build/test.log
+bash scripts/tour-test.sh

@@ -12,7 +12,7 @@ import (
 	toml "github.com/pelletier/go-toml/v2"
 )
 
-// defaultListen is the real daemon's gateway address (DESIGN.md).
+// defaultListen is the real daemon's gateway address.
 const defaultListen = "127.0.0.1:4200"
 
 // options is everything the demo was told, from flags, environment and the

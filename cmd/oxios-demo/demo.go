@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
 )
 
@@ -22,6 +23,8 @@ type demo struct {
 	orphans  []int
 	serveErr chan error
 	stopHB   chan struct{}
+
+	notifiedReady bool // READY=1 sent (OXIOS_DEMO_SD_NOTIFY)
 }
 
 func newDemo(opts options, log *logrus.Logger, started time.Time, sigs chan os.Signal) *demo {
@@ -135,6 +138,7 @@ func (d *demo) logStart() {
 	add("hang_after", k.HasHangAfter, k.HangAfter)
 	add("unready_after", k.HasUnreadyAfter, k.UnreadyAfter)
 	add("data_dir", k.DataDir != "", k.DataDir)
+	add("sd_notify", k.SdNotify, true)
 	d.log.WithFields(f).Info("oxios-demo starting")
 	for _, name := range k.Unknown {
 		d.log.WithField("variable", name).Warn("unknown OXIOS_DEMO_* variable ignored (misspelt knob?)")
@@ -191,7 +195,36 @@ func (d *demo) reportPhase(phase, addr string) {
 	if phase == "listening" {
 		e = e.WithField("addr", addr)
 	}
+	if phase == "ready" && d.srv != nil {
+		e = e.WithField("connections_before_ready", d.srv.beforeReady.Load())
+	}
 	e.Info(phase)
+	d.sdNotify(phase, addr)
+}
+
+// sdNotify tells NOTIFY_SOCKET (OXIOS_DEMO_SD_NOTIFY=1) that the demo is
+// ready, the first time it is, and that it is stopping.
+func (d *demo) sdNotify(phase, addr string) {
+	if !d.opts.SdNotify {
+		return
+	}
+	var msg string
+	switch {
+	case phase == "ready" && !d.notifiedReady:
+		d.notifiedReady = true
+		msg = "READY=1\nSTATUS=serving on " + addr
+	case phase == "stopping":
+		msg = "STOPPING=1\nSTATUS=stopping"
+	default:
+		return
+	}
+	sent, err := sdnotify.SdNotify(false, msg)
+	switch {
+	case err != nil:
+		d.log.WithError(err).Warn("sd_notify failed (" + envSdNotify + ")")
+	case !sent:
+		d.log.Warn(envSdNotify + "=1 but NOTIFY_SOCKET is not set: nothing sent")
+	}
 }
 
 // startServing opens the socket, serves, and arms the timers that count
@@ -204,11 +237,6 @@ func (d *demo) startServing() error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		if err := d.srv.serve(); err != nil {
-			d.serveErr <- err
-		}
-	}()
 	d.st.setListening(addr.String())
 	after := func(delay time.Duration, fn func()) {
 		if delay == 0 {
@@ -224,6 +252,14 @@ func (d *demo) startServing() error {
 	if d.opts.HasHangAfter {
 		after(d.opts.HangAfter, d.st.setHung)
 	}
+	// Accepting starts only now: with no READY_DELAY the demo is ready
+	// before its first accept, so connections_before_ready counts only
+	// connections made while it really was not.
+	go func() {
+		if err := d.srv.serve(); err != nil {
+			d.serveErr <- err
+		}
+	}()
 	return nil
 }
 

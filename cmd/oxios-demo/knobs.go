@@ -22,12 +22,13 @@ const (
 	envHangAfter    = "OXIOS_DEMO_HANG_AFTER"
 	envUnreadyAfter = "OXIOS_DEMO_UNREADY_AFTER"
 	envDataDir      = "OXIOS_DEMO_DATA_DIR"
+	envSdNotify     = "OXIOS_DEMO_SD_NOTIFY"
 )
 
 var knownEnv = map[string]bool{
 	envListen: true, envListenDelay: true, envReadyDelay: true, envExitAfter: true,
 	envExitCode: true, envSigterm: true, envStopDelay: true, envOrphans: true,
-	envHangAfter: true, envUnreadyAfter: true, envDataDir: true,
+	envHangAfter: true, envUnreadyAfter: true, envDataDir: true, envSdNotify: true,
 }
 
 // maxOrphans bounds OXIOS_DEMO_ORPHANS: the knob exists to leave a few
@@ -67,7 +68,10 @@ type knobs struct {
 	UnreadyAfter    time.Duration
 	HasUnreadyAfter bool
 	DataDir         string
-	Unknown         []string // OXIOS_DEMO_* names that are not knobs (typos)
+	// SdNotify sends READY=1 to NOTIFY_SOCKET when the demo becomes
+	// ready (and STOPPING=1 when it stops), as a Type=notify daemon does.
+	SdNotify bool
+	Unknown  []string // OXIOS_DEMO_* names that are not knobs (typos)
 }
 
 // knobError names the variable and the bad value; main turns it into exit 2.
@@ -154,6 +158,15 @@ func parseKnobs(lookup func(string) (string, bool), environ []string) (knobs, er
 	}
 	if v, ok := get(envDataDir); ok {
 		k.DataDir = v
+	}
+	if v, ok := get(envSdNotify); ok {
+		switch v {
+		case "1":
+			k.SdNotify = true
+		case "0":
+		default:
+			return k, &knobError{envSdNotify, v, "must be 1 or 0"}
+		}
 	}
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")

@@ -24,7 +24,7 @@ func TestParseKnobsAll(t *testing.T) {
 		"OXIOS_DEMO_LISTEN=0.0.0.0:8080", "OXIOS_DEMO_LISTEN_DELAY=1s", "OXIOS_DEMO_READY_DELAY=2s",
 		"OXIOS_DEMO_EXIT_AFTER=3s", "OXIOS_DEMO_EXIT_CODE=4", "OXIOS_DEMO_SIGTERM=ignore",
 		"OXIOS_DEMO_STOP_DELAY=5s", "OXIOS_DEMO_ORPHANS=6", "OXIOS_DEMO_HANG_AFTER=0s",
-		"OXIOS_DEMO_UNREADY_AFTER=8s", "OXIOS_DEMO_DATA_DIR=/d", "OXIOS_DEMO_SIGTREM=x")
+		"OXIOS_DEMO_UNREADY_AFTER=8s", "OXIOS_DEMO_DATA_DIR=/d", "OXIOS_DEMO_SIGTREM=x", "OXIOS_DEMO_SD_NOTIFY=1")
 	k, err := parseKnobs(lookup, environ)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestParseKnobsAll(t *testing.T) {
 	want := knobs{Listen: "0.0.0.0:8080", ListenDelay: time.Second, ReadyDelay: 2 * time.Second,
 		ExitAfter: 3 * time.Second, HasExitAfter: true, ExitCode: 4, HasExitCode: true, Sigterm: sigtermIgnore,
 		StopDelay: 5 * time.Second, Orphans: 6, HangAfter: 0, HasHangAfter: true,
-		UnreadyAfter: 8 * time.Second, HasUnreadyAfter: true, DataDir: "/d", Unknown: []string{"OXIOS_DEMO_SIGTREM"}}
+		UnreadyAfter: 8 * time.Second, HasUnreadyAfter: true, DataDir: "/d", SdNotify: true, Unknown: []string{"OXIOS_DEMO_SIGTREM"}}
 	if !reflect.DeepEqual(k, want) {
 		t.Fatalf("got %+v\nwant %+v", k, want)
 	}
@@ -55,7 +55,7 @@ func TestParseKnobsErrorsNameTheVariable(t *testing.T) {
 		"OXIOS_DEMO_EXIT_CODE=-1", "OXIOS_DEMO_EXIT_CODE=256", "OXIOS_DEMO_EXIT_CODE=one",
 		"OXIOS_DEMO_SIGTERM=kill", "OXIOS_DEMO_STOP_DELAY=1d", "OXIOS_DEMO_ORPHANS=100000",
 		"OXIOS_DEMO_HANG_AFTER=later", "OXIOS_DEMO_UNREADY_AFTER=1y", "OXIOS_DEMO_LISTEN=host",
-		"OXIOS_DEMO_LISTEN=:99999",
+		"OXIOS_DEMO_LISTEN=:99999", "OXIOS_DEMO_SD_NOTIFY=yes",
 	} {
 		lookup, environ := env(kv)
 		_, err := parseKnobs(lookup, environ)

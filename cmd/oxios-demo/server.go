@@ -102,6 +102,13 @@ func (s *status) setHung() {
 	})
 }
 
+// everReady reports whether the demo has been ready at least once.
+func (s *status) everReady() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.readyAt.IsZero()
+}
+
 func (s *status) isHung() bool {
 	select {
 	case <-s.hangC:
@@ -121,6 +128,9 @@ type server struct {
 	http     *http.Server
 	ln       *hangListener
 	closing  atomic.Bool // the listener was closed on purpose (drain)
+	// beforeReady counts connections accepted before the demo was first
+	// ready: what a readiness probe that connects too early costs it.
+	beforeReady atomic.Int64
 }
 
 // procInfo is what the status page and /health show about the process.
@@ -157,7 +167,7 @@ func (s *server) listen(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s.ln = newHangListener(l, s.st.hangC)
+	s.ln = newHangListener(&countingListener{Listener: l, s: s}, s.st.hangC)
 	return l.Addr(), nil
 }
 
@@ -273,6 +283,7 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP oxios_demo_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE oxios_demo_start_time_seconds gauge\noxios_demo_start_time_seconds %.3f\n", float64(s.info.Started.UnixNano())/1e9)
 	fmt.Fprintf(w, "# HELP oxios_demo_uptime_seconds Seconds since the process started.\n# TYPE oxios_demo_uptime_seconds gauge\noxios_demo_uptime_seconds %.3f\n", time.Since(s.info.Started).Seconds())
 	fmt.Fprintf(w, "# HELP oxios_demo_orphans Orphaned children left behind (OXIOS_DEMO_ORPHANS).\n# TYPE oxios_demo_orphans gauge\noxios_demo_orphans %d\n", s.orphans())
+	fmt.Fprintf(w, "# HELP oxios_demo_connections_before_ready Connections accepted before the demo was first ready.\n# TYPE oxios_demo_connections_before_ready counter\noxios_demo_connections_before_ready %d\n", s.beforeReady.Load())
 	fmt.Fprintf(w, "# HELP oxios_demo_http_requests_total HTTP requests received, by path.\n# TYPE oxios_demo_http_requests_total counter\n")
 	s.requests.Range(func(k, v any) bool {
 		// Only known paths: a scanner must not grow the label set forever.
@@ -313,6 +324,20 @@ func (s *server) handleIndex(w http.ResponseWriter, r *http.Request) {
 		"State":    s.st.phase(),
 		"Listen":   listen,
 	})
+}
+
+// countingListener counts the connections accepted before the first ready.
+type countingListener struct {
+	net.Listener
+	s *server
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil && !l.s.st.everReady() {
+		l.s.beforeReady.Add(1)
+	}
+	return c, err
 }
 
 // hangListener stops handing connections to net/http once hung: the kernel

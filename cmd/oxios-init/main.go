@@ -13,14 +13,20 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/a7garden/oxios/health"
-	"github.com/a7garden/oxios/runtime/stalelock"
-	"github.com/a7garden/oxios/runtime/supervisor"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/contract"
+	"github.com/a7garden/oxios/runtime/stalelock"
+	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
 var version = "0.1.0"
+
+// godebugDefault is the GODEBUG default the Makefile links into the Go
+// runtime (INIT_GODEBUG), linked here too so that the supervisor knows it.
+var godebugDefault string
 
 func main() {
 	// Before anything installs a signal handler: which signals did our
@@ -35,6 +41,9 @@ func run(argv0 string, args []string, ignored []syscall.Signal, stdout, stderr i
 	if len(args) > 0 && args[0] == "probe" {
 		return probe(args[1:], stderr)
 	}
+	// First, so that a signal sent while the rest starts up is queued.
+	sigs := supervisor.Catch(ignored)
+	token := takeNotifyToken()
 	o, err := parse(argv0, args, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios-init: %v\n(see oxios-init -h)\n", err)
@@ -48,17 +57,21 @@ func run(argv0 string, args []string, ignored []syscall.Signal, stdout, stderr i
 		fmt.Fprintf(stdout, "oxios-init version %s\n", version)
 		return 0
 	}
+	o.health.NotifyToken = token
 	log := newLogger(o, stderr)
-	kept := keepIgnored(ignored, log)
-	o.sup.SharedChildren = hasExecProbe(o.health)
-
-	// The monitor needs the supervisor's hooks and the supervisor calls
-	// the monitor around each run: mon is set before sup.Run starts one.
-	var mon *health.Monitor
-	o.sup.OnStart = func(pid int) { mon.ChildStarted(pid) }
-	o.sup.OnExit = func(status int) { mon.ChildExited(status) }
-	// First, so that a signal sent while the rest starts up is queued.
-	sup, err := supervisor.New(o.sup, kept, log)
+	if kept := sigs.Kept(); len(kept) > 0 {
+		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
+	}
+	// The daemon gets its own NOTIFY_SOCKET (notify://) or none: the one
+	// oxios-init received is for oxios-init's READY=1 to the host.
+	childNotify, err := o.health.PrepareNotify()
+	if err != nil {
+		log.Error(err)
+		return 1
+	}
+	o.sup.Env = health.ChildEnv(os.Environ(), childNotify)
+	o.sup.LinkedGODEBUG = godebugDefault
+	sup, err := supervisor.New(o.sup, sigs, log)
 	if err != nil {
 		log.Error(err)
 		return 1
@@ -74,21 +87,31 @@ func run(argv0 string, args []string, ignored []syscall.Signal, stdout, stderr i
 	}
 	defer lk.Close()
 	cleanStale(o.stale, log) // only once the instance lock is held
-	if mon, err = startHealth(o.health, sup, log); err != nil {
+	mon, err := startHealth(o.health, sup, log)
+	if err != nil {
 		log.Error(err)
 		return 1
 	}
 	defer mon.Close()
-	return sup.Run()
+	return sup.Run(mon)
 }
 
-// keepIgnored keeps the signals ignored at start ignored, for the child.
-func keepIgnored(ignored []syscall.Signal, log *logrus.Logger) []syscall.Signal {
-	kept := supervisor.KeepIgnored(ignored)
-	if len(kept) > 0 {
-		log.Debugf("signals ignored at start stay ignored and are passed on ignored: %v", kept)
+// notifyTokenEnv is the host's per-container notify secret.
+const notifyTokenEnv = contract.NotifyTokenEnv
+
+// takeNotifyToken removes the host's notify secret from the environment
+// (the daemon inherits what is left) and, when there is one, makes this
+// process non-dumpable: a process of the same uid in the container can
+// then neither read /proc/1/environ, where the kernel keeps the original
+// environment, nor ptrace oxios-init for it.
+func takeNotifyToken() string {
+	token, ok := os.LookupEnv(notifyTokenEnv)
+	if !ok {
+		return ""
 	}
-	return kept
+	os.Unsetenv(notifyTokenEnv)
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	return token
 }
 
 // lockInstance takes the --lock instance lock, if one is configured (a
@@ -115,8 +138,8 @@ func cleanStale(paths []string, log *logrus.Logger) {
 	}
 }
 
-// startHealth creates the probe monitor, wired to sup, and opens its
-// endpoint.
+// startHealth creates the probe monitor, wired to sup (which also starts
+// its exec probes), and opens its endpoint.
 func startHealth(cfg health.Config, sup *supervisor.Supervisor, log *logrus.Logger) (*health.Monitor, error) {
 	mon, err := health.NewMonitor(cfg, health.Hooks{
 		Restart: sup.Restart,
@@ -124,6 +147,7 @@ func startHealth(cfg health.Config, sup *supervisor.Supervisor, log *logrus.Logg
 			st := sup.State()
 			return health.ChildState{PID: st.PID, State: st.State, Restarts: st.Restarts, Backoff: st.Backoff}
 		},
+		Spawner: sup,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -151,20 +175,12 @@ func becomeInit(o *options, log *logrus.Logger) error {
 		var sub int32
 		_ = unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&sub)), 0, 0, 0)
 		if sub == 0 {
-			log.Warn("oxios-init is not PID 1 and is not a child subreaper: orphaned zombies will not be reparented to it and cannot be reaped. " +
+			log.Warn("oxios-init is not PID 1 and is not a child subreaper: zombie reaping won't work, " +
+				"since orphaned processes are not re-parented to oxios-init. " +
 				"Use -s (or TINI_SUBREAPER / OXIOS_INIT_SUBREAPER) or run it as PID 1.")
 		}
 	}
 	return nil
-}
-
-func hasExecProbe(c health.Config) bool {
-	for _, p := range []health.ProbeConfig{c.Startup, c.Readiness, c.Liveness} {
-		if strings.HasPrefix(strings.TrimSpace(p.Spec), "exec:") {
-			return true
-		}
-	}
-	return false
 }
 
 func newLogger(o *options, w io.Writer) *logrus.Logger {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/runtime/contract"
 	"github.com/a7garden/oxios/runtime/supervisor"
 )
 
@@ -40,19 +41,22 @@ dumb-init options:
   -r, --rewrite FROM:TO      see below
 
 oxios options:
-  --grace D                  time from the stop signal to SIGKILL (10s) [OXIOS_INIT_GRACE]
+  --grace D                  time from the stop signal to SIGKILL (none: forward it and wait, as tini does) [OXIOS_INIT_GRACE]
   -r, --rewrite FROM:TO      forward signal FROM as TO, TO=0 drops it (repeatable) [OXIOS_INIT_REWRITE, comma-separated]
   --restart POLICY           never|on-failure|always (never) [OXIOS_INIT_RESTART]
   --backoff-initial D        first restart delay (1s) [OXIOS_INIT_BACKOFF_INITIAL]
   --backoff-max D            longest restart delay (60s) [OXIOS_INIT_BACKOFF_MAX]
   --backoff-reset D          a run this long resets the delay (10m) [OXIOS_INIT_BACKOFF_RESET]
   --lock PATH                instance lock held for oxios-init's life [OXIOS_INIT_LOCK]
-  --stale PATH               stale PID/lock file or socket to remove (repeatable) [OXIOS_INIT_STALE, ':'-separated]
+  --stale PATH               stale PID/lock file or socket to remove (repeatable) [OXIOS_INIT_STALE, one a line]
   --log-format text|json     log format on stderr (text) [OXIOS_INIT_LOG_FORMAT]
 
 health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '_'):
   --startup PROBE, --readiness PROBE, --liveness PROBE   tcp://, http://, exec:, listen://
-                             (https:// too in builds without -tags oxios_nohttps)
+                             (https:// too in builds without -tags oxios_nohttps);
+                             startup and readiness also notify:// (READY=1 on the
+                             NOTIFY_SOCKET oxios-init gives the daemon) and
+                             notify+PROBE (READY=1, then PROBE confirms it)
   --<kind>-initial-delay D, --<kind>-period D, --<kind>-timeout D,
   --<kind>-success-threshold N, --<kind>-failure-threshold N
   --health-listen ADDR       serve /livez /readyz /startupz /status /metrics (HOST:PORT or unix:/path)
@@ -60,6 +64,12 @@ health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '
 
 Exit code: the child's; 128+N when it died of signal N; 127 when CMD is not
 found, 126 when it cannot be executed; then -e remapping.
+
+Signals: all are forwarded except SIGCHLD, SIGPROF (the Go runtime's
+profiler keeps it) and 32-34 (SIGRTMIN: reserved, Go cannot catch them).
+Not PID 1, oxios-init ignores SIGRTMIN so that it is not ended by it; the
+child gets it at its default action. Of the signals blocked or ignored
+when oxios-init starts, only some reach the child so: see docs/pid1.md.
 `
 
 type options struct {
@@ -187,11 +197,10 @@ func (o *options) fromEnv(env []string) error {
 			}
 			continue
 		}
-		rest, ok := strings.CutPrefix(k, "OXIOS_INIT_")
+		name, ok := contract.OptionName(k) // the host spells them the same way
 		if !ok {
 			continue
 		}
-		name := strings.ReplaceAll(strings.ToLower(rest), "_", "-")
 		if err := o.set(name, v, true); err != nil {
 			return fmt.Errorf("environment %s: %w", k, err)
 		}
@@ -288,7 +297,12 @@ func (o *options) set(name, v string, fromEnv bool) error {
 		o.lock = v
 	case "stale":
 		if fromEnv {
-			o.stale = append(o.stale, splitList(v, ":")...)
+			// One path a line: ':' may be part of a path.
+			for _, p := range strings.Split(v, "\n") {
+				if p != "" {
+					o.stale = append(o.stale, p)
+				}
+			}
 		} else {
 			o.stale = append(o.stale, v)
 		}

@@ -32,7 +32,7 @@ func TestParseOxiosFlagsAndEnv(t *testing.T) {
 		"TINI_SUBREAPER=", "TINI_KILL_PROCESS_GROUP=1", "TINI_VERBOSITY=2",
 		"OXIOS_INIT_GRACE=3s", "OXIOS_INIT_REWRITE=15:2,HUP:0", "OXIOS_INIT_RESTART=on-failure",
 		"OXIOS_INIT_BACKOFF_INITIAL=2s", "OXIOS_INIT_BACKOFF_MAX=20s", "OXIOS_INIT_BACKOFF_RESET=1m",
-		"OXIOS_INIT_LOCK=/data/lk", "OXIOS_INIT_STALE=/data/a.pid:/data/b.sock", "OXIOS_INIT_LOG_FORMAT=json",
+		"OXIOS_INIT_LOCK=/data/lk", "OXIOS_INIT_STALE=/data/a.pid\n/data/b:c.sock\n", "OXIOS_INIT_LOG_FORMAT=json",
 		"OTHER=1",
 	}
 	o, err := parse("oxios-init", []string{"--grace=5s", "-r", "USR1:USR2", "--stale", "/data/c.lock", "--restart", "always", "--", "daemon"}, env)
@@ -54,7 +54,7 @@ func TestParseOxiosFlagsAndEnv(t *testing.T) {
 	if o.sup.Restart != supervisor.Always || o.sup.BackoffInitial != 2*time.Second || o.sup.BackoffMax != 20*time.Second || o.sup.BackoffReset != time.Minute {
 		t.Errorf("restart %+v", o.sup)
 	}
-	if o.lock != "/data/lk" || strings.Join(o.stale, " ") != "/data/a.pid /data/b.sock /data/c.lock" || o.logFormat != "json" {
+	if o.lock != "/data/lk" || strings.Join(o.stale, " ") != "/data/a.pid /data/b:c.sock /data/c.lock" || o.logFormat != "json" {
 		t.Errorf("lock %q stale %q format %q", o.lock, o.stale, o.logFormat)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -85,6 +87,12 @@ func (c *cli) run(args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// firstLine is what scripts and the old layer's users read of status.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
 func (c *cli) url() string { return fmt.Sprintf("http://127.0.0.1:%d", c.port) }
 
 func (c *cli) hasContainer() bool {
@@ -141,7 +149,7 @@ func TestCLIStartStatusStop(t *testing.T) {
 		t.Fatal("container left after stop")
 	}
 	out, _, code = c.run("status")
-	if code != 3 || strings.TrimSpace(out) != "stopped" {
+	if code != 3 || firstLine(out) != "stopped" {
 		t.Fatalf("status after stop: %d %q", code, out)
 	}
 	out, _, code = c.run("stop")
@@ -160,7 +168,7 @@ func TestCLIBadInput(t *testing.T) {
 		c.t = t
 		_, errs, code := c.run("start", "--address", "/nonexistent/containerd.sock")
 		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") != 0 ||
-			!strings.Contains(errs, "/nonexistent/containerd.sock") || !strings.Contains(errs, "start containerd") {
+			!strings.Contains(errs, "/nonexistent/containerd.sock") || !strings.Contains(errs, "start the containerd that serves it") {
 			t.Fatalf("%d %q", code, errs)
 		}
 		if _, _, code := c.run("status", "--address", "/nonexistent/containerd.sock"); code != 4 {
@@ -230,7 +238,7 @@ func TestCLIRestartAndOrphaned(t *testing.T) {
 	}
 	defer l.Close()
 	out, _, code = c.run("status")
-	if code != 3 || strings.TrimSpace(out) != fmt.Sprintf("orphaned (no task, port %d in use)", c.port) {
+	if code != 3 || firstLine(out) != fmt.Sprintf("orphaned (no task, port %d in use)", c.port) {
 		t.Fatalf("status: %d %q", code, out)
 	}
 }
@@ -289,4 +297,127 @@ func logDriverOf(t *testing.T, logPath string) string {
 	}
 	t.Fatalf("no process writes %s", logPath)
 	return ""
+}
+
+// status at a glance: the first line as before, then readiness, uptime,
+// probes, image, URL, log, containerd and the log tail; --json the same.
+func TestCLIStatusDescribes(t *testing.T) {
+	c := newCLI(t, "")
+	if out, errs, code := c.run("start"); code != 0 {
+		t.Fatalf("start: %s%s", out, errs)
+	}
+	out, errs, code := c.run("status")
+	t.Logf("status:\n%s", out)
+	if code != 0 || !strings.HasPrefix(out, "running (PID ") {
+		t.Fatalf("status: %d %q %s", code, out, errs)
+	}
+	for _, want := range []string{
+		"       ready: yes, since ", "      uptime: ", "restarts inside the container",
+		"     probes: readiness http://127.0.0.1:", "/health/ready success",
+		"             liveness  http://127.0.0.1:", "       image: localhost/oxios:latest sha256:",
+		"         url: " + c.url(), "         log: " + filepath.Join(c.dir, "logs", c.id+".log"),
+		"  containerd: " + c.ctrd.Address + " (set by file " + c.config,
+		"-- last ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+	logLines := func() int {
+		b, _ := os.ReadFile(filepath.Join(c.dir, "logs", c.id+".log"))
+		return strings.Count(string(b), "\n")
+	}
+	_, tail, _ := strings.Cut(out, "-- last ")
+	if n, want := strings.Count(tail, "\n")-1, min(10, logLines()); n != want || want == 0 {
+		t.Errorf("status shows %d log lines, want %d", n, want)
+	}
+	if out, _, _ := c.run("status", "-n", "2"); !strings.Contains(out, "-- last 2 log lines") {
+		t.Errorf("status -n 2:\n%s", out)
+	}
+	if out, _, _ := c.run("status", "--no-logs"); strings.Contains(out, "log lines") {
+		t.Errorf("status --no-logs shows log lines:\n%s", out)
+	}
+	out, _, code = c.run("status", "--json", "--lines=4")
+	var st struct {
+		State         string     `json:"state"`
+		Ready         bool       `json:"ready"`
+		ReadySince    *time.Time `json:"ready_since"`
+		Uptime        float64    `json:"uptime_seconds"`
+		CreatedAt     *time.Time `json:"created_at"`
+		Restarts      *int       `json:"restarts"`
+		ImageDigest   string     `json:"image_digest"`
+		LogTail       []string   `json:"log_tail"`
+		Containerd    struct{ Address, Source, Reason string }
+		Probes        map[string]struct{ Spec, Result string }
+		URL, Log, Img string
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: %d %v\n%s", code, err, out)
+	}
+	if st.State != "running" || !st.Ready || st.ReadySince == nil || st.Uptime <= 0 || st.CreatedAt == nil ||
+		st.Restarts == nil || !strings.HasPrefix(st.ImageDigest, "sha256:") || len(st.LogTail) != min(4, logLines()) ||
+		st.Containerd.Address != c.ctrd.Address || st.Containerd.Source != "file" ||
+		st.Probes["readiness"].Result != "success" || st.Probes["liveness"].Spec == "" {
+		t.Errorf("status --json lacks a field:\n%s", out)
+	}
+	if _, errs, code := c.run("stop"); code != 0 {
+		t.Fatalf("stop: %s", errs)
+	}
+	out, _, code = c.run("status")
+	t.Logf("status after stop:\n%s", out)
+	if code != 3 || firstLine(out) != "stopped" || !strings.Contains(out, "       image: localhost/oxios:latest sha256:") ||
+		!strings.Contains(out, fmt.Sprintf("-- last %d log lines", min(10, logLines()))) || strings.Contains(out, "ready:") {
+		t.Errorf("status after stop: %d\n%s", code, out)
+	}
+}
+
+// With containerd.address unset, oxios finds a containerd: the system
+// socket, else make run's private one; status --json and -v say which
+// and why, and the error when none answers says what to run.
+func TestCLIFindsContainerd(t *testing.T) {
+	ctrd := ctrtest.StartDaemon(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "oxios.toml")
+	os.WriteFile(cfg, []byte("[container]\nid = \"found\"\nport = 1\ndata_dir = \"d\"\nlog_dir = \"l\"\nrun_dir = \"r\"\n"), 0o644)
+	t.Setenv("CONTAINERD_ADDRESS", "")
+	stale := filepath.Join(dir, "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	defer func(s, p string) { systemAddress, privateAddress = s, p }(systemAddress, privateAddress)
+	for _, tc := range []struct {
+		system, private string
+		source, reason  string
+	}{
+		{filepath.Join(dir, "absent.sock"), ctrd.Address, "private", "no system containerd at " + filepath.Join(dir, "absent.sock")},
+		{stale, ctrd.Address, "private", "the system one at " + stale + " does not answer"},
+		{ctrd.Address, filepath.Join(dir, "absent.sock"), "system", "the system containerd"},
+	} {
+		systemAddress, privateAddress = tc.system, tc.private
+		out, errs, code := oxios(t, "status", "--json", "-v", "--config", cfg)
+		var st struct{ Containerd addressChoice }
+		if err := json.Unmarshal([]byte(out), &st); err != nil || code != 3 {
+			t.Fatalf("%+v: exit %d %v\n%s%s", tc, code, err, out, errs)
+		}
+		if st.Containerd.Address != ctrd.Address || st.Containerd.Source != tc.source || !strings.Contains(st.Containerd.Reason, tc.reason) {
+			t.Errorf("%+v: containerd %+v", tc, st.Containerd)
+		}
+		if !strings.Contains(errs, "oxios: containerd "+ctrd.Address+" (") {
+			t.Errorf("%+v: -v does not say which containerd: %q", tc, errs)
+		}
+	}
+	for _, tc := range []struct{ system, private, hint string }{
+		{filepath.Join(dir, "absent.sock"), filepath.Join(dir, "absent2.sock"), "no containerd runs: start the system one"},
+		{filepath.Join(dir, "absent.sock"), stale, "the private containerd does not answer: start it again with `sudo bash scripts/containerd.sh start`"},
+		{stale, filepath.Join(dir, "absent.sock"), "the system containerd does not answer"},
+	} {
+		systemAddress, privateAddress = tc.system, tc.private
+		_, errs, code := oxios(t, "status", "--config", cfg)
+		if code != 4 || !strings.Contains(errs, tc.hint) || strings.Contains(errs, "make run`") || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%+v: exit %d, %q", tc, code, errs)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,71 +12,72 @@ import (
 	"github.com/a7garden/oxios/runtime/task"
 )
 
-// commonFlags apply to every command.
-type commonFlags struct {
-	config  string
-	address string
-}
-
-// splitCommon takes --config/--address from anywhere in args and returns
-// the rest, so `oxios --config F start` and `oxios start --config F` agree.
-func splitCommon(args []string) (commonFlags, []string, error) {
-	var c commonFlags
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || (name != "config" && name != "address") {
-			rest = append(rest, a)
-			continue
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				return c, nil, fmt.Errorf("flag --%s needs a value", name)
-			}
-			i++
-			val = args[i]
-		}
-		if name == "config" {
-			c.config = val
-		} else {
-			c.address = val
-		}
-	}
-	return c, rest, nil
+// loaded is the effective configuration and where its values came from.
+type loaded struct {
+	cfg *config.Config
+	// origins: key -> "flag --address", "environment $CONTAINERD_ADDRESS",
+	// "file PATH:LINE"; a key not in it has its default.
+	origins map[string]string
 }
 
 // loadConfig applies the lookup order, then the address overrides.
-func loadConfig(c commonFlags) (*config.Config, error) {
+func loadConfig(c *commonFlags) (*loaded, error) {
 	cfg, err := config.Load(c.config)
 	if err != nil {
 		return nil, err
 	}
+	l := &loaded{cfg: cfg, origins: map[string]string{}}
+	for k, line := range cfg.FileKeys {
+		l.origins[k] = fmt.Sprintf("file %s:%d", cfg.Source, line)
+	}
 	if a := os.Getenv("CONTAINERD_ADDRESS"); a != "" {
 		cfg.Containerd.Address = a
+		l.origins["containerd.address"] = "environment $CONTAINERD_ADDRESS"
 	}
 	if c.address != "" {
 		cfg.Containerd.Address = c.address
+		l.origins["containerd.address"] = "flag --address"
 	}
-	return cfg, nil
+	return l, nil
 }
 
 // withRuntime loads the config, dials containerd and runs fn (the
 // command's one library call) with the connection; when either fails it
-// prints the error with its hint and returns failCode.
-func withRuntime(c commonFlags, stderr io.Writer, failCode int, fn func(*task.Runtime) int) int {
-	cfg, err := loadConfig(c)
+// prints the error with its hint and returns failCode (exitUsage for a
+// config error).
+func withRuntime(e *env, failCode int, fn func(*conn) int) int {
+	l, err := loadConfig(e.common)
 	if err != nil {
-		report(stderr, err)
-		return failCode
+		report(e.stderr, err)
+		return configFailCode(err, failCode)
 	}
-	r, err := task.Connect(context.Background(), task.Options{Config: cfg, Out: prefixed{stderr}, Progress: isTerminal(stderr)})
+	r, choice, err := connect(context.Background(), l, task.Options{Out: prefixed{e.stderr}, Progress: isTerminal(e.stderr)})
+	if e.common.verbose && choice != nil {
+		fmt.Fprintf(e.stderr, "oxios: containerd %s (%s)\n", choice.Address, choice.Reason)
+	}
 	if err != nil {
-		report(stderr, err)
+		report(e.stderr, err)
 		return failCode
 	}
 	defer r.Close()
-	return fn(r)
+	return fn(&conn{r: r, choice: choice, cfg: l.cfg})
+}
+
+// conn is a live connection and what it was made with.
+type conn struct {
+	r      *task.Runtime
+	choice *addressChoice
+	cfg    *config.Config
+}
+
+// configFailCode: a missing --config file or a bad key is a usage error
+// (exit 2), whatever the command.
+func configFailCode(err error, otherwise int) int {
+	var ce *config.Error
+	if errors.Is(err, config.ErrNotFound) || errors.As(err, &ce) {
+		return exitUsage
+	}
+	return otherwise
 }
 
 // prefixed writes progress lines as "oxios: ..." on stderr.
@@ -100,11 +100,10 @@ func report(w io.Writer, err error) {
 
 func hint(err error) string {
 	var cfgErr *config.Error
+	var ue *unreachableError
 	switch {
-	case errors.Is(err, task.ErrUnreachable) && strings.Contains(err.Error(), "permission denied"):
-		return "; the containerd socket needs root: run oxios with sudo"
-	case errors.Is(err, task.ErrUnreachable):
-		return "; start containerd (`sudo systemctl start containerd`, or `make run`, which starts a private one) or point --address / containerd.address at its socket"
+	case errors.As(err, &ue):
+		return ue.hint()
 	case errors.Is(err, task.ErrLegacyRunning):
 		return ""
 	case errors.Is(err, task.ErrPortInUse):
@@ -114,6 +113,9 @@ func hint(err error) string {
 	case errors.Is(err, config.ErrNotFound):
 		return "; create it (see deploy/oxios.toml) or drop --config / $OXIOS_CONFIG"
 	case errors.As(err, &cfgErr):
+		if s := keySuggestion(cfgErr); s != "" {
+			return s
+		}
 		return " (every key: deploy/oxios.toml)"
 	case errors.Is(err, task.ErrNotReady):
 		var nr *task.NotReadyError
@@ -134,18 +136,18 @@ func printTail(w io.Writer, nr *task.NotReadyError) {
 	}
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("oxios "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// isTerminal: progress lines only for a person watching.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// keySuggestion: "; did you mean container.port?" for an unknown key
+// close to a known one.
+func keySuggestion(e *config.Error) string {
+	if e.Key == "" || !strings.HasPrefix(e.Msg, "unknown key") {
+		return ""
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	var keys []string
+	for _, en := range config.Default().Entries() {
+		keys = append(keys, en.Key)
+	}
+	if s := suggest(e.Key, keys); s != "" {
+		return "; did you mean " + s + "?"
+	}
+	return ""
 }

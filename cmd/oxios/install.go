@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,42 +18,70 @@ type installFlags struct {
 	user     bool
 	dryRun   bool
 	now      bool
-	config   string
+	noEnable bool
 	watchdog time.Duration
 }
 
-func parseInstallFlags(name string, args []string, stderr io.Writer, install bool) (*installFlags, error) {
-	f := &installFlags{}
-	fs := flag.NewFlagSet("oxios "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.BoolVar(&f.user, "user", false, "the per-user service (systemd --user, a LaunchAgent) instead of the system one")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would be written or run, change nothing")
+func (f *installFlags) define(fs *flagSet, install bool) {
+	fs.Bool(&f.user, "user", "", "the per-user service (systemd --user, a LaunchAgent) instead of the system one")
+	fs.Bool(&f.dryRun, "dry-run", "", "print what would be written or run, change nothing")
 	if install {
-		fs.BoolVar(&f.now, "now", false, "also enable and start the service")
-		fs.StringVar(&f.config, "config", "", "config file the service runs with (default: the lookup order of `oxios start`)")
-		fs.DurationVar(&f.watchdog, "watchdog", 0, "systemd WatchdogSec (e.g. 30s); oxios feeds it while the daemon is live; 0 = off")
+		fs.Bool(&f.now, "now", "", "also start the service now")
+		fs.Bool(&f.noEnable, "no-enable", "", "write the service file only: do not enable it at boot")
+		fs.Duration(&f.watchdog, "watchdog", "", "D", "systemd WatchdogSec (e.g. 30s); fed while the daemon is live; 0 = off")
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+}
+
+func installCommand() *command {
+	return &command{
+		name: "install", synopsis: "[--user] [--dry-run] [--now] [--no-enable] [--watchdog D]",
+		summary: "write the systemd unit / launchd job (also: daemon install)",
+		help: `Write the systemd unit (Linux) or launchd plist (macOS) that runs
+'oxios start --foreground' with the config this command resolves (--config,
+else the lookup order), reload the service manager and enable the service
+at boot. --now also starts it; --no-enable writes the file only; --dry-run
+prints what would be written or run.`,
+		setup: func(fs *flagSet) runFunc {
+			f := &installFlags{}
+			f.define(fs, true)
+			return func(e *env, args []string) int { return cmdInstall(e, f, args) }
+		},
 	}
-	if fs.NArg() > 0 {
-		// fs.Parse printed its own errors; this one is ours to print.
-		fmt.Fprintf(stderr, "oxios %s: unexpected argument %q\n", name, fs.Arg(0))
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+}
+
+func uninstallCommand() *command {
+	return &command{
+		name: "uninstall", synopsis: "[--user] [--dry-run]",
+		summary: "stop, disable and remove the service (also: daemon uninstall)",
+		help:    "Stop and disable the service, remove its unit or plist, and reload the service manager.",
+		setup: func(fs *flagSet) runFunc {
+			f := &installFlags{}
+			f.define(fs, false)
+			return func(e *env, args []string) int { return cmdUninstall(e, f, args) }
+		},
 	}
-	return f, nil
+}
+
+// daemonCommand keeps the old layer's spelling: oxios daemon install|uninstall.
+func daemonCommand() *command {
+	return &command{
+		name: "daemon", summary: "install | uninstall, the old layer's spelling",
+		help: "The old layer's spelling of 'oxios install' and 'oxios uninstall'.",
+		sub:  []*command{installCommand(), uninstallCommand()},
+	}
 }
 
 // cmdInstall is `oxios install [--user] [--dry-run] [--now] [--config FILE]`.
-func cmdInstall(args []string, stdout, stderr io.Writer) int {
-	f, err := parseInstallFlags("install", args, stderr, true)
-	if err != nil {
-		return usageExit(err)
+func cmdInstall(e *env, f *installFlags, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(e.stderr, "oxios install: unexpected argument %q; see 'oxios install --help'\n", args[0])
+		return exitUsage
 	}
-	spec, missing, err := hostsvc.ResolveSpec(hostsvc.SpecOptions{Config: f.config, User: f.user, Watchdog: f.watchdog})
+	stdout, stderr := e.stdout, e.stderr
+	spec, missing, err := hostsvc.ResolveSpec(hostsvc.SpecOptions{Config: e.common.config, User: f.user, Watchdog: f.watchdog})
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
-		return 1
+		return exitFail
 	}
 	if missing {
 		fmt.Fprintf(stderr, "oxios install: note: %s does not exist yet; the service will run with the built-in defaults until it does\n", spec.Config)
@@ -62,52 +89,62 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 	in, err := hostsvc.NewInstaller(f.user, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
-		return 1
+		return exitFail
 	}
-	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now}); err != nil {
+	if err := in.Install(spec, hostsvc.Options{DryRun: f.dryRun, Now: f.now, NoEnable: f.noEnable}); err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		// The hint names the config this run resolved: under sudo, the
 		// lookup order would find root's config, not this user's.
-		printHint(stderr, installHint(err, f.user, append(append([]string{"install"}, withoutConfig(args)...), "--config", spec.Config)))
-		return 1
+		printHint(stderr, installHint(err, f.user, append(f.args("install"), "--config", spec.Config)))
+		return exitFail
 	}
 	if !f.dryRun && !f.now {
-		fmt.Fprintln(stderr, startHint(in.Manager, f.user))
+		fmt.Fprintln(stderr, startHint(in.Manager, f.user, !f.noEnable))
 	}
-	return 0
+	return exitOK
+}
+
+// args spells the flags back for a hint's command line.
+func (f *installFlags) args(cmd string) []string {
+	out := []string{cmd}
+	for _, b := range []struct {
+		on   bool
+		flag string
+	}{{f.user, "--user"}, {f.dryRun, "--dry-run"}, {f.now, "--now"}, {f.noEnable, "--no-enable"}} {
+		if b.on {
+			out = append(out, b.flag)
+		}
+	}
+	if f.watchdog > 0 {
+		out = append(out, "--watchdog", f.watchdog.String())
+	}
+	return out
 }
 
 // cmdUninstall is `oxios uninstall [--user] [--dry-run]`: stop, disable,
 // remove, reload.
-func cmdUninstall(args []string, stdout, stderr io.Writer) int {
-	f, err := parseInstallFlags("uninstall", args, stderr, false)
-	if err != nil {
-		return usageExit(err)
+func cmdUninstall(e *env, f *installFlags, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(e.stderr, "oxios uninstall: unexpected argument %q; see 'oxios uninstall --help'\n", args[0])
+		return exitUsage
 	}
-	in, err := hostsvc.NewInstaller(f.user, stdout)
+	in, err := hostsvc.NewInstaller(f.user, e.stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
-		return 1
+		fmt.Fprintf(e.stderr, "oxios uninstall: %v\n", err)
+		return exitFail
 	}
 	if err := in.Uninstall(hostsvc.Options{DryRun: f.dryRun}); err != nil {
-		fmt.Fprintf(stderr, "oxios uninstall: %v\n", err)
-		printHint(stderr, installHint(err, f.user, append([]string{"uninstall"}, args...)))
-		return 1
+		fmt.Fprintf(e.stderr, "oxios uninstall: %v\n", err)
+		printHint(e.stderr, installHint(err, f.user, f.args("uninstall")))
+		return exitFail
 	}
-	return 0
+	return exitOK
 }
 
 func printHint(w io.Writer, hint string) {
 	if hint != "" {
 		fmt.Fprintln(w, hint)
 	}
-}
-
-func usageExit(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	return 2
 }
 
 // installHint is the next step after a failure, said at the CLI boundary:
@@ -140,23 +177,7 @@ func installHint(err error, user bool, args []string) string {
 	return ""
 }
 
-// withoutConfig drops --config FILE / --config=FILE from args.
-func withoutConfig(args []string) []string {
-	var out []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--config" || a == "-config":
-			i++
-		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
-		default:
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-func startHint(m hostsvc.Manager, user bool) string {
+func startHint(m hostsvc.Manager, user, enabled bool) string {
 	if m == hostsvc.Launchd {
 		return "note: launchd loaded the job; it starts at boot (or login); `oxios status` shows it"
 	}
@@ -164,7 +185,10 @@ func startHint(m hostsvc.Manager, user bool) string {
 	if user {
 		u = "--user "
 	}
-	return fmt.Sprintf("note: start it with: systemctl %senable --now %s (or install with --now)", u, hostsvc.UnitName)
+	if enabled {
+		return fmt.Sprintf("note: enabled at boot; start it now with: systemctl %sstart %s (or install with --now)", u, hostsvc.UnitName)
+	}
+	return fmt.Sprintf("note: not enabled; start it at boot and now with: systemctl %senable --now %s", u, hostsvc.UnitName)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it, for hints the

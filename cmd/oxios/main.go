@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,21 +12,12 @@ import (
 	"github.com/a7garden/oxios/runtime/logdriver"
 )
 
-const usage = `usage: oxios COMMAND [flags]
-
-commands:
-  start [--foreground]   start the daemon (alias: serve); exits once it is ready
-  stop                   stop it (SIGTERM, grace, SIGKILL) and remove the task
-  restart                stop, then start
-  status [--json]        running (exit 0) or not (exit 3), LSB style
-  logs [-f] [-n N]       the daemon's log (alias: log)
-  install | uninstall    the systemd unit / launchd job (also: daemon install|uninstall)
-
-common flags (before or after COMMAND):
-  --config FILE          config file (else $OXIOS_CONFIG, /etc/oxios/config.toml
-                         or $XDG_CONFIG_HOME/oxios/config.toml, else defaults)
-  --address SOCKET       containerd socket (else $CONTAINERD_ADDRESS, containerd.address)
-`
+// Exit codes shared by every command (status has its LSB codes besides).
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2 // bad command line or config: unknown flag, command or key
+)
 
 func main() {
 	if logdriver.IsInvocation(os.Args[1:]) {
@@ -38,63 +30,83 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// env is what every command gets: its output streams and the common flags.
+type env struct {
+	stdout, stderr io.Writer
+	common         *commonFlags
+}
+
+// commonFlags apply to every command, before or after its name.
+type commonFlags struct {
+	config  string
+	address string
+	verbose bool
+}
+
+// addCommon defines the common flags on fs, bound to c.
+func addCommon(fs *flagSet, c *commonFlags) {
+	fs.String(&c.config, "config", "", "FILE", "config file (else $OXIOS_CONFIG, then /etc/oxios/config.toml or ~/.config/oxios/config.toml)")
+	fs.String(&c.address, "address", "", "SOCKET", "containerd socket (else $CONTAINERD_ADDRESS, containerd.address, then found)")
+	fs.Bool(&c.verbose, "verbose", "v", "say more on stderr: which containerd, how long each step took")
+}
+
 // run dispatches a command line; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	common, rest, err := splitCommon(args)
-	if err != nil {
-		fmt.Fprintln(stderr, "oxios:", err)
-		return 2
+	e := &env{stdout: stdout, stderr: stderr, common: &commonFlags{}}
+	top := newFlagSet("oxios")
+	addCommon(top, e.common)
+	var version bool
+	top.Bool(&version, "version", "V", "print the version and exit")
+	name, rest, err := splitCommand(top, args)
+	switch {
+	case errors.Is(err, errHelp):
+		mainUsage(stdout)
+		return exitOK
+	case err != nil:
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	case version:
+		return cmdVersion(e)
+	case name == "":
+		mainUsage(stderr)
+		return exitUsage
 	}
-	if len(rest) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	cmd := findCommand(commands(), name)
+	if cmd == nil {
+		fmt.Fprintln(stderr, unknownCommand("oxios", name, commands()))
+		return exitUsage
 	}
-	cmd, cargs := rest[0], rest[1:]
-	switch cmd {
-	case "start", "serve":
-		return cmdStart(common, cargs, stdout, stderr)
-	case "stop":
-		return cmdStop(common, cargs, stdout, stderr)
-	case "restart":
-		return cmdRestart(common, cargs, stdout, stderr)
-	case "status":
-		return cmdStatus(common, cargs, stdout, stderr)
-	case "logs", "log":
-		return cmdLogs(common, cargs, stdout, stderr)
-	case "install":
-		return cmdInstall(withCommon(common, cargs), stdout, stderr)
-	case "uninstall":
-		return cmdUninstall(cargs, stdout, stderr)
-	case "daemon":
-		return cmdDaemon(common, cargs, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "oxios: unknown command %q\n%s", cmd, usage)
-	return 2
+	return cmd.exec(e, "oxios "+cmd.name, rest)
 }
 
-// withCommon puts --config back for install, which parses its own flags
-// and writes the config the user named into the unit. (uninstall has no
-// --config: the unit's path does not depend on it.)
-func withCommon(c commonFlags, args []string) []string {
-	if c.config != "" {
-		args = append([]string{"--config", c.config}, args...)
-	}
-	return args
-}
-
-// cmdDaemon keeps the old layer's spelling: oxios daemon install|uninstall.
-func cmdDaemon(c commonFlags, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "install":
-			return cmdInstall(withCommon(c, args[1:]), stdout, stderr)
-		case "uninstall":
-			return cmdUninstall(args[1:], stdout, stderr)
+// splitCommand parses the flags before the command name and returns the
+// name and everything after it.
+func splitCommand(top *flagSet, args []string) (string, []string, error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			args = args[i+1:]
+			break
 		}
+		if len(a) < 2 || a[0] != '-' {
+			return a, args[i+1:], nil
+		}
+		n, err := top.parseOne(args[i:])
+		if err != nil {
+			return "", nil, err
+		}
+		i += n
 	}
-	fmt.Fprintln(stderr, "usage: oxios daemon install|uninstall")
-	return 2
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		return args[0], args[1:], nil
+	}
+	return "", nil, nil
+}
+
+func unknownCommand(parent, name string, cmds []*command) string {
+	msg := fmt.Sprintf("%s: unknown command %q", parent, name)
+	if s := suggest(name, commandNames(cmds)); s != "" {
+		msg += fmt.Sprintf(" (did you mean %s?)", s)
+	}
+	return msg + fmt.Sprintf("; see '%s --help'", parent)
 }

@@ -5,35 +5,85 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/a7garden/oxios/runtime/task"
 )
 
-func cmdStart(c commonFlags, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("start", stderr)
-	fg := fs.Bool("foreground", false, "stay attached (for systemd/launchd): sd_notify, stop on SIGTERM/SIGINT, exit with the task's code")
-	verbose := fs.Bool("v", false, "print how long each start step took (stderr)")
-	if fs.Parse(args) != nil {
-		return 2
+func startCommand() *command {
+	return &command{
+		name: "start", aliases: []string{"serve"}, synopsis: "[--foreground]",
+		summary: "start the daemon; exits once it is ready",
+		help: `Start the daemon as a containerd task (importing or pulling the image
+when it is absent) and wait until it is ready: oxios-init's readiness,
+confirmed by a connect to its port. A running task is adopted, not
+duplicated. On a terminal, a start still waiting after a second says what
+it waits for, once a second, on stderr.
+
+--foreground stays attached, for systemd (Type=notify: READY=1 once ready,
+the watchdog fed while live) and launchd: it stops the task on SIGTERM or
+SIGINT and exits with the task's code. -v prints how long each step took.`,
+		setup: func(fs *flagSet) runFunc {
+			var fg bool
+			fs.Bool(&fg, "foreground", "", "stay attached (systemd/launchd): sd_notify, stop on SIGTERM/SIGINT, exit with the task's code")
+			return noArgs("start", func(e *env) int { return cmdStart(e, fg) })
+		},
 	}
-	return withRuntime(c, stderr, 1, func(r *task.Runtime) int {
-		if *fg {
-			return foreground(r, stdout, stderr)
+}
+
+func cmdStart(e *env, fg bool) int {
+	return withRuntime(e, exitFail, func(c *conn) int {
+		if fg {
+			return foreground(c.r, e.stdout, e.stderr)
 		}
-		st, err := r.Start(context.Background())
+		st, err := watchStart(e.stderr, c, c.r.Start)
 		if err != nil {
-			report(stderr, err)
-			return 1
+			report(e.stderr, err)
+			return exitFail
 		}
-		printStarted(stdout, stderr, st)
-		if *verbose {
-			printSteps(stderr, st.Steps)
+		printStarted(e.stdout, e.stderr, st)
+		if e.common.verbose {
+			printSteps(e.stderr, st.Steps)
 		}
-		return 0
+		return exitOK
 	})
+}
+
+// watchStart runs start and, on a terminal, says what it waits for once
+// a second from the first second on; in a pipe it says nothing.
+func watchStart(w io.Writer, c *conn, start func(context.Context) (*task.Started, error)) (*task.Started, error) {
+	if !isTerminal(w) {
+		return start(context.Background())
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		announceWaiting(w, c, time.Now(), done)
+	}()
+	st, err := start(context.Background())
+	close(done)
+	wg.Wait()
+	return st, err
+}
+
+func announceWaiting(w io.Writer, c *conn, t0 time.Time, done <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			fmt.Fprintf(w, "oxios: %s (%.1f s; container.start_timeout %v)\n",
+				printable(c.r.Waiting()), now.Sub(t0).Seconds(), c.cfg.Container.StartTimeout.D())
+		}
+	}
 }
 
 func printSteps(w io.Writer, steps []task.Step) {
@@ -73,38 +123,53 @@ func foreground(r *task.Runtime, stdout, stderr io.Writer) int {
 	return code
 }
 
-func cmdRestart(c commonFlags, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("restart", stderr)
-	if fs.Parse(args) != nil {
-		return 2
+func restartCommand() *command {
+	return &command{
+		name: "restart", summary: "stop, then start",
+		help: "Stop the daemon (as 'oxios stop' does), then start it (as 'oxios start' does).",
+		setup: func(fs *flagSet) runFunc {
+			return noArgs("restart", cmdRestart)
+		},
 	}
-	return withRuntime(c, stderr, 1, func(r *task.Runtime) int {
-		st, err := r.Restart(context.Background())
+}
+
+func cmdRestart(e *env) int {
+	return withRuntime(e, exitFail, func(c *conn) int {
+		st, err := watchStart(e.stderr, c, c.r.Restart)
 		if err != nil {
-			report(stderr, err)
-			return 1
+			report(e.stderr, err)
+			return exitFail
 		}
-		printStarted(stdout, stderr, st)
-		return 0
+		printStarted(e.stdout, e.stderr, st)
+		return exitOK
 	})
 }
 
-func cmdStop(c commonFlags, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("stop", stderr)
-	if fs.Parse(args) != nil {
-		return 2
+func stopCommand() *command {
+	return &command{
+		name: "stop", summary: "stop it (SIGTERM, grace, SIGKILL) and remove the task",
+		help: `Send SIGTERM (oxios-init rewrites it to SIGINT for the daemon, which drains
+on SIGINT), wait up to container.stop_timeout, then SIGKILL every process of
+the task, and remove the task and container. Exit 0 also when it was not
+running.`,
+		setup: func(fs *flagSet) runFunc {
+			return noArgs("stop", cmdStop)
+		},
 	}
-	return withRuntime(c, stderr, 1, func(r *task.Runtime) int {
-		res, err := r.Stop(context.Background())
+}
+
+func cmdStop(e *env) int {
+	return withRuntime(e, exitFail, func(c *conn) int {
+		res, err := c.r.Stop(context.Background())
 		if err != nil {
-			report(stderr, err)
-			return 1
+			report(e.stderr, err)
+			return exitFail
 		}
 		if !res.WasRunning {
-			fmt.Fprintln(stdout, "oxios is not running")
-			return 0
+			fmt.Fprintln(e.stdout, "oxios is not running")
+			return exitOK
 		}
-		fmt.Fprintf(stdout, "oxios stopped (exit code %d, %d ms)\n", res.ExitCode, res.Took.Milliseconds())
-		return 0
+		fmt.Fprintf(e.stdout, "oxios stopped (exit code %d, %d ms)\n", res.ExitCode, res.Took.Milliseconds())
+		return exitOK
 	})
 }

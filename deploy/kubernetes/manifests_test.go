@@ -89,13 +89,12 @@ func TestManifestsMatchOxiosInit(t *testing.T) {
 		t.Errorf("one daemon per data dir: want replicas 1 and Recreate")
 	}
 
-	// Grace: the manifest's OXIOS_INIT_GRACE is oxios-init's default, and the
-	// kubelet waits longer than that before its SIGKILL.
-	var sup supervisor.Config
-	sup.Defaults()
+	// Grace: the manifest sets OXIOS_INIT_GRACE explicitly (without one,
+	// oxios-init never SIGKILLs after a stop signal) to the supervisor's
+	// default, and the kubelet waits longer than that before its SIGKILL.
 	grace, err := time.ParseDuration(env["OXIOS_INIT_GRACE"])
-	if err != nil || grace != sup.Grace {
-		t.Errorf("OXIOS_INIT_GRACE=%q, want oxios-init's default %v", env["OXIOS_INIT_GRACE"], sup.Grace)
+	if err != nil || grace != supervisor.DefaultGrace {
+		t.Errorf("OXIOS_INIT_GRACE=%q, want %v", env["OXIOS_INIT_GRACE"], supervisor.DefaultGrace)
 	}
 	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= grace {
 		t.Errorf("terminationGracePeriodSeconds %v must exceed oxios-init's grace %v", pod.TerminationGracePeriodSeconds, grace)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 func parse(t *testing.T, text string) (*Config, error) {
@@ -88,7 +90,14 @@ func TestErrorsNameFileLineKey(t *testing.T) {
 		{"[container]\n\nport = 70000\n", "/etc/oxios/test.toml:3: key container.port: expected 1-65535"},
 		{"[container]\nstop_timeout = \"soon\"\n", "/etc/oxios/test.toml:2"},
 		{"[container]\nport = \n", "/etc/oxios/test.toml:2"},
-		{"[init]\nrestart = \"sometimes\"\n", "test.toml:2: key init.restart: expected"},
+		{"[init]\nrestart = \"sometimes\"\n", "test.toml:2: key init.restart: restart policy \"sometimes\""},
+		// init.* are checked by oxios-init's own parsers, before any
+		// containerd call: a probe typo, a bad rewrite, a bad duration.
+		{"[init]\nreadiness = \"htp://127.0.0.1:1/\"\n", "test.toml:2: key init.readiness: "},
+		{"[init]\nrewrite = \"TERM:BOGUS\"\n", "test.toml:2: key init.rewrite: rewrite \"TERM:BOGUS\""},
+		{"[init]\nliveness = \"tcp://127.0.0.1\"\n", "test.toml:2: key init.liveness: "},
+		{"[init.extra]\nreadiness_period = \"soon\"\n", "key init.extra: readiness_period = \"soon\""},
+		{"[init.extra]\nOXIOS_INIT_BACKOFF_MAX = \"x\"\n", "key init.extra: OXIOS_INIT_BACKOFF_MAX"},
 		{"[container\n", "/etc/oxios/test.toml:1"},
 		{"[resources]\nmemory = \"lots\"\n", "test.toml:2"},
 		{"[container]\nport = \"80\"\n", "test.toml:2: key container.port: expected an integer, got a TOML string"},
@@ -112,7 +121,7 @@ func TestInitEnv(t *testing.T) {
 		"OXIOS_INIT_LIVENESS=http://127.0.0.1:4321/health",
 		"OXIOS_INIT_REWRITE=15:2",
 		"OXIOS_INIT_READINESS_PERIOD=1s",
-		"OXIOS_INIT_READY_FILE=" + ReadyFile,
+		"OXIOS_INIT_READY_FILE=" + contract.ReadyFile,
 	} {
 		if !strings.Contains(env, want) {
 			t.Errorf("missing %s in\n%s", want, env)

@@ -9,7 +9,7 @@ import (
 )
 
 // Built-in defaults. Port, probes and the SIGTERM->SIGINT rewrite fit the
-// real oxios daemon (DESIGN.md): it serves 127.0.0.1:4200, answers
+// real oxios daemon: it serves 127.0.0.1:4200, answers
 // /health and /health/ready, and drains only on SIGINT.
 const (
 	DefaultAddress   = "/run/containerd/containerd.sock"
@@ -24,6 +24,10 @@ const (
 	DefaultReadiness = "http://127.0.0.1:{port}/health/ready"
 	DefaultLiveness  = "http://127.0.0.1:{port}/health"
 	DefaultLock      = "{data}/.oxios-init.lock"
+	// DefaultPids bounds the container's processes: without it a fork
+	// bomb in the container exhausts the host's PIDs. An explicit 0 in
+	// the file means no limit.
+	DefaultPids = 4096
 )
 
 // Default is the configuration used when no file exists.
@@ -48,7 +52,8 @@ func Default() *Config {
 			StopTimeout:  Duration(10 * time.Second),
 			ReadOnly:     true,
 		},
-		Logs: Logs{MaxSize: 10 << 20, MaxFiles: 5},
+		Resources: Resources{Pids: DefaultPids},
+		Logs:      Logs{MaxSize: 10 << 20, MaxFiles: 5},
 		Init: Init{
 			Restart:   DefaultRestart,
 			Rewrite:   DefaultRewrite,

@@ -1,21 +1,12 @@
 package config
 
 import (
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-)
 
-// Paths inside the container. RunMount is the host's per-container run
-// directory, bind-mounted read-write: oxios-init writes its ready file and
-// health socket there, and the host watches them.
-const (
-	RunMount     = "/run/oxios"
-	ReadyFile    = RunMount + "/ready"
-	HealthSocket = RunMount + "/health.sock"
-	// NotifySocket is where oxios-init's sd_notify READY=1 goes (its
-	// NOTIFY_SOCKET): the host's readiness event.
-	NotifySocket = RunMount + "/notify.sock"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // InitEnv is the OXIOS_INIT_* environment handed to oxios-init: one
@@ -25,28 +16,44 @@ const (
 func (c *Config) InitEnv() []string {
 	sub := c.Expand
 	m := map[string]string{
-		"RESTART":       c.Init.Restart,
-		"REWRITE":       c.Init.Rewrite,
-		"READINESS":     sub(c.Init.Readiness),
-		"LIVENESS":      sub(c.Init.Liveness),
-		"STARTUP":       sub(c.Init.Startup),
-		"READY_FILE":    ReadyFile,
-		"HEALTH_LISTEN": "unix:" + HealthSocket,
-		"GRACE":         c.StopGrace().String(),
-		"LOCK":          sub(c.Init.Lock),
-		"STALE":         strings.Join(c.Init.StaleFiles, ":"),
+		contract.OptRestart:      c.Init.Restart,
+		contract.OptRewrite:      c.Init.Rewrite,
+		contract.OptReadiness:    sub(c.Init.Readiness),
+		contract.OptLiveness:     sub(c.Init.Liveness),
+		contract.OptStartup:      sub(c.Init.Startup),
+		contract.OptReadyFile:    contract.ReadyFile,
+		contract.OptHealthListen: "unix:" + contract.HealthSocket,
+		contract.OptGrace:        c.StopGrace().String(),
+		contract.OptLock:         sub(c.Init.Lock),
+		contract.OptStale:        c.staleList(),
 	}
 	for k, v := range c.Init.Extra {
-		m[strings.TrimPrefix(strings.ToUpper(k), "OXIOS_INIT_")] = sub(v)
+		// init.extra names an option as oxios-init spells it, or as
+		// its variable: both reach the same OXIOS_INIT_* name.
+		if opt, ok := contract.OptionName(strings.ToUpper(k)); ok {
+			k = opt
+		}
+		m[strings.ToLower(k)] = sub(v)
 	}
 	var env []string
 	for k, v := range m {
 		if v != "" {
-			env = append(env, "OXIOS_INIT_"+k+"="+v)
+			env = append(env, contract.EnvName(k)+"="+v)
 		}
 	}
 	sort.Strings(env)
 	return env
+}
+
+// staleList is OXIOS_INIT_STALE: one path a line, since ':' (and any
+// other character but newline and NUL, which validation refuses) may be
+// part of a path.
+func (c *Config) staleList() string {
+	out := make([]string, len(c.Init.StaleFiles))
+	for i, p := range c.Init.StaleFiles {
+		out[i] = filepath.Clean(c.Expand(p))
+	}
+	return strings.Join(out, "\n")
 }
 
 // Expand substitutes {port} and {data} in a container.env or args value.

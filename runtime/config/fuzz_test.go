@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +27,13 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.Container.Port < 1 || c.Container.Port > 65535 {
 			t.Fatalf("accepted port %d", c.Container.Port)
+		}
+		mount := c.Container.DataMount
+		for _, p := range c.Init.StaleFiles {
+			p = c.Expand(p)
+			if strings.ContainsAny(p, "\n\x00") || strings.Contains(p+"/", "/../") || !strings.HasPrefix(p, strings.TrimSuffix(mount, "/")+"/") {
+				t.Fatalf("accepted stale file %q with data_mount %q", p, mount)
+			}
 		}
 		_ = c.InitEnv()
 	})

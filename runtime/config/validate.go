@@ -76,7 +76,7 @@ func (c *Config) checkContainer() error {
 		}
 	}
 	if _, _, ok := ParseUser(k.User); k.User != "" && !ok {
-		return bad("container.user", "expected UID or UID:GID, got %q", k.User)
+		return bad("container.user", "expected UID, UID:GID or \"root\", got %q", k.User)
 	}
 	for key, p := range map[string]string{"container.data_dir": k.DataDir, "container.log_dir": k.LogDir, "container.run_dir": k.RunDir} {
 		if p == "" || !filepath.IsAbs(p) {
@@ -92,9 +92,13 @@ func (c *Config) checkContainer() error {
 	return nil
 }
 
-// ParseUser reads a numeric UID[:GID] (the GID defaults to the UID). Only
-// numbers: the image is scratch and has no /etc/passwd to resolve names.
+// ParseUser reads a numeric UID[:GID] (the GID defaults to the UID), or
+// "root". Only numbers otherwise: the image is scratch and has no
+// /etc/passwd to resolve names.
 func ParseUser(u string) (uid, gid int, ok bool) {
+	if u == "root" {
+		return 0, 0, true
+	}
 	us, gs, hasGID := strings.Cut(u, ":")
 	n, err := strconv.ParseUint(us, 10, 32)
 	if err != nil {
@@ -127,20 +131,38 @@ func (c *Config) checkLimits() error {
 	return nil
 }
 
-func (c *Config) checkInit() error {
-	switch c.Init.Restart {
-	case "never", "on-failure", "always":
-	default:
-		return bad("init.restart", "expected \"never\", \"on-failure\" or \"always\", got %q", c.Init.Restart)
-	}
-	if r := c.Init.Rewrite; r != "" {
-		from, to, ok := strings.Cut(r, ":")
-		if _, err := strconv.Atoi(from); !ok || err != nil {
-			return bad("init.rewrite", "expected FROM:TO signal numbers like \"15:2\", got %q", r)
+// checkStale confines init.stale_files to the data mount: oxios-init
+// removes them as root of the container's world, and the data mount is
+// the one place the config says it may touch. A newline or NUL would
+// split one path into two in OXIOS_INIT_STALE.
+func (c *Config) checkStale() error {
+	mount := filepath.Clean(c.Container.DataMount)
+	for _, raw := range c.Init.StaleFiles {
+		p := c.Expand(raw)
+		if strings.ContainsAny(p, "\n\x00") {
+			return bad("init.stale_files", "%q: newline or NUL in a path", raw)
 		}
-		if _, err := strconv.Atoi(to); err != nil {
-			return bad("init.rewrite", "expected FROM:TO signal numbers like \"15:2\", got %q", r)
+		if !filepath.IsAbs(p) || hasDotDot(p) {
+			return bad("init.stale_files", "%q: want an absolute path without .. under container.data_mount (%s)", raw, mount)
+		}
+		clean := filepath.Clean(p)
+		if clean == mount || mount != "/" && !strings.HasPrefix(clean, mount+"/") {
+			return bad("init.stale_files", "%q is not under container.data_mount (%s)", raw, mount)
+		}
+	}
+	for k := range c.Init.Extra {
+		if isStaleOption(k) {
+			return bad("init.extra", "%q: set init.stale_files instead (checked against container.data_mount)", k)
 		}
 	}
 	return nil
+}
+
+func hasDotDot(p string) bool {
+	for _, e := range strings.Split(p, "/") {
+		if e == ".." {
+			return true
+		}
+	}
+	return false
 }

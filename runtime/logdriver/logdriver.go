@@ -14,9 +14,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/a7garden/oxios/internal/safefs"
 )
 
 // Mode is the hidden argument that makes the oxios binary a log driver.
@@ -29,9 +32,9 @@ type Options struct {
 	Path     string // the log file
 	MaxSize  int64  // rotate when the file would exceed this; 0 = never
 	MaxFiles int    // keep PATH.1 .. PATH.N
-	// Report is a file (on another filesystem than Path: the run dir)
-	// where the driver states a write error while it lasts; status shows
-	// it. The shim gives the driver no stderr (/dev/null), so this is the
+	// Report is a file (on another filesystem than Path: the host-private
+	// run dir) where the driver states a write error while it lasts;
+	// status shows it. The shim gives the driver no stderr (/dev/null), so this is the
 	// only way out for the error.
 	Report string
 }
@@ -101,22 +104,33 @@ func Main(args []string) error {
 
 // reporter states the current write error in the report file while it
 // lasts (status shows it), and removes the file when writing works again.
+// The driver runs as root: the file is written relative to its directory
+// (the host-private run dir) with no link followed, so even a directory
+// someone else could write would not turn it against another file.
 type reporter struct{ path string }
 
 func (r reporter) Write(p []byte) (int, error) {
 	if r.path == "" {
 		return len(p), nil
 	}
-	tmp := r.path + ".tmp"
-	if err := os.WriteFile(tmp, p, 0o644); err != nil {
+	d, err := safefs.OpenDir(filepath.Dir(r.path))
+	if err != nil {
 		return 0, err
 	}
-	return len(p), os.Rename(tmp, r.path)
+	defer d.Close()
+	if err := d.WriteFileAtomic(filepath.Base(r.path), p, 0o644); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (r reporter) recovered() {
-	if r.path != "" {
-		os.Remove(r.path)
+	if r.path == "" {
+		return
+	}
+	if d, err := safefs.OpenDir(filepath.Dir(r.path)); err == nil {
+		d.Remove(filepath.Base(r.path))
+		d.Close()
 	}
 }
 

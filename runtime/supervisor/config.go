@@ -50,9 +50,14 @@ type Config struct {
 	Command []string // CMD and its arguments; CMD is looked up in PATH
 	Env     []string // nil = the supervisor's own environment
 
-	KillGroup bool          // -g: forward to the child's process group
-	Remap     map[int]bool  // -e: exit codes reported as 0
-	Grace     time.Duration // stop: time between TERM and KILL (default 10s)
+	KillGroup bool         // -g: forward to the child's process group
+	Remap     map[int]bool // -e: exit codes reported as 0
+	// Grace is the time from a forwarded TERM or INT to the SIGKILL of the
+	// tree. Zero means none configured: forward and wait, as tini and
+	// dumb-init do, since the runtime (docker stop, the kubelet) enforces
+	// its own timeout. Restarts asked by a probe, and what the daemon leaves
+	// behind, get DefaultGrace then.
+	Grace time.Duration
 	// Rewrite maps a received signal to the one forwarded; a value of 0
 	// drops the signal (dumb-init's -r FROM:TO).
 	Rewrite map[syscall.Signal]syscall.Signal
@@ -64,24 +69,23 @@ type Config struct {
 
 	WarnOnReap bool // -w: warn for every reaped zombie that is not the daemon
 
+	// LinkedGODEBUG is the GODEBUG default linked into this binary beside
+	// the runtime's (the Makefile's INIT_GODEBUG): with asyncpreemptoff=1
+	// the runtime never sends itself SIGURG, so a SIGURG that arrives came
+	// from outside and is forwarded.
+	LinkedGODEBUG string
+
 	Session Session // dumb-init's setsid mode, -c and job control (session.go)
-
-	// SharedChildren is set when other code in this process starts and
-	// waits for its own children (exec probes): the reaper then leaves
-	// alone a zombie that an in-process pidfd still refers to.
-	SharedChildren bool
-
-	// OnStart and OnExit run around every run of the daemon (health
-	// wiring); OnExit gets the exit code, 128+N after signal N.
-	OnStart func(pid int)
-	OnExit  func(status int)
 }
 
-// Defaults fills the zero durations with the documented defaults.
+// DefaultGrace bounds the stops that no signal asked for: a restart after
+// a failed probe, and the processes a daemon left behind, when Grace is
+// not configured.
+const DefaultGrace = 10 * time.Second
+
+// Defaults fills the zero durations with the documented defaults. Grace
+// stays zero: none configured is a behaviour of its own.
 func (c *Config) Defaults() {
-	if c.Grace == 0 {
-		c.Grace = 10 * time.Second
-	}
 	if c.BackoffInitial == 0 {
 		c.BackoffInitial = time.Second
 	}

@@ -48,6 +48,10 @@ func TestMain(m *testing.M) {
 		helperInspect()
 	case "zombies":
 		helperZombies()
+	case "execkill":
+		helperExecKill()
+	case "execrace":
+		helperExecRace()
 	}
 	os.Exit(99)
 }
@@ -181,13 +185,23 @@ type proc struct {
 // to the helper environment.
 func startInit(t *testing.T, pid1 bool, env []string, args ...string) *proc {
 	t.Helper()
-	bin := initBin(t)
-	argv := append([]string{bin}, args...)
+	argv := append([]string{initBin(t)}, args...)
 	if pid1 {
 		testenv.RequireRoot(t)
 		un := testenv.RequireTool(t, "unshare")
 		argv = append([]string{un, "--pid", "--fork", "--kill-child"}, argv...)
 	}
+	return startArgv(t, env, argv)
+}
+
+// startInitBin is startInit, not as PID 1, of another oxios-init build.
+func startInitBin(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	return startArgv(t, env, append([]string{bin}, args...))
+}
+
+func startArgv(t *testing.T, env []string, argv []string) *proc {
+	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), "GODEBUG=asyncpreemptoff=1"), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

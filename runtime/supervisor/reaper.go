@@ -5,18 +5,19 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
-// reapLoop is the only caller of wait4(-1) in the process. It runs for the
+// reapLoop is the only caller of wait4 in the process: oxios-init starts
+// every child through forkExec, and no other code forks. It runs for the
 // supervisor's whole life. A SIGCHLD only says "at least one child changed
 // state" (the kernel and the Go runtime both coalesce them), so every wake
 // drains all zombies until wait4 answers 0 (children alive) or ECHILD.
-// s.mu is held while draining and while a child is forked, so the daemon's
-// PID is always known before its exit can be reaped.
+// s.mu is held while draining and while a child is forked, so a child's
+// PID is always in s.exits before its exit can be reaped.
 func (s *Supervisor) reapLoop() {
 	for range s.chld {
 		s.reapAll()
@@ -26,16 +27,12 @@ func (s *Supervisor) reapLoop() {
 func (s *Supervisor) reapAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cfg.SharedChildren {
-		s.reapShared()
-		return
-	}
 	var helper chan struct{}
 	for n := 1; s.reapOne(-1); n++ {
 		if n == massReap {
-			// A subtree's orphans were reparented at once. A second
-			// thread roughly halved the drain of 10,000 of them on two
-			// CPUs (make bench-init, bench/init/RESULTS.md).
+			// A subtree's orphans were reparented at once: a second
+			// thread shortens the drain (make bench-init; the figures
+			// are in bench/init/RESULTS.md).
 			helper = make(chan struct{})
 			go func() {
 				defer close(helper)
@@ -52,37 +49,6 @@ func (s *Supervisor) reapAll() {
 // massReap is the number of zombies one pass reaps before a second
 // thread joins; a daemon's ordinary exits never get there.
 const massReap = 64
-
-// reapShared drains like reapAll, but leaves alone the children that an
-// exec probe's os/exec Wait (a pidfd of this process) owns: it peeks at
-// each zombie first.
-func (s *Supervisor) reapShared() {
-	var foreign map[int]bool // pids an in-process pidfd waits for, read lazily
-	for {
-		p, err := peekZombie()
-		if err == syscall.ECHILD {
-			s.signalNoChildren()
-			return
-		}
-		if err != nil || p == 0 {
-			return
-		}
-		if !s.isMain(p) {
-			if foreign == nil {
-				foreign = pidfdTargets()
-			}
-			if foreign[p] {
-				// Its Wait reaps it within moments; nothing to do until
-				// the next SIGCHLD, except not to spin on it.
-				s.retryReap()
-				return
-			}
-		}
-		if !s.reapOne(p) {
-			return
-		}
-	}
-}
 
 // reapOne reaps pid (-1: any child) if it has exited and routes its
 // status; false means nothing more to reap now.
@@ -104,27 +70,20 @@ func (s *Supervisor) reapOne(pid int) bool {
 	}
 }
 
-// route hands the daemon's status to supervise and counts any other.
-// Two threads may route at once (reapAll), hence routeMu.
+// route hands the status of a child oxios-init started to whoever waits
+// for it (supervise, Exec) and counts any other: an orphan reparented to
+// oxios-init. Two threads may route at once (reapAll), hence routeMu.
 func (s *Supervisor) route(pid int, ws syscall.WaitStatus) {
 	s.routeMu.Lock()
-	main := pid == s.mainPID && pid != 0
-	if main {
-		s.mainPID = 0
-	}
+	exit, ours := s.exits[pid]
+	delete(s.exits, pid)
 	s.routeMu.Unlock()
-	if main {
-		s.mainExit <- ws // buffered 1; one main child at a time
+	if ours {
+		exit <- ws // buffered 1: one exit per child
 		return
 	}
 	s.reaped.Add(1)
 	s.logReaped(pid, ws)
-}
-
-func (s *Supervisor) isMain(pid int) bool {
-	s.routeMu.Lock()
-	defer s.routeMu.Unlock()
-	return pid == s.mainPID
 }
 
 // logReaped formats only when the line is written: a PID 1 that reaps
@@ -152,72 +111,11 @@ func wait4NoHang(pid int, ws *syscall.WaitStatus) (int, error) {
 	return int(r), nil
 }
 
-// retryReap asks for another pass in a millisecond, for a zombie another
-// goroutine of this process is about to reap: os/exec's Wait runs as soon
-// as the same SIGCHLD wakes it, so the wait is short, and no SIGCHLD will
-// come for a zombie that is already there.
-func (s *Supervisor) retryReap() {
-	go func() {
-		time.Sleep(time.Millisecond)
-		select {
-		case s.chld <- syscall.SIGCHLD:
-		default:
-		}
-	}()
-}
-
 func (s *Supervisor) signalNoChildren() {
 	select {
 	case s.noChildren <- struct{}{}:
 	default:
 	}
-}
-
-// peekZombie returns the PID of a zombie child without reaping it (0 when
-// every child is alive): waitid(P_ALL, WEXITED|WNOHANG|WNOWAIT). The
-// syscall package has no waitid, hence the raw call.
-func peekZombie() (int, error) {
-	// siginfo_t is 128 bytes; for SIGCHLD si_pid is the int32 at offset 16.
-	var info [128]byte
-	for {
-		_, _, e := syscall.RawSyscall6(syscall.SYS_WAITID, 0 /* P_ALL */, 0,
-			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOHANG|0x01000000 /* WNOWAIT */, 0, 0)
-		if e == syscall.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(*(*int32)(unsafe.Pointer(&info[16]))), nil
-	}
-}
-
-// pidfdTargets lists the PIDs that pidfds open in this process refer to:
-// os.StartProcess keeps one for each child it will Wait for.
-func pidfdTargets() map[int]bool {
-	out := map[int]bool{}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return out
-	}
-	for _, e := range ents {
-		l, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err != nil || l != "anon_inode:[pidfd]" {
-			continue
-		}
-		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "Pid:"); ok {
-				if p, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-					out[p] = true
-				}
-			}
-		}
-	}
-	return out
 }
 
 // childrenLeft reports whether any child, alive or zombie, exists. It
@@ -228,8 +126,13 @@ func pidfdTargets() map[int]bool {
 func (s *Supervisor) childrenLeft() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := peekZombie()
-	return err != syscall.ECHILD
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return err != unix.ECHILD
+		}
+	}
 }
 
 func describe(ws syscall.WaitStatus) string {

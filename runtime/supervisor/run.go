@@ -17,14 +17,20 @@ type runResult struct {
 // supervise forwards signals to the daemon until it exits.
 func (s *Supervisor) supervise(pid int) runResult {
 	var r runResult
-	var grace <-chan time.Time
-	beginStop := func(sig syscall.Signal) {
-		if !r.deadline.IsZero() {
+	var kill <-chan time.Time // the grace period's end, once a stop began
+	stopBegun := false
+	// beginStop sends sig (0: none) and, with a grace period, arms the
+	// SIGKILL that ends it. Only the first stop of a run does.
+	beginStop := func(sig syscall.Signal, grace time.Duration) {
+		if stopBegun {
 			return
 		}
-		r.deadline = time.Now().Add(s.cfg.Grace)
-		grace = time.After(s.cfg.Grace)
+		stopBegun = true
 		s.setState(func(p *Snapshot) { p.State = "stopping" })
+		if grace > 0 {
+			r.deadline = time.Now().Add(grace)
+			kill = time.After(grace)
+		}
 		if sig != 0 {
 			s.send(pid, sig)
 		}
@@ -36,34 +42,55 @@ func (s *Supervisor) supervise(pid int) runResult {
 			return r
 		case sig := <-s.sigs:
 			ss := sig.(syscall.Signal)
-			if ss == syscall.SIGURG && !AsyncPreemptOff() {
+			if ss == syscall.SIGURG && !s.forwardURG {
 				s.log.Debugf("not forwarding SIGURG: this build cannot tell it from the Go runtime's own preemption signal")
 				continue
 			}
 			to := s.rewrite(ss)
-			if ss == syscall.SIGTERM || ss == syscall.SIGINT {
-				s.log.Infof("received %s: stopping %d (sending %s, grace %s)", SignalName(ss), pid, sigOrNone(to), s.cfg.Grace)
-				r.stopping = true
-				if r.deadline.IsZero() {
-					beginStop(to)
-				} else if to != 0 {
+			if ss != syscall.SIGTERM && ss != syscall.SIGINT {
+				s.forward(pid, ss, to) // session.go
+				continue
+			}
+			r.stopping = true
+			if stopBegun {
+				if to != 0 {
 					s.send(pid, to) // a second TERM is forwarded too
 				}
 				continue
 			}
-			s.forward(pid, ss, to) // session.go
+			s.logStop(ss, pid, to)
+			beginStop(to, s.cfg.Grace)
 		case reason := <-s.restartReq:
-			if r.deadline.IsZero() {
+			if !stopBegun {
 				s.log.Warnf("restarting %d: %s", pid, reason)
 				r.healthRestart = true
-				beginStop(s.rewrite(syscall.SIGTERM))
+				beginStop(s.rewrite(syscall.SIGTERM), s.grace())
 			}
-		case <-grace:
-			grace = nil
+		case <-kill:
+			kill = nil
 			s.log.Warnf("grace period %s over: killing process group %d and every descendant", s.cfg.Grace, pid)
 			s.killTree(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// logStop says how a stop signal is handled: with a grace period, or,
+// with none configured, forwarded and waited for without a SIGKILL, as
+// tini and dumb-init do.
+func (s *Supervisor) logStop(sig syscall.Signal, pid int, to syscall.Signal) {
+	if s.cfg.Grace > 0 {
+		s.log.Infof("received %s: stopping %d (sending %s, grace %s)", SignalName(sig), pid, sigOrNone(to), s.cfg.Grace)
+		return
+	}
+	s.log.Infof("received %s: stopping %d (sending %s; no grace period configured, so no SIGKILL: waiting for it to exit)", SignalName(sig), pid, sigOrNone(to))
+}
+
+// grace bounds a stop that no signal asked for.
+func (s *Supervisor) grace() time.Duration {
+	if s.cfg.Grace > 0 {
+		return s.cfg.Grace
+	}
+	return DefaultGrace
 }
 
 func sigOrNone(s syscall.Signal) string {
@@ -135,7 +162,7 @@ func (s *Supervisor) cleanup(pid int, deadline time.Time) (stopped bool) {
 		return false
 	}
 	if deadline.IsZero() {
-		deadline = time.Now().Add(s.cfg.Grace)
+		deadline = time.Now().Add(s.grace())
 	}
 	if to := s.rewrite(syscall.SIGTERM); to != 0 && time.Now().Before(deadline) {
 		s.log.Infof("child %d left processes behind: sending %s, grace until %s", pid, SignalName(to), time.Until(deadline).Round(time.Millisecond))

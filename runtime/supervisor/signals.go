@@ -1,12 +1,10 @@
 package supervisor
 
 import (
-	"bytes"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,8 +15,9 @@ import (
 // musl reserves 32..34. The Go runtime never installs a handler for 32,
 // 33 or 34 (runtime/sigtab_linux_generic.go, Go issue 39343), so
 // os/signal cannot catch them and a Go PID 1 cannot forward them.
-// oxios-init therefore forwards 35 (SIGRTMIN+1) to 64 (SIGRTMAX); 34 keeps
-// its default action. Names follow glibc: RTMIN is 34.
+// oxios-init therefore forwards 35 (SIGRTMIN+1) to 64 (SIGRTMAX); 34 is
+// ignored when oxios-init is not PID 1 (rtmin_linux.go). Names follow
+// glibc: RTMIN is 34.
 const (
 	SigRTMin = 34
 	SigRTMax = 64
@@ -67,21 +66,33 @@ func Forwardable(forwardURG bool) []syscall.Signal {
 	return out
 }
 
+// goFatal reports whether sig, not yet caught with signal.Notify, would end
+// a Go program at once: the runtime exits on SIGHUP, SIGINT and SIGTERM and
+// crashes on the synchronous signals and SIGQUIT, SIGABRT, SIGSYS. It drops
+// every other signal that is not caught (runtime.sighandler).
+func goFatal(sig os.Signal) bool {
+	switch sig {
+	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGABRT, syscall.SIGSYS,
+		syscall.SIGILL, syscall.SIGTRAP, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSTKFLT:
+		return true
+	}
+	return false
+}
+
 // StartupIgnored returns the signals whose disposition was SIG_IGN when
-// this process was executed. It must run before any signal.Notify.
+// this process was executed, as far as they can still be seen: it must
+// run before any signal.Notify.
 //
-// The Go runtime installs its own handler over an inherited SIG_IGN for
-// most signals at start-up and remembers the original only in
-// runtime.fwdSig; builds with the oxios_fwdsig tag read it (see
-// fwdsig_linkname.go). Every build also reads SigIgn from
-// /proc/self/status, which still shows the signals the runtime leaves
-// alone until Notify (SIGHUP and SIGINT when ignored, SIGCONT, SIGTSTP,
-// SIGTTIN, SIGTTOU).
+// Before main runs, the Go runtime installs its own handler over an
+// inherited SIG_IGN for every signal it handles, and keeps the original
+// only in its private state. What is left to read is the kernel's view,
+// SigIgn in /proc/self/status, which still shows the signals the runtime
+// leaves alone until Notify: SIGHUP and SIGINT (also what signal.Ignored
+// reports), the job-control signals SIGCONT, SIGTSTP, SIGTTIN and SIGTTOU,
+// and 32..34. An inherited SIG_IGN of any other signal is not seen, and
+// the child gets that signal at its default action (docs/pid1.md).
 func StartupIgnored() []syscall.Signal {
 	ign := procSigIgn()
-	for _, s := range runtimeIgnored() {
-		ign[s] = true
-	}
 	var out []syscall.Signal
 	for n := 1; n <= SigRTMax; n++ {
 		if ign[syscall.Signal(n)] {
@@ -127,6 +138,65 @@ func procSigIgn() map[syscall.Signal]bool {
 	return out
 }
 
+// Signals are oxios-init's signal handlers: Catch installs them, New hands
+// them to the supervisor.
+type Signals struct {
+	sigs      chan os.Signal // every forwarded signal
+	chld      chan os.Signal // SIGCHLD, for the reaper only
+	installed chan struct{}  // closed once every handler is in place
+	kept      []syscall.Signal
+	rtmin     rtminGuard
+}
+
+// Catch keeps the signals in ignored (StartupIgnored) ignored, for the
+// child too (KeepIgnored), and catches every other forwardable signal, so
+// that a signal that arrives while oxios-init starts is queued and
+// forwarded once the daemon runs. Call it first, as tini's main does.
+//
+// The signals whose default action in a Go program would end oxios-init
+// are caught before Catch returns; the rest beside oxios-init's own
+// start-up (options, lock, health endpoint): signal.Notify of a new signal
+// waits for the runtime's signal-mask thread, two thread wake-ups per
+// signal, and the rest are most of the 60 or so (bench/init/RESULTS.md).
+// Until then the runtime drops those, as it does before main runs. The
+// supervisor forks nothing before every handler is in place, so no signal
+// sent once a child exists is lost.
+func Catch(ignored []syscall.Signal) *Signals {
+	c := &Signals{
+		// Large enough that a burst of distinct signals during start-up
+		// is not dropped (os/signal drops when the channel is full).
+		sigs:      make(chan os.Signal, 256),
+		chld:      make(chan os.Signal, 1),
+		installed: make(chan struct{}),
+		kept:      KeepIgnored(ignored),
+		rtmin:     ignoreRTMin(ignored),
+	}
+	skip := map[syscall.Signal]bool{}
+	for _, sig := range c.kept {
+		skip[sig] = true
+	}
+	var fatal, rest []os.Signal
+	for _, sig := range Forwardable(true) {
+		switch {
+		case skip[sig]:
+		case goFatal(sig):
+			fatal = append(fatal, sig)
+		default:
+			rest = append(rest, sig)
+		}
+	}
+	signal.Notify(c.sigs, fatal...)
+	go func() {
+		signal.Notify(c.chld, syscall.SIGCHLD)
+		signal.Notify(c.sigs, rest...)
+		close(c.installed)
+	}()
+	return c
+}
+
+// Kept lists the signals ignored at start that stay ignored.
+func (c *Signals) Kept() []syscall.Signal { return c.kept }
+
 // KeepIgnored makes oxios-init itself ignore sigs, so that the child
 // inherits SIG_IGN through fork and exec at no cost: Go resets only the
 // signals it handles to SIG_DFL in the child, and signal.Ignore takes a
@@ -144,50 +214,22 @@ func KeepIgnored(sigs []syscall.Signal) []syscall.Signal {
 	return kept
 }
 
-// AsyncPreemptOff reports whether the Go runtime of this binary never
-// sends itself SIGURG: GODEBUG says so, or the build linked
-// asyncpreemptoff=1 in as the runtime's GODEBUG default (Makefile
-// INIT_LDFLAGS: -X runtime.godebugDefault=asyncpreemptoff=1). Builds with
-// the oxios_fwdsig tag read that default directly. Without the tag it
-// cannot be read (a -trimpath build does not record its -ldflags), so the
-// executable is searched for the linked string; that costs a read of the
-// binary, so it is done once, when the first SIGURG arrives.
-func AsyncPreemptOff() bool {
-	preemptOnce.Do(func() { preemptOff = asyncPreemptOff() })
-	return preemptOff
-}
-
-var (
-	preemptOnce sync.Once
-	preemptOff  bool
-)
-
-func asyncPreemptOff() bool {
-	// The environment overrides the linked default, as in the runtime.
-	if off, set := godebugAsyncPreemptOff(os.Getenv("GODEBUG")); set {
+// asyncPreemptOff reports whether the Go runtime of this binary never
+// sends itself SIGURG, so that every SIGURG that arrives came from outside:
+// GODEBUG says so, or linked, the GODEBUG default the build linked in
+// beside the runtime's (Makefile INIT_GODEBUG), does. The environment
+// overrides the linked default, as in the runtime.
+func asyncPreemptOff(env, linked string) bool {
+	if off, set := godebugAsyncPreemptOff(env); set {
 		return off
 	}
-	if def, ok := linkedGODEBUG(); ok {
-		off, _ := godebugAsyncPreemptOff(def)
-		return off
-	}
-	exe, err := os.ReadFile("/proc/self/exe")
-	if err != nil {
-		return false
-	}
-	// Spelled backwards here so that this literal is not what matches.
-	r := []byte("1=ffotpmeerpcnysa")
-	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
-		r[i], r[j] = r[j], r[i]
-	}
-	return bytes.Contains(exe, r)
+	off, _ := godebugAsyncPreemptOff(linked)
+	return off
 }
 
 // godebugAsyncPreemptOff reads asyncpreemptoff from a GODEBUG list (the
 // last setting wins, as in the runtime); set is false when the list does
-// not mention it. Key and value are compared apart: the joined string
-// must not appear in the binary, or the executable search above would
-// always find it.
+// not mention it.
 func godebugAsyncPreemptOff(list string) (off, set bool) {
 	for _, kv := range strings.Split(list, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")

@@ -23,21 +23,28 @@ type Snapshot struct {
 	Backoff  time.Duration
 }
 
-// Supervisor runs one daemon; create it with New as early as possible,
-// because New installs the signal handlers.
+// Supervisor runs one daemon, and every other process oxios-init starts
+// (exec probes: Exec). Create it with New as early as possible, because
+// New installs the signal handlers.
 type Supervisor struct {
 	cfg Config
 	log *logrus.Logger
 
 	sigs       chan os.Signal // every forwarded signal
 	chld       chan os.Signal // SIGCHLD, for the reaper only
+	installed  chan struct{}  // closed once every signal handler is in place
+	rtmin      rtminGuard
 	mainExit   chan syscall.WaitStatus
 	noChildren chan struct{}
 	restartReq chan string
 
-	mu      sync.Mutex // held while forking the daemon and while reaping
-	routeMu sync.Mutex // guards mainPID between reapAll's two threads
-	mainPID int
+	forwardURG bool // this runtime never sends itself SIGURG
+
+	mu      sync.Mutex // held while forking and while reaping
+	routeMu sync.Mutex // guards exits between reapAll's two threads
+	// exits holds, for every child oxios-init started and has not yet
+	// reaped (the daemon, exec probes), where its wait status goes.
+	exits map[int]chan<- syscall.WaitStatus
 
 	reaped atomic.Int64
 
@@ -45,11 +52,15 @@ type Supervisor struct {
 	snap    Snapshot
 }
 
-// New checks cfg and installs the signal handlers at once, so that a
-// signal that arrives while the caller prepares (lock, health endpoint)
-// is queued and forwarded once the daemon runs. ignored lists the signals
-// kept ignored (see KeepIgnored): they are not caught.
-func New(cfg Config, ignored []syscall.Signal, log *logrus.Logger) (*Supervisor, error) {
+// Observer hears of each run of the daemon (the health monitor).
+type Observer interface {
+	ChildStarted(pid int)
+	ChildExited(status int) // the exit code, 128+N after signal N
+}
+
+// New checks cfg and starts the reaper; sigs are the handlers Catch
+// installed.
+func New(cfg Config, sigs *Signals, log *logrus.Logger) (*Supervisor, error) {
 	if len(cfg.Command) == 0 {
 		return nil, errors.New("no command to run: usage is oxios-init [options] -- CMD [ARGS...]")
 	}
@@ -58,28 +69,19 @@ func New(cfg Config, ignored []syscall.Signal, log *logrus.Logger) (*Supervisor,
 		return nil, fmt.Errorf("backoff max %s is below backoff initial %s", cfg.BackoffMax, cfg.BackoffInitial)
 	}
 	s := &Supervisor{
-		cfg: cfg,
-		log: log,
-		// Large enough that a burst of distinct signals during start-up
-		// is not dropped (os/signal drops when the channel is full).
-		sigs:       make(chan os.Signal, 256),
-		chld:       make(chan os.Signal, 1),
+		cfg:        cfg,
+		log:        log,
+		sigs:       sigs.sigs,
+		chld:       sigs.chld,
+		installed:  sigs.installed,
+		rtmin:      sigs.rtmin,
 		mainExit:   make(chan syscall.WaitStatus, 1),
 		noChildren: make(chan struct{}, 1),
 		restartReq: make(chan string, 1),
+		forwardURG: asyncPreemptOff(os.Getenv("GODEBUG"), cfg.LinkedGODEBUG),
+		exits:      map[int]chan<- syscall.WaitStatus{},
 	}
-	skip := map[syscall.Signal]bool{}
-	for _, sig := range ignored {
-		skip[sig] = true
-	}
-	var catch []os.Signal
-	for _, sig := range Forwardable(true) {
-		if !skip[sig] {
-			catch = append(catch, sig)
-		}
-	}
-	notify(s.chld, syscall.SIGCHLD)
-	notify(s.sigs, catch...)
+	go s.reapLoop()
 	s.setState(func(p *Snapshot) { p.State = "starting" })
 	return s, nil
 }
@@ -111,9 +113,12 @@ func (s *Supervisor) Restart(reason string) {
 }
 
 // Run starts the daemon and supervises it until oxios-init must exit, and
-// returns the exit code for oxios-init.
-func (s *Supervisor) Run() int {
-	go s.reapLoop()
+// returns the exit code for oxios-init. obs (may be nil) hears of every
+// run.
+func (s *Supervisor) Run(obs Observer) int {
+	if obs == nil {
+		obs = noObserver{}
+	}
 	bo := backoff{initial: s.cfg.BackoffInitial, max: s.cfg.BackoffMax, reset: s.cfg.BackoffReset}
 	for {
 		// A restart asked for the previous run (a probe's verdict that
@@ -126,13 +131,9 @@ func (s *Supervisor) Run() int {
 			s.setState(func(p *Snapshot) { p.State = "exited"; p.PID = 0 })
 			return code // 126/127: a broken command is not restarted
 		}
-		if s.cfg.OnStart != nil {
-			s.cfg.OnStart(pid)
-		}
+		obs.ChildStarted(pid)
 		r := s.supervise(pid)
-		if s.cfg.OnExit != nil {
-			s.cfg.OnExit(ExitCode(r.status))
-		}
+		obs.ChildExited(ExitCode(r.status))
 		code = s.remap(ExitCode(r.status))
 		s.log.Infof("child %d exited (%s), exit code %d", pid, describe(r.status), code)
 		if s.cleanup(pid, r.deadline) {
@@ -152,6 +153,11 @@ func (s *Supervisor) Run() int {
 		s.setState(func(p *Snapshot) { p.State = "starting"; p.Backoff = 0 })
 	}
 }
+
+type noObserver struct{}
+
+func (noObserver) ChildStarted(int) {}
+func (noObserver) ChildExited(int)  {}
 
 func (s *Supervisor) drainRestart() {
 	select {
@@ -180,10 +186,7 @@ func (s *Supervisor) shouldRestart(code int, healthRestart bool) bool {
 // start forks and execs the daemon in its own process group. It returns
 // 127 or 126 with an error when the command cannot be run.
 func (s *Supervisor) start() (int, int, error) {
-	env := s.cfg.Env
-	if env == nil {
-		env = os.Environ()
-	}
+	env := s.env()
 	path, code, err := lookPath(s.cfg.Command[0], env)
 	if err != nil {
 		return 0, s.remap(code), err
@@ -206,11 +209,11 @@ func (s *Supervisor) start() (int, int, error) {
 		attr.Sys.Ctty = 0
 	}
 	s.placeChild(attr.Sys) // session.go: dumb-init's setsid and -c
-	pid, err := s.forkExec(path, attr)
+	pid, err := s.forkExec(path, s.cfg.Command, attr, s.mainExit)
 	if err != nil && dropTerminal(attr.Sys) {
 		// Not our terminal after all (no controlling tty): run in the
 		// background rather than not at all.
-		pid, err = s.forkExec(path, attr)
+		pid, err = s.forkExec(path, s.cfg.Command, attr, s.mainExit)
 	}
 	if err != nil {
 		code := 126
@@ -224,16 +227,28 @@ func (s *Supervisor) start() (int, int, error) {
 	return pid, 0, nil
 }
 
-// forkExec starts the daemon under s.mu, which the reaper holds while it
-// drains: the daemon's PID is recorded before its exit can be reaped, so
-// even an at-once exit is handed to supervise, not counted as a zombie.
-func (s *Supervisor) forkExec(path string, attr *syscall.ProcAttr) (int, error) {
+// env is the environment of every child: Config.Env, or oxios-init's own.
+func (s *Supervisor) env() []string {
+	if s.cfg.Env != nil {
+		return s.cfg.Env
+	}
+	return os.Environ()
+}
+
+// forkExec starts a child once every signal handler is installed, under
+// s.mu, which the reaper holds while it drains: the child's PID is in
+// s.exits before its exit can be reaped, so even an at-once exit goes to
+// exit and is not counted as an orphan's.
+func (s *Supervisor) forkExec(path string, argv []string, attr *syscall.ProcAttr, exit chan<- syscall.WaitStatus) (int, error) {
+	<-s.installed
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pid, err := syscall.ForkExec(path, s.cfg.Command, attr)
+	s.rtmin.beforeFork()
+	pid, err := syscall.ForkExec(path, argv, attr)
+	s.rtmin.afterFork()
 	if err == nil {
 		s.routeMu.Lock()
-		s.mainPID = pid
+		s.exits[pid] = exit
 		s.routeMu.Unlock()
 	}
 	return pid, err

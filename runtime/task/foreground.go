@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Notifier receives sd_notify(3) style states ("READY=1", "STATUS=...",
@@ -44,7 +50,7 @@ func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started
 	notify(fmt.Sprintf("READY=1\nSTATUS=running (PID %d), ready on %s", st.PID, st.URL))
 	wctx, stopWatchdog := context.WithCancel(ctx)
 	defer stopWatchdog()
-	go r.watchdog(wctx, o.Watchdog, notify)
+	go r.watchdog(wctx, st.PID, o.Watchdog, notify)
 	code, err := r.waitExit(ctx)
 	if ctx.Err() == nil {
 		notify(fmt.Sprintf("STATUS=exited with code %d", code))
@@ -148,12 +154,16 @@ func (r *Runtime) waitOnce(ctx context.Context) (int, error) {
 	}
 }
 
-// isTransport: a Wait cut by a dying containerd may surface as a plain
-// gRPC transport error rather than Unavailable.
+// isTransport: a Wait cut by a dying containerd surfaces as the gRPC
+// status Unavailable (transport closing, server gone) or, where nothing
+// converted it, as the connection's own error. Classified by code and
+// errno, never by message text.
 func isTransport(err error) bool {
-	s := err.Error()
-	for _, sub := range []string{"transport is closing", "connection refused", "error reading from server", "EOF", "connection reset"} {
-		if strings.Contains(s, sub) {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
+		return true
+	}
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, net.ErrClosed, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, e) {
 			return true
 		}
 	}
@@ -161,8 +171,9 @@ func isTransport(err error) bool {
 }
 
 // watchdog pings systemd at half the interval while oxios-init's liveness
-// holds; a hung daemon then stops the pings and systemd acts.
-func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify Notifier) {
+// holds; a hung daemon then stops the pings and systemd acts. pid is the
+// task's: only its PID 1's health endpoint counts.
+func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Duration, notify Notifier) {
 	if interval <= 0 {
 		return
 	}
@@ -173,7 +184,7 @@ func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify N
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if r.Live() {
+			if r.live(pid) {
 				notify("WATCHDOG=1")
 			}
 		}
@@ -182,8 +193,11 @@ func (r *Runtime) watchdog(ctx context.Context, interval time.Duration, notify N
 
 // Live asks oxios-init's /livez (200 = live). Without a health endpoint
 // a listening port counts as live.
-func (r *Runtime) Live() bool {
-	err := r.supervisorGet("/livez", nil)
+func (r *Runtime) Live() bool { return r.live(0) }
+
+// live is Live for the task whose PID 1 is pid (0: unknown, not checked).
+func (r *Runtime) live(pid uint32) bool {
+	err := r.supervisorGet(pid, false, contract.PathLivez, nil)
 	if err == nil {
 		return true
 	}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/safefs"
 )
 
 // PortError names the port and, when it can be found, its owner.
@@ -86,9 +88,22 @@ func (r *Runtime) checkLegacy() error {
 }
 
 // lockHeld tries a shared, non-blocking flock; the file is never created
-// and, like the real daemon's, never removed.
+// and, like the real daemon's, never removed. The data dir is the
+// container's to write, so the file is opened by safefs: no link
+// followed, no FIFO waited on, a regular file only, 32 bytes read.
 func lockHeld(path string) (bool, int) {
-	f, err := os.Open(path)
+	// The directory itself is named by the host (config, home), so a
+	// link there is the user's and is resolved.
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return false, 0
+	}
+	d, err := safefs.OpenDir(dir)
+	if err != nil {
+		return false, 0
+	}
+	defer d.Close()
+	f, err := d.OpenFile(filepath.Base(path), unix.O_RDONLY, 0)
 	if err != nil {
 		return false, 0
 	}

@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -146,7 +147,13 @@ func (r *Runtime) importArchive(ctx context.Context) (client.Image, error) {
 	}
 	defer f.Close()
 	r.progress("importing %s", path)
-	imgs, err := r.client.Import(ctx, f, client.WithImportPlatform(nil))
+	var rd io.Reader = f
+	if r.showProgress {
+		var stop func()
+		rd, stop = r.importProgress(f)
+		defer stop()
+	}
+	imgs, err := r.client.Import(ctx, rd, client.WithImportPlatform(nil))
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, r.wrapUnavailable(err))
 	}

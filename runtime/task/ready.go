@@ -2,40 +2,21 @@ package task
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"golang.org/x/sys/unix"
 
-	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
-
-// readyPath is the host path of oxios-init's ready file.
-func (r *Runtime) readyPath() string {
-	return filepath.Join(r.runDir(), filepath.Base(config.ReadyFile))
-}
-
-// healthSocket is the host path of oxios-init's health endpoint.
-func (r *Runtime) healthSocket() string {
-	return filepath.Join(r.runDir(), filepath.Base(config.HealthSocket))
-}
-
-// clearReady removes a ready file left by an earlier task: it would
-// otherwise read as ready before the new daemon is.
-func (r *Runtime) clearReady() error {
-	if err := os.MkdirAll(r.runDir(), 0o750); err != nil {
-		return err
-	}
-	if err := os.Remove(r.readyPath()); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("remove stale ready file: %w", err)
-	}
-	return nil
-}
 
 // supervised: readiness comes from oxios-init unless the command replaces
 // it with something else or readiness probing is off.
@@ -47,16 +28,16 @@ func (r *Runtime) supervised() bool {
 	return len(cmd) == 0 || strings.Contains(filepath.Base(cmd[0]), "oxios-init")
 }
 
-// waitReady returns when oxios-init has published readiness and a TCP
-// connect to the port confirms it; or fails when the task exits or the
-// timeout passes. notify, when not nil, is the sd_notify socket bound
-// before the task started; it is closed on return.
-func (r *Runtime) waitReady(ctx context.Context, exitCh <-chan client.ExitStatus, notify *net.UnixConn) error {
+// waitReady returns when oxios-init (the task's process pid) has reported
+// readiness and a TCP connect to the port confirms it; or fails when the
+// task exits or the timeout passes. notify, when not nil, is the sd_notify
+// socket bound before the task started; it is closed on return.
+func (r *Runtime) waitReady(ctx context.Context, pid uint32, exitCh <-chan client.ExitStatus, notify *net.UnixConn) error {
 	timeout := r.cfg.Container.StartTimeout.D()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ready := make(chan error, 1)
-	go func() { ready <- r.readySignal(ctx, notify) }()
+	go func() { ready <- r.readySignal(ctx, pid, notify) }()
 	select {
 	case err := <-ready:
 		if err == nil {
@@ -81,85 +62,171 @@ func exitReason(st client.ExitStatus) string {
 
 // readySignal waits for oxios-init's readiness (supervised) and then for a
 // successful connect. Without oxios-init, connecting is the only signal.
-func (r *Runtime) readySignal(ctx context.Context, notify *net.UnixConn) error {
+func (r *Runtime) readySignal(ctx context.Context, pid uint32, notify *net.UnixConn) error {
 	if notify != nil || r.supervised() {
-		if err := r.waitSupervisorReady(ctx, notify); err != nil {
+		if err := r.waitSupervisorReady(ctx, pid, notify); err != nil {
 			return err
 		}
 	}
 	return r.confirmConnect(ctx)
 }
 
-// waitSupervisorReady: oxios-init writes its ready file, then sends
-// sd_notify READY=1 to NOTIFY_SOCKET, which is our datagram socket on the
-// bind-mounted run dir: an event, with no inotify instance, whose teardown
-// costs a kernel RCU grace period (5-25 ms measured here) at close or at
-// process exit. The ready file decides (a READY=1 from the daemon itself
-// does not count); a slow re-check of it covers a READY=1 sent while no
-// socket was bound (an adopted task), or an oxios-init without sd_notify.
-func (r *Runtime) waitSupervisorReady(ctx context.Context, n *net.UnixConn) error {
-	if n == nil {
+// waitSupervisorReady: oxios-init sends READY=1 with the container's
+// notify token to NOTIFY_SOCKET, our datagram socket in the host's
+// notify/ directory; it sends its current state again on every change and
+// every heartbeatPeriod, so an adopted task (no new start-up) reports
+// too. Nothing the daemon's uid can write decides readiness: a datagram
+// counts only when it carries the token and, where its sender is visible
+// from here, comes from the task's own PID 1 (accepted).
+//
+// Adopting (n == nil), oxios-init's published state is also asked once
+// on its health socket, trusted only when the listener is verifiably the
+// task's PID 1: then a ready task is adopted without waiting for the next
+// heartbeat.
+func (r *Runtime) waitSupervisorReady(ctx context.Context, pid uint32, n *net.UnixConn) error {
+	adopting := n == nil
+	if adopting {
 		var err error
 		if n, err = r.listenNotify(); err != nil {
 			return err
 		}
 	}
 	defer n.Close()
-	msgs := make(chan struct{}, 1)
-	go readNotify(n, msgs)
-	tick := time.NewTicker(readyRecheck)
-	defer tick.Stop()
-	for {
-		if _, err := os.Stat(r.readyPath()); err == nil {
-			return nil
+	token := goFuture(func() (string, error) { return r.notifyToken(ctx) })
+	ready := make(chan struct{})
+	var once sync.Once
+	go func() {
+		if readNotify(n, func(m notifyMsg) bool { return m.ready && accepted(m, pid, token) }) {
+			once.Do(func() { close(ready) })
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-msgs:
-		case <-tick.C:
-		}
-	}
-}
-
-// readyRecheck is the fallback period of waitSupervisorReady: the event
-// normally arrives long before it.
-const readyRecheck = 250 * time.Millisecond
-
-func readNotify(c *net.UnixConn, msgs chan<- struct{}) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return
-		}
-		if strings.Contains(string(buf[:n]), "READY=1") {
-			select {
-			case msgs <- struct{}{}:
-			default:
+	}()
+	if adopting {
+		go func() {
+			if r.publishedReady(pid) {
+				once.Do(func() { close(ready) })
 			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ready:
+		return nil
+	}
+}
+
+// publishedReady: oxios-init's /status says ready, and its listener is
+// the task's PID 1 as seen from here.
+func (r *Runtime) publishedReady(pid uint32) bool {
+	var rep struct {
+		Ready bool `json:"ready"`
+	}
+	return r.supervisorGet(pid, true, "/status", &rep) == nil && rep.Ready
+}
+
+// notifyToken is the container's notify secret (its LabelNotifyToken).
+func (r *Runtime) notifyToken(ctx context.Context) (string, error) {
+	c, err := r.client.ContainerService().Get(r.ctx(ctx), r.cfg.Container.ID)
+	if err != nil {
+		return "", r.wrapUnavailable(err)
+	}
+	return c.Labels[LabelNotifyToken], nil
+}
+
+// accepted: the token must match, and the sender must be the task's PID 1
+// unless the kernel hides it (pid 0: this CLI runs in another PID
+// namespace than containerd, as inside systemd-nspawn; then the token is
+// the only proof, and it is never in the daemon's reach). A container
+// without a token label (none of ours) is judged by the PID alone.
+func accepted(m notifyMsg, taskPID uint32, token *future[string]) bool {
+	want, err := token.get()
+	if err != nil {
+		return false
+	}
+	if want == "" {
+		return m.pid != 0 && uint32(m.pid) == taskPID
+	}
+	if subtle.ConstantTimeCompare([]byte(m.token), []byte(want)) != 1 {
+		return false
+	}
+	return m.pid == 0 || uint32(m.pid) == taskPID
+}
+
+// notifyMsg is one parsed datagram.
+type notifyMsg struct {
+	pid   int32 // the sender, from SCM_CREDENTIALS (0: not visible here)
+	ready bool  // READY=1
+	token string
+}
+
+// maxNotify is the largest datagram read; a longer one (or one without
+// credentials) is ignored.
+const maxNotify = 4096
+
+// readNotify reads datagrams until one satisfies ok (true) or the socket
+// is closed (false).
+func readNotify(c *net.UnixConn, ok func(notifyMsg) bool) bool {
+	buf := make([]byte, maxNotify+1)
+	oob := make([]byte, credSpace)
+	for {
+		n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return false
+		}
+		if n > maxNotify || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+			continue
+		}
+		m, good := parseNotify(buf[:n], oob[:oobn])
+		if good && ok(m) {
+			return true
 		}
 	}
 }
 
-// listenNotify binds RUN_DIR/ID/notify.sock (replacing a stale one). The
-// container's user must be able to send to it: mode 0666 is safe because
-// the run dir itself is 0750 and owned by that user.
+// parseNotify reads the sender's credentials and the READY=1 and token
+// lines; anything else in the datagram is ignored.
+func parseNotify(b, oob []byte) (notifyMsg, bool) {
+	var m notifyMsg
+	pid, ok := senderPID(oob)
+	if !ok {
+		return m, false
+	}
+	m.pid = pid
+	for _, line := range strings.Split(string(b), "\n") {
+		switch k, v, _ := strings.Cut(line, "="); k {
+		case "READY":
+			m.ready = v == "1"
+		case contract.NotifyTokenField:
+			m.token = v
+		}
+	}
+	return m, true
+}
+
+// listenNotify binds RUN_DIR/ID/notify/notify.sock with SO_PASSCRED (the
+// kernel then attaches every sender's PID). The container's user must be
+// able to send to it, hence mode 0666; the chmod by path is safe because
+// notify/ is ours and read-only in the container, so nothing there can
+// have been swapped for a link.
 func (r *Runtime) listenNotify() (*net.UnixConn, error) {
-	p := filepath.Join(r.runDir(), filepath.Base(config.NotifySocket))
+	p := filepath.Join(r.notifyDir(), filepath.Base(contract.NotifySocket))
 	os.Remove(p)
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
 	if err != nil {
 		return nil, fmt.Errorf("notify socket %s: %w", p, err)
 	}
-	if err := os.Chmod(p, 0o666); err != nil {
+	err = os.Chmod(p, 0o666)
+	if err == nil {
+		err = passCred(c)
+	}
+	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("notify socket %s: %w", p, err)
 	}
 	return c, nil
 }
 
-// confirmConnect: the ready file says the supervisor's probe passed; the
+// confirmConnect: READY=1 says the supervisor's probe passed; the
 // connect proves the port answers on the host. Normally the first attempt
 // succeeds; retries cover a probe that is not a connect (or no probe).
 func (r *Runtime) confirmConnect(ctx context.Context) error {

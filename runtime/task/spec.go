@@ -2,11 +2,13 @@ package task
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
@@ -17,7 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // hashVersion changes when the way a spec is built changes, so that an
@@ -32,6 +34,30 @@ type desired struct {
 	// profile: a marshal is a few hundred microseconds on the start path).
 	specAny typeurl.Any
 	hash    string
+	// token is the notify secret of a container created from this spec
+	// (record adds it): not in the hash, which must stay the same for an
+	// unchanged config, and in the container only through record.
+	token string
+}
+
+// record is the spec as a new container stores it: specAny plus the
+// notify token in oxios-init's environment. Marshalled only when a
+// container is created, so adopting costs no second marshal.
+func (d *desired) record() (typeurl.Any, error) {
+	s := *d.spec
+	p := *s.Process
+	p.Env = append(slices.Clone(p.Env), contract.NotifyTokenEnv+"="+d.token)
+	s.Process = &p
+	return typeurl.MarshalAnyToProto(&s)
+}
+
+// newToken is a fresh notify secret: 128 random bits, hex.
+func newToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("notify token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // desiredSpec builds the spec from the config and the image, and the hash
@@ -69,7 +95,11 @@ func (r *Runtime) buildDesired(ctx context.Context, img client.Image) (*desired,
 		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	return &desired{spec: s, specAny: sa, hash: hex.EncodeToString(sum[:12])}, nil
+	tok, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	return &desired{spec: s, specAny: sa, hash: hex.EncodeToString(sum[:12]), token: tok}, nil
 }
 
 // specOpts: the image's config, then the hardened defaults of issue 5.
@@ -79,13 +109,9 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 	if err != nil {
 		return nil, fmt.Errorf("image %s config: %w", img.Name(), err)
 	}
-	user := k.User
-	if user == "" {
-		user = ic.Config.User
-	}
-	uid, gid, ok := config.ParseUser(user)
-	if !ok {
-		return nil, fmt.Errorf("image %s user %q is not numeric UID[:GID] (a scratch image has no /etc/passwd): set container.user", img.Name(), user)
+	uid, gid, err := r.resolveUser(img.Name(), ic.Config.User)
+	if err != nil {
+		return nil, err
 	}
 	opts := []oci.SpecOpts{
 		withImageProcess(ic.Config),
@@ -98,7 +124,7 @@ func (r *Runtime) specOpts(ctx context.Context, img client.Image) ([]oci.SpecOpt
 		oci.WithMounts(r.mounts()),
 		seccomp.WithDefaultProfile(),
 		withSyscallABIs(k.Seccomp32),
-		oci.WithEnv(append(r.cfg.ContainerEnv(), append(r.cfg.InitEnv(), "NOTIFY_SOCKET="+config.NotifySocket)...)),
+		oci.WithEnv(append(r.cfg.ContainerEnv(), append(r.cfg.InitEnv(), "NOTIFY_SOCKET="+contract.NotifySocket)...)),
 	}
 	if argv, err := r.argv(ctx, img); err != nil {
 		return nil, err
@@ -187,12 +213,19 @@ func withSyscallABIs(allow32 bool) oci.SpecOpts {
 	}
 }
 
+// mounts: besides /tmp and the data dir, the container sees two
+// subdirectories of the host-private run dir and nothing else of it: its
+// own read-write ctr/ (oxios-init's health socket and ready file) and
+// the host's notify/ read-only (connecting to the notify socket needs no
+// write access to its directory).
 func (r *Runtime) mounts() []specs.Mount {
 	k := r.cfg.Container
+	noexec := []string{"rbind", "nosuid", "nodev", "noexec"}
 	return []specs.Mount{
 		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: k.DataMount, Type: "bind", Source: k.DataDir, Options: []string{"rbind", "rw"}},
-		{Destination: config.RunMount, Type: "bind", Source: r.runDir(), Options: []string{"rbind", "rw"}},
+		{Destination: contract.RunMount, Type: "bind", Source: r.ctrDir(), Options: append(noexec, "rw")},
+		{Destination: contract.NotifyMount, Type: "bind", Source: r.notifyDir(), Options: append(slices.Clone(noexec), "ro")},
 	}
 }
 
@@ -212,7 +245,7 @@ func (r *Runtime) resources() []oci.SpecOpts {
 	return opts
 }
 
-// runDir is the host side of config.RunMount for this container.
+// runDir is this container's host-private run directory, RUN_DIR/ID.
 func (r *Runtime) runDir() string {
 	return filepath.Join(r.cfg.Container.RunDir, r.cfg.Container.ID)
 }
@@ -242,3 +275,7 @@ func (r *Runtime) imageSpec(ctx context.Context, img client.Image) (ocispec.Imag
 	r.specCache, r.specDigest = &ic, d
 	return ic, nil
 }
+
+// LabelNotifyToken holds the container's notify secret (desired.token):
+// host-only, never part of LabelHash.
+const LabelNotifyToken = "oxios.notify-token"

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +14,9 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+
+	"github.com/a7garden/oxios/internal/safefs"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // Status is `oxios status --json`; the field names are a stable schema.
@@ -84,8 +87,26 @@ func (s *Status) Details() []string {
 	return []string{"log " + s.Log + ": " + s.LogError}
 }
 
-// logErrorPath is where the log driver reports a write error.
-func (r *Runtime) logErrorPath() string { return filepath.Join(r.runDir(), "log-error") }
+// logErrorPath is where the log driver reports a write error (in the
+// host-private run dir).
+func (r *Runtime) logErrorPath() string { return filepath.Join(r.runDir(), logErrorSub) }
+
+// Caps on what status reads; a report bigger than these is refused.
+const (
+	maxLogError     = 4 << 10
+	maxSupervisor   = 64 << 10
+	supervisorLimit = time.Second // connect, request and answer, together
+)
+
+// logError is the log driver's report, "" when there is none. Read with
+// safefs all the same: no link, no FIFO, size-capped.
+func (r *Runtime) logError() string {
+	b, err := safefs.ReadFile(r.logErrorPath(), maxLogError)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
 
 // Status reads containerd (the source of truth) and oxios-init's health
 // endpoint. A containerd outage is an error, never "stopped".
@@ -153,9 +174,7 @@ func (r *Runtime) taskInfo(ctx context.Context, task client.Task, s *Status) err
 	case client.Running:
 		s.State = "running"
 		r.supervisorInfo(s)
-		if b, err := os.ReadFile(r.logErrorPath()); err == nil {
-			s.LogError = strings.TrimSpace(string(b))
-		}
+		s.LogError = r.logError()
 	case client.Stopped:
 		s.State = "stale"
 		code := st.ExitStatus
@@ -169,15 +188,8 @@ func (r *Runtime) taskInfo(ctx context.Context, task client.Task, s *Status) err
 // supervisorInfo asks oxios-init (GET /status on its unix socket) for
 // readiness and restarts; without it, ready means the port answers.
 func (r *Runtime) supervisorInfo(s *Status) {
-	var rep struct {
-		Ready bool `json:"ready"`
-		Child struct {
-			Restarts int     `json:"restarts"`
-			State    string  `json:"state"`
-			Backoff  float64 `json:"backoff_seconds"`
-		} `json:"child"`
-	}
-	if err := r.supervisorGet("/status", &rep); err != nil {
+	var rep contract.Report
+	if err := r.supervisorGet(s.PID, false, contract.PathStatus, &rep); err != nil {
 		s.Ready = portListening(s.Port)
 		return
 	}
@@ -186,20 +198,26 @@ func (r *Runtime) supervisorInfo(s *Status) {
 }
 
 // supervisorGet GETs path from oxios-init's health endpoint; a non-200
-// answer is an error. v (may be nil) receives the JSON body.
-func (r *Runtime) supervisorGet(path string, v any) error {
-	sock := r.healthSocket()
+// answer is an error. v (may be nil) receives the JSON body. The socket
+// is in ctr/, which the container writes: it is reached through safefs,
+// its listener must be the task's PID 1 (pid; when visible from here, or
+// always when strict), and the exchange is bounded in time and size.
+func (r *Runtime) supervisorGet(pid uint32, strict bool, path string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), supervisorLimit)
+	defer cancel()
 	hc := &http.Client{
-		Timeout: time.Second,
+		Timeout: supervisorLimit,
 		// No keep-alive: the transport is dropped after this one request,
 		// and an idle connection in it would stay open (with its two
 		// goroutines) for good, one per watchdog tick of a foreground run.
-		Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
+		Transport: &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: maxSupervisor,
+			DialContext: func(context.Context, string, string) (net.Conn, error) { return r.dialSupervisor(pid, strict) }},
 	}
-	resp, err := hc.Get("http://oxios-init" + path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://oxios-init"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -207,8 +225,37 @@ func (r *Runtime) supervisorGet(path string, v any) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("oxios-init %s: %s", path, resp.Status)
 	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSupervisor+1))
+	if err != nil {
+		return fmt.Errorf("oxios-init %s: %w", path, err)
+	}
+	if len(b) > maxSupervisor {
+		return fmt.Errorf("oxios-init %s: answer larger than %d bytes", path, maxSupervisor)
+	}
 	if v == nil {
 		return nil
 	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return json.Unmarshal(b, v)
+}
+
+// dialSupervisor connects to ctr/health.sock and checks who listens.
+func (r *Runtime) dialSupervisor(pid uint32, strict bool) (net.Conn, error) {
+	d, err := safefs.OpenDir(r.ctrDir())
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	f, err := d.DialUnix(filepath.Base(contract.HealthSocket))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	peer, err := safefs.PeerPID(int(f.Fd()))
+	if err == nil && (strict || pid != 0 && peer != 0) && (peer == 0 || uint32(peer) != pid) {
+		err = fmt.Errorf("%s: listener is PID %d, not the task's PID 1 (%d): refused", f.Name(), peer, pid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return net.FileConn(f)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // fakeSupervisor serves srv as oxios-init's health endpoint, on the run
@@ -25,8 +26,8 @@ func fakeSupervisor(t *testing.T, srv *http.Server) *Runtime {
 	cfg := config.Default()
 	cfg.Container.RunDir = dir
 	r := &Runtime{cfg: cfg, out: os.Stderr}
-	os.MkdirAll(r.runDir(), 0o755)
-	l, err := net.Listen("unix", filepath.Join(r.runDir(), filepath.Base(config.HealthSocket)))
+	os.MkdirAll(r.ctrDir(), 0o755)
+	l, err := net.Listen("unix", filepath.Join(r.ctrDir(), filepath.Base(contract.HealthSocket)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestWatchdogOnlyWhileLive(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go r.watchdog(ctx, 40*time.Millisecond, notify) // pings every 20 ms
+	go r.watchdog(ctx, uint32(os.Getpid()), 40*time.Millisecond, notify) // pings every 20 ms
 	// Pings flowing is the point, not their rate: a wall-clock bound on a
 	// shared CI machine only measures its load (200 ms failed at load 25).
 	deadline := time.After(5 * time.Second)

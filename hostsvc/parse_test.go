@@ -227,13 +227,13 @@ func checkExecutable(word string) error {
 	return nil
 }
 
-// execPathSafe is systemd's string_is_safe() plus the `$` rule above.
-func execPathSafe(p string) bool {
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c < ' ' || c == 0x7f || c == '"' || c == '\'' || c == '\\' || c == '$' {
-			return false
+// UnitExecArgs reads back the argv of one Exec*= setting of a rendered
+// unit, through SplitExecLine.
+func UnitExecArgs(unit []byte, key string) ([]string, error) {
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return SplitExecLine(v)
 		}
 	}
-	return true
+	return nil, errors.New(key + "= not found in unit")
 }

@@ -1,0 +1,174 @@
+package health
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// gatedProber puts a LISTEN check in front of a tcp:// or http:// probe of
+// a local address until the probe's first success: it asks the kernel (as
+// listen:// does) whether the supervised tree listens on the port, and
+// connects only once it does. Nothing connects to a daemon that is not
+// listening yet, a port held by a process outside the tree is not
+// readiness, and the wait for LISTEN costs one netlink lookup a poll
+// instead of a connect. After the first success the probe is the plain
+// connecting one, under the kubelet's rules.
+type gatedProber struct {
+	inner Prober
+	gate  *listenProber
+
+	mu     sync.Mutex
+	born   time.Time     // when SetRoot named this child
+	passed bool          // inner succeeded for this child: ungated from now on
+	openAt time.Time     // when the gate was first seen open since it was last closed
+	wait   time.Duration // retry interval while the gate is closed
+}
+
+// Spacing of the gated probe before its first success (see pace): while
+// the port does not listen, lookups are held at earlyRetry for the
+// child's first earlyWindow (most daemons listen within it, and a lookup
+// is cheap), then double up to listenPollCap, as listen:// does; once it
+// listens, the probe retries
+// every earlyRetry for earlyWindow (most daemons answer soon after they
+// listen, and are seen within 2 ms), then every listeningRetry. A
+// connecting attempt costs oxios-init several times a lookup (a loopback
+// handshake runs in the connecting process's context, an HTTP exchange
+// more), so a daemon that listens long before it answers 2xx (loading
+// its state behind a 503) would cost several percent of a core at 2 ms;
+// at listeningRetry it stays under 2 % and is seen within 20 ms.
+const listeningRetry = 20 * time.Millisecond
+
+// gated wraps p, a prober connecting to host:port, when host is an
+// address of this machine; it returns p itself otherwise (another host's
+// sockets are not in our kernel's tables), so that a remote address keeps
+// the connecting schedule.
+func gated(p Prober, host string, port int) Prober {
+	gh, ok := localGateHost(host)
+	if !ok {
+		return p
+	}
+	return &gatedProber{inner: p, gate: newListenProber(gh, port)}
+}
+
+// localGateHost maps a probe's host to the listen:// host that sees its
+// listener: "" (any address: the loopback lookups, then the table) for
+// localhost and the unspecified address, the address itself for a
+// loopback or interface address. ok is false for anything else,
+// including a name other than localhost: oxios-init does not resolve
+// names before the daemon listens.
+func localGateHost(host string) (string, bool) {
+	if host == "localhost" {
+		return "", true
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return "", false
+	}
+	a = a.Unmap()
+	switch {
+	case a.IsUnspecified():
+		return "", true
+	case a.IsLoopback():
+		return a.String(), true
+	}
+	return a.String(), isInterfaceAddr(a)
+}
+
+// isInterfaceAddr reports whether a is assigned to an interface of this
+// network namespace.
+func isInterfaceAddr(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if b, ok := netip.AddrFromSlice(n.IP); ok && b.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SetRoot names the supervised tree that must own the listener; a new
+// child is gated again until its first success.
+func (g *gatedProber) SetRoot(pid int) {
+	g.gate.SetRoot(pid)
+	g.mu.Lock()
+	g.born, g.passed, g.openAt, g.wait = time.Now(), false, time.Time{}, 0
+	g.mu.Unlock()
+}
+
+func (g *gatedProber) Close() error { return g.gate.Close() }
+
+// blind reports whether the gate cannot see sockets (no sock_diag and no
+// /proc/net/tcp): it would connect itself, so the probe goes ungated.
+func (g *gatedProber) blind() bool {
+	g.gate.mu.Lock()
+	defer g.gate.mu.Unlock()
+	return g.gate.mode == modeConnect
+}
+
+func (g *gatedProber) Probe(ctx context.Context, deadline time.Time) Result {
+	g.mu.Lock()
+	passed := g.passed
+	g.mu.Unlock()
+	if passed || g.blind() {
+		return g.inner.Probe(ctx, deadline)
+	}
+	r := g.gate.Probe(ctx, deadline)
+	if g.blind() { // degraded during this probe: r came from a connect
+		return g.inner.Probe(ctx, deadline)
+	}
+	g.mu.Lock()
+	if r.Status != Success {
+		g.openAt = time.Time{}
+		g.mu.Unlock()
+		return Result{Failure, r.Detail + " (not connecting)"}
+	}
+	if g.openAt.IsZero() {
+		g.openAt = time.Now()
+	}
+	g.mu.Unlock()
+	res := g.inner.Probe(ctx, deadline)
+	if res.Status == Success {
+		g.mu.Lock()
+		g.passed = true
+		g.mu.Unlock()
+	}
+	return res
+}
+
+// pace: see listeningRetry. A blind gate leaves the schedule to
+// quickRetry, as for a remote address.
+func (g *gatedProber) pace() (time.Duration, <-chan struct{}) {
+	if g.blind() {
+		return 0, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.openAt.IsZero() {
+		if time.Since(g.born) < earlyWindow {
+			g.wait = earlyRetry
+		} else {
+			g.wait = min(max(2*g.wait, firstRetry), listenPollCap)
+		}
+		return g.wait, nil
+	}
+	if time.Since(g.openAt) < earlyWindow {
+		return earlyRetry, nil
+	}
+	return listeningRetry, nil
+}
+
+// quickRetry is the schedule of a blind gate: the inner prober's.
+func (g *gatedProber) quickRetry() (hold, limit time.Duration) {
+	if q, ok := g.inner.(quickRetrier); ok {
+		return q.quickRetry()
+	}
+	return 0, 0
+}

@@ -1,0 +1,58 @@
+package health
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The host hears the state with the token at once on send, and again on
+// every heartbeat until close; nothing is sent without a token.
+func TestHostNotifierSendsStateWithToken(t *testing.T) {
+	dir, err := os.MkdirTemp("", "hn") // short: sun_path
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "n.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	if newHostNotifier("") != nil {
+		t.Fatal("a notifier without a token")
+	}
+	h := newHostNotifier("tok")
+	h.send(false)
+	go h.beat(func() bool { return true })
+	want := []string{"READY=0\nSTATUS=not ready\nOXIOS_TOKEN=tok", "READY=1\nSTATUS=ready\nOXIOS_TOKEN=tok", "READY=1\nSTATUS=ready\nOXIOS_TOKEN=tok"}
+	buf := make([]byte, 512)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i, w := range want {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if got := string(buf[:n]); got != w {
+			t.Fatalf("datagram %d = %q, want %q", i, got, w)
+		}
+	}
+	h.close()
+	h.send(true) // after close: nothing, and no panic
+	// At most one heartbeat was in flight when close ran; an absence has
+	// no event, so a window of two periods is what is under test.
+	c.SetReadDeadline(time.Now().Add(2 * heartbeatPeriod))
+	late := 0
+	for ; ; late++ {
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+	}
+	if late > 1 {
+		t.Fatalf("%d datagrams after close", late)
+	}
+}
