@@ -144,6 +144,9 @@ func RenderUnit(s Spec) ([]byte, error) {
 	w("TimeoutStartSec=%s", sdSeconds(s.StartTimeout))
 	w("TimeoutStopSec=%s", sdSeconds(s.StopTimeout()))
 	w("Restart=on-failure")
+	// oxios' exit codes for a bad config (2) and for a start no retry can
+	// fix (78, e.g. a data dir the daemon cannot write): fail once, clearly.
+	w("RestartPreventExitStatus=2 78")
 	w("RestartSec=%s", sdSeconds(s.RestartDelay))
 	if s.Watchdog > 0 {
 		w("WatchdogSec=%s", sdSeconds(s.Watchdog))

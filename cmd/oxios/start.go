@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -43,7 +44,7 @@ func cmdStart(e *env, fg bool) int {
 		st, err := watchStart(e.stderr, c, c.r.Start)
 		if err != nil {
 			report(e.stderr, err)
-			return exitFail
+			return startFailCode(err)
 		}
 		printStarted(e.stdout, e.stderr, st)
 		if e.common.verbose {
@@ -117,10 +118,18 @@ func foreground(r *task.Runtime, stdout, stderr io.Writer) int {
 	if err != nil {
 		report(stderr, err)
 		if code == 0 {
-			code = 1
+			code = startFailCode(err)
 		}
 	}
 	return code
+}
+
+// startFailCode is the exit code of a failed start.
+func startFailCode(err error) int {
+	if errors.Is(err, task.ErrDataDirAccess) {
+		return exitNoRestart
+	}
+	return exitFail
 }
 
 func restartCommand() *command {
@@ -138,7 +147,7 @@ func cmdRestart(e *env) int {
 		st, err := watchStart(e.stderr, c, c.r.Restart)
 		if err != nil {
 			report(e.stderr, err)
-			return exitFail
+			return startFailCode(err)
 		}
 		printStarted(e.stdout, e.stderr, st)
 		return exitOK

@@ -44,10 +44,6 @@ func (r *Runtime) ensureContainer(ctx context.Context, ctr client.Container, img
 			return nil, false, fmt.Errorf("delete outdated container %s: %w", r.cfg.Container.ID, err)
 		}
 	}
-	if err := r.prepareDirs(img); err != nil {
-		r.dropSnapshot(ctx, snap)
-		return nil, false, err
-	}
 	ms, err := r.createContainer(ctx, img, d, snap)
 	return ms, err == nil, err
 }

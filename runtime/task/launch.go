@@ -29,7 +29,14 @@ import (
 // round trip through the shim and adds nothing Start needs. On an error
 // the caller removes task and container.
 func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Mount) (*launched, error) {
-	if err := r.prepareRun(int(d.spec.Process.User.UID), int(d.spec.Process.User.GID)); err != nil {
+	// Every start, not only when the container is created: after a power
+	// cut or an admin's mkdir the record survives while the directories
+	// changed.
+	uid, gid := int(d.spec.Process.User.UID), int(d.spec.Process.User.GID)
+	if err := r.prepareDirs(uid, gid); err != nil {
+		return nil, err
+	}
+	if err := r.prepareRun(uid, gid); err != nil {
 		return nil, err
 	}
 	// The shim runs the log driver as root: one that another user can

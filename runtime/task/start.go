@@ -10,8 +10,6 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
-
-	"github.com/a7garden/oxios/runtime/config"
 )
 
 // Started is what Start did.
@@ -204,46 +202,22 @@ func (r *Runtime) changed(ctx context.Context, ctr client.Container, ahead *ahea
 }
 
 // prepareDirs creates the data and log directories. The data directory
-// is handed to the container's user when oxios creates it; an existing
-// one (say ~/.oxios) is never chowned. The run directory is laid out for
-// each task (prepareRun).
-func (r *Runtime) prepareDirs(img client.Image) error {
-	uid, gid := r.containerUser(img)
+// is handed to the container's user (uid:gid) when oxios creates it; an
+// existing one (say ~/.oxios) is never chowned, and must be writable by
+// that user (checkDataDir). The run directory is laid out for each task
+// (prepareRun).
+func (r *Runtime) prepareDirs(uid, gid int) error {
 	k := r.cfg.Container
 	if err := mkdirOwned(k.DataDir, uid, gid); err != nil {
+		return err
+	}
+	if err := checkDataDir(k.DataDir, uid, gid); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(k.LogDir, 0o755); err != nil {
 		return fmt.Errorf("log dir %s: %w", k.LogDir, err)
 	}
 	return nil
-}
-
-// mkdirOwned creates dir and, when it is new, hands it to uid:gid. By
-// path: no container has it mounted yet, and its parent is the host's.
-func mkdirOwned(dir string, uid, gid int) error {
-	_, statErr := os.Stat(dir)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	if os.IsNotExist(statErr) && uid >= 0 && os.Geteuid() == 0 {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return fmt.Errorf("chown %s to %d:%d: %w", dir, uid, gid, err)
-		}
-	}
-	return nil
-}
-
-// containerUser is the numeric user the task runs as (-1 when unknown).
-func (r *Runtime) containerUser(img client.Image) (int, int) {
-	u := r.cfg.Container.User
-	if u == "" {
-		if ic, err := r.imageSpec(context.Background(), img); err == nil {
-			u = ic.Config.User
-		}
-	}
-	uid, gid, _ := config.ParseUser(u)
-	return uid, gid
 }
 
 // unknownExit marks an exit that was never reported (awaitExit gave up).
