@@ -185,7 +185,7 @@ func becomeInit(o *options, log *logrus.Logger) error {
 
 func newLogger(o *options, w io.Writer) *logrus.Logger {
 	log := logrus.New()
-	log.Out = w
+	log.Out = supervisor.TerminalWriter(w) // writes as a background job on a terminal
 	if o.logFormat == "json" {
 		log.Formatter = &logrus.JSONFormatter{}
 	} else {

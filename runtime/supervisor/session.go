@@ -1,8 +1,12 @@
 package supervisor
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -121,4 +125,65 @@ func (s *Supervisor) suspendAfter(sig syscall.Signal) {
 		s.log.Debugf("received %s: suspending oxios-init too (dumb-init's job control)", SignalName(sig))
 		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 	}
+}
+
+// TerminalWriter returns w unchanged unless it is a terminal. Then its
+// writes go through one OS thread that has SIGTTOU blocked. Once the child
+// has the terminal's foreground (tini's placement), oxios-init is a
+// background job, and with `stty tostop` the kernel answers its writes
+// with SIGTTOU; with a handler for it (oxios-init catches SIGTTOU to
+// forward it) the write restarts, and again, for ever: oxios-init spun at
+// full CPU instead of logging a line. tini and dumb-init block every
+// signal, which the kernel takes as leave to write; a SIGTTOU blocked on
+// the writing thread is the same leave.
+func TerminalWriter(w io.Writer) io.Writer {
+	f, ok := w.(*os.File)
+	if !ok || !isTerminal(int(f.Fd())) {
+		return w
+	}
+	t := &ttyWriter{f: f, req: make(chan []byte), res: make(chan ttyResult)}
+	started := make(chan error)
+	go t.serve(started)
+	if err := <-started; err != nil {
+		return w
+	}
+	return t
+}
+
+type ttyWriter struct {
+	mu  sync.Mutex
+	f   *os.File
+	req chan []byte
+	res chan ttyResult
+}
+
+type ttyResult struct {
+	n   int
+	err error
+}
+
+// serve owns the writing thread. It is never unlocked and never returns,
+// so the thread and its mask last as long as oxios-init.
+func (t *ttyWriter) serve(started chan<- error) {
+	runtime.LockOSThread()
+	var set unix.Sigset_t
+	n := uint(syscall.SIGTTOU) - 1
+	set.Val[n/64] |= 1 << (n % 64)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+		started <- fmt.Errorf("block SIGTTOU on the terminal writer's thread: %w", err)
+		return
+	}
+	started <- nil
+	for p := range t.req {
+		n, err := t.f.Write(p)
+		t.res <- ttyResult{n, err}
+	}
+}
+
+func (t *ttyWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.req <- p
+	r := <-t.res
+	return r.n, r.err
 }
