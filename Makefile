@@ -18,7 +18,7 @@ INIT_TAGS := oxios_nohttps
 INIT_LDFLAGS := -s -w -X runtime.godebugDefault=$(INIT_GODEBUG) -X main.godebugDefault=$(INIT_GODEBUG) -X main.version=$(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build image run test deps bench-init bench-health bench-runtime bench-cli gauntlet boot-test clean
+.PHONY: build image run test deps bench-init bench-health bench-runtime bench-cli gauntlet boot-test k8s-test clean
 
 build:
 	@mkdir -p bin
@@ -56,6 +56,9 @@ gauntlet: image
 
 boot-test: image
 	bash scripts/boot-test.sh
+
+k8s-test: image
+	bash scripts/k8s-test.sh
 
 clean:
 	rm -rf bin build

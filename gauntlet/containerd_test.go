@@ -62,8 +62,9 @@ func TestContainerdDies(t *testing.T) {
 	if code, err := e.get("/health", 2*time.Second); err != nil || code != 200 {
 		rw.errorf(t, "daemon not serving while containerd is down: %d %v", code, err)
 	}
-	if _, r := e.status(); r.code != 4 || !strings.Contains(r.stderr, "not reachable") {
-		rw.errorf(t, "status during the outage: want exit 4 and \"not reachable\": %s", r)
+	// Both facts: containerd is unreachable, and the daemon still answers.
+	if _, r := e.status(); r.code != 4 || !strings.Contains(r.stderr, "not reachable") || !strings.Contains(r.stderr, "the daemon still answers on") {
+		rw.errorf(t, "status during the outage: want exit 4, \"not reachable\" and that the daemon still answers: %s", r)
 	}
 	select {
 	case err := <-exited:
@@ -91,6 +92,13 @@ func TestContainerdDies(t *testing.T) {
 		return strings.Contains(stderr.String(), "reconnecting")
 	}) {
 		rw.errorf(t, "the foreground CLI never said it reconnects; stderr: %s", stderr.String())
+	}
+	// ... and that the outage is over: the journal's last word is not
+	// "reconnecting".
+	if !eventually(10*time.Second, 20*time.Millisecond, func() bool {
+		return strings.Contains(stderr.String(), "containerd is back after")
+	}) {
+		rw.errorf(t, "the foreground CLI never said containerd is back; stderr: %s", stderr.String())
 	}
 	select {
 	case err := <-exited:

@@ -173,6 +173,9 @@ func (m *Monitor) handle(r io.Reader, w io.Writer) {
 
 func (m *Monitor) route(path string) (int, string, []byte) {
 	const text = "text/plain; charset=utf-8"
+	if code, body, ok := m.answerNow(path); ok { // ondemand.go
+		return code, text, body
+	}
 	s := m.state()
 	switch path {
 	case contract.PathLivez:

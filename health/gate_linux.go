@@ -30,16 +30,20 @@ type gatedProber struct {
 // Spacing of the gated probe before its first success (see pace): while
 // the port does not listen, lookups are held at earlyRetry for the
 // child's first earlyWindow (most daemons listen within it, and a lookup
-// is cheap), then double up to listenPollCap, as listen:// does; once it
-// listens, the probe retries
+// is cheap), then double up to listenPollCap, then slow to slowPoll after
+// slowAfter, as listen:// does; once it listens, the probe retries
 // every earlyRetry for earlyWindow (most daemons answer soon after they
 // listen, and are seen within 2 ms), then every listeningRetry. A
 // connecting attempt costs oxios-init several times a lookup (a loopback
 // handshake runs in the connecting process's context, an HTTP exchange
 // more), so a daemon that listens long before it answers 2xx (loading
 // its state behind a 503) would cost several percent of a core at 2 ms;
-// at listeningRetry it stays under 2 % and is seen within 20 ms.
-const listeningRetry = 20 * time.Millisecond
+// at listeningRetry it is seen within 20 ms, and after slowAfter of 503s
+// at slowListeningRetry, to keep a wait of seconds near 2 % of a core.
+const (
+	listeningRetry     = 20 * time.Millisecond
+	slowListeningRetry = 30 * time.Millisecond
+)
 
 // gated wraps p, a prober connecting to host:port, when host is an
 // address of this machine; it returns p itself otherwise (another host's
@@ -152,15 +156,21 @@ func (g *gatedProber) pace() (time.Duration, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.openAt.IsZero() {
-		if time.Since(g.born) < earlyWindow {
+		switch age := time.Since(g.born); {
+		case age < earlyWindow:
 			g.wait = earlyRetry
-		} else {
+		case age >= slowAfter:
+			g.wait = slowPoll
+		default:
 			g.wait = min(max(2*g.wait, firstRetry), listenPollCap)
 		}
 		return g.wait, nil
 	}
-	if time.Since(g.openAt) < earlyWindow {
+	switch open := time.Since(g.openAt); {
+	case open < earlyWindow:
 		return earlyRetry, nil
+	case open >= slowAfter:
+		return slowListeningRetry, nil
 	}
 	return listeningRetry, nil
 }

@@ -194,12 +194,25 @@ func TestGatedPace(t *testing.T) {
 			t.Fatalf("waits while not listening %v, want %v", waits, want)
 		}
 	}
+	g.born = time.Now().Add(-slowAfter) // a slow starter: slowPoll
+	probeOnce(t, g, time.Second)
+	if w, _ := g.pace(); w != slowPoll {
+		t.Fatalf("wait for a child older than %v: %v, want %v", slowAfter, w, slowPoll)
+	}
 	d.say(strconv.Itoa(port))
 	if r := probeOnce(t, g, time.Second); r.Status != Success {
 		t.Fatalf("%v %q", r.Status, r.Detail)
 	}
 	if w, _ := g.pace(); w != earlyRetry {
 		t.Fatalf("wait once listening %v, want %v", w, earlyRetry)
+	}
+	g.openAt = time.Now().Add(-earlyWindow)
+	if w, _ := g.pace(); w != listeningRetry {
+		t.Fatalf("wait once listening for 50 ms %v, want %v", w, listeningRetry)
+	}
+	g.openAt = time.Now().Add(-slowAfter)
+	if w, _ := g.pace(); w != slowListeningRetry {
+		t.Fatalf("wait once listening for 1 s %v, want %v", w, slowListeningRetry)
 	}
 	g.SetRoot(d.pid)
 	if w, _ := g.pace(); w != earlyRetry {
@@ -243,4 +256,18 @@ func listenOnCueLinux() int {
 		fmt.Println(accepted)
 	}
 	return 0
+}
+
+// listen:// keeps its doubling schedule for a young child and polls every
+// slowPoll once the child has not listened for slowAfter.
+func TestListenSlowPoll(t *testing.T) {
+	p := mustProber(t, "listen://127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))).(*listenProber)
+	p.SetRoot(os.Getpid())
+	if d, c := p.pace(); d != 0 || c != nil {
+		t.Fatalf("young child: pace %v, want the schedule", d)
+	}
+	p.born.Store(time.Now().Add(-slowAfter).UnixNano())
+	if d, _ := p.pace(); d != slowPoll {
+		t.Fatalf("old child: pace %v, want %v", d, slowPoll)
+	}
 }

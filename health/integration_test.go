@@ -333,9 +333,10 @@ func TestIntegrationReadinessFlips(t *testing.T) {
 	}
 }
 
-// exec: probes run beside the supervisor's wait4(-1) reaper: their exit
-// status must reach the probe (a stolen status would read as Unknown and
-// a failing probe would never restart anything).
+// exec: probes are started by the supervisor and reaped by its one
+// wait4(-1) loop: their exit status must reach the probe (a lost or
+// misrouted status would read as Unknown or a wrong result, and a failing
+// probe would never restart anything).
 func TestIntegrationExecProbeUnderReaper(t *testing.T) {
 	flag := filepath.Join(t.TempDir(), "healthy")
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {

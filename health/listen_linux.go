@@ -35,6 +35,7 @@ type listenProber struct {
 	port uint16
 	dial string // fallback connect address
 	root atomic.Int64
+	born atomic.Int64 // when SetRoot named the child (UnixNano), 0 = never
 
 	mu       sync.Mutex // Probe may be called by Query and the runner alike
 	mode     listenMode
@@ -76,6 +77,7 @@ func newListenProber(host string, port int) *listenProber {
 // disables the ownership check.
 func (p *listenProber) SetRoot(pid int) {
 	p.root.Store(int64(pid))
+	p.born.Store(time.Now().UnixNano())
 	p.mu.Lock()
 	p.owned = 0
 	p.mu.Unlock()
@@ -257,6 +259,31 @@ func (p *listenProber) judge() Result {
 // keeps p99 lag under 10 ms and waiting CPU under 2 % of a core (see
 // bench/health/RESULTS.md).
 const listenPollCap = 8 * time.Millisecond
+
+// A daemon that has not listened within slowAfter of its start is loading
+// something (state, databases) and will take a while yet: from then on
+// the socket table is polled every slowPoll. It is seen at most 16 ms
+// late instead of 8, and a wait of seconds costs half the wake-ups, which
+// are most of a poll's cost.
+const (
+	slowAfter = time.Second
+	slowPoll  = 16 * time.Millisecond
+)
+
+// pace: slowPoll once the child is old (see slowAfter), else the
+// schedule of quickRetry.
+func (p *listenProber) pace() (time.Duration, <-chan struct{}) {
+	born := p.born.Load()
+	if born == 0 || time.Since(time.Unix(0, born)) < slowAfter {
+		return 0, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode == modeConnect {
+		return 0, nil
+	}
+	return slowPoll, nil
+}
 
 // quickRetry: a poll of the socket table is capped at listenPollCap; once
 // degraded to connecting, it retries as tcp:// does.

@@ -45,6 +45,8 @@ type Monitor struct {
 	conns   sync.WaitGroup // health endpoint connections being served
 	waiting connSet        // of those, the ones still waiting for their request
 	done    chan struct{}  // closed when the accept loop returns
+
+	od onDemand // /startupz /readyz /livez probe when asked (ondemand.go)
 }
 
 func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
@@ -173,11 +175,11 @@ func (m *Monitor) decide(ctx context.Context, gen uint64, k probeKind, v verdict
 	entry := m.log.WithFields(logrus.Fields{"probe": k.String(), "pid": m.pid, "detail": res.Detail})
 	switch v {
 	case vStarted:
-		entry.Info("startup probe succeeded")
+		entry.Warn("startup probe succeeded")
 		m.started = true
 		m.startGatedLocked(ctx, gen)
 	case vReady:
-		entry.Info("readiness probe succeeded")
+		entry.Warn("readiness probe succeeded")
 		m.probeOK = true
 	case vNotReady:
 		entry.Warn("readiness probe failed: not ready")

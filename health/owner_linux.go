@@ -3,6 +3,7 @@ package health
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
@@ -101,35 +102,74 @@ func readDirNames(dir string) ([]string, error) {
 func ownerOf(root int, inodes []uint32) (match uint32, canTell bool) {
 	canTell = true
 	for _, pid := range processTree(root) {
-		fdDir := procRoot + "/" + strconv.Itoa(pid) + "/fd"
-		fds, err := readDirNames(fdDir)
-		if err != nil {
-			if errors.Is(err, fs.ErrPermission) {
-				canTell = false
-			}
-			continue // ENOENT: it exited meanwhile
+		m, readable := heldBy(pid, inodes)
+		if m != 0 {
+			return m, true
 		}
-		for _, fd := range fds {
-			link, err := os.Readlink(fdDir + "/" + fd)
-			if err != nil {
-				if errors.Is(err, fs.ErrPermission) {
-					canTell = false
-				}
-				continue
-			}
-			if !strings.HasPrefix(link, "socket:[") || !strings.HasSuffix(link, "]") {
-				continue
-			}
-			ino, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 32)
-			if err != nil {
-				continue
-			}
-			for _, want := range inodes {
-				if uint32(ino) == want {
-					return want, true
-				}
+		canTell = canTell && readable
+	}
+	return 0, canTell
+}
+
+// heldBy returns which of the socket inodes pid holds (0: none), and
+// whether its fd table could be read (another user's process: not
+// always).
+func heldBy(pid int, inodes []uint32) (match uint32, readable bool) {
+	fdDir := procRoot + "/" + strconv.Itoa(pid) + "/fd"
+	fds, err := readDirNames(fdDir)
+	if err != nil {
+		return 0, !errors.Is(err, fs.ErrPermission) // ENOENT: it exited meanwhile
+	}
+	readable = true
+	for _, fd := range fds {
+		link, err := os.Readlink(fdDir + "/" + fd)
+		if err != nil {
+			readable = readable && !errors.Is(err, fs.ErrPermission)
+			continue
+		}
+		if !strings.HasPrefix(link, "socket:[") || !strings.HasSuffix(link, "]") {
+			continue
+		}
+		ino, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 32)
+		if err != nil {
+			continue
+		}
+		for _, want := range inodes {
+			if uint32(ino) == want {
+				return want, true
 			}
 		}
 	}
-	return 0, canTell
+	return 0, readable
+}
+
+// PortOwner returns the PID of a process holding a LISTEN socket on TCP
+// port in this network namespace, whoever it is (ownerOf asks the
+// narrower question for the supervised tree). The host's port guard names
+// a foreign listener with it. Sockets come from /proc/net/tcp and tcp6,
+// owners from /proc/*/fd.
+func PortOwner(port int) (int, error) {
+	var buf []byte
+	var ls []listener
+	for _, f := range []string{procRoot + "/net/tcp", procRoot + "/net/tcp6"} {
+		ls, _ = procNetListeners(f, &buf, ls)
+	}
+	var inodes []uint32
+	for _, l := range ls {
+		if int(l.port) == port {
+			inodes = append(inodes, l.inode)
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("no listener on port %d in /proc/net/tcp", port)
+	}
+	names, _ := readDirNames(procRoot)
+	for _, n := range names {
+		if pid, err := strconv.Atoi(n); err == nil {
+			if m, _ := heldBy(pid, inodes); m != 0 {
+				return pid, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("listener on port %d: owner not visible", port)
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 pkgs=(containerd runc crun buildah tini dumb-init systemd-container mmdebstrap
-      iproute2 util-linux docker-registry curl ca-certificates make git systemd tar)
+      iproute2 util-linux docker-registry curl ca-certificates make git systemd tar
+      containernetworking-plugins iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

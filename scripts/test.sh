@@ -19,3 +19,5 @@ GOOS=darwin go build -o /dev/null ./cmd/oxios
 # scheduling delays that are not oxios'.
 go test -p 1 -count=1 -timeout 60m ./... 2>&1 | tee build/test.log
 bash scripts/tour-test.sh
+# The manifest under a real kubelet (builds and caches the kubelet once).
+bash scripts/k8s-test.sh 2>&1 | tee build/k8s-test.log

@@ -46,6 +46,12 @@ func loadConfig(c *commonFlags) (*loaded, error) {
 // prints the error with its hint and returns failCode (exitUsage for a
 // config error).
 func withRuntime(e *env, failCode int, fn func(*conn) int) int {
+	return withRuntimeOr(e, failCode, fn, nil)
+}
+
+// withRuntimeOr is withRuntime with outage, when not nil, called after an
+// unreachable containerd is reported: status says what it can without it.
+func withRuntimeOr(e *env, failCode int, fn func(*conn) int, outage func(*config.Config)) int {
 	l, err := loadConfig(e.common)
 	if err != nil {
 		report(e.stderr, err)
@@ -57,6 +63,9 @@ func withRuntime(e *env, failCode int, fn func(*conn) int) int {
 	}
 	if err != nil {
 		report(e.stderr, err)
+		if outage != nil && errors.Is(err, task.ErrUnreachable) {
+			outage(l.cfg)
+		}
 		return failCode
 	}
 	defer r.Close()

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/task"
 )
 
@@ -58,7 +61,7 @@ func cmdStatus(e *env, o statusOptions) int {
 	if o.noLogs {
 		o.lines = 0
 	}
-	return withRuntime(e, lsbUnknown, func(c *conn) int {
+	return withRuntimeOr(e, lsbUnknown, func(c *conn) int {
 		d, err := c.r.Describe(context.Background(), task.DescribeOptions{LogLines: o.lines})
 		if err != nil {
 			report(e.stderr, err)
@@ -75,7 +78,21 @@ func cmdStatus(e *env, o statusOptions) int {
 			return lsbRunning
 		}
 		return lsbNotRunning
-	})
+	}, func(cfg *config.Config) { outageNote(e.stderr, cfg) })
+}
+
+// outageNote: while containerd is unreachable the task cannot be
+// inspected, but whether the daemon still answers can be told, and an
+// operator wants both facts (exit stays 4: the state is unknown).
+func outageNote(w io.Writer, cfg *config.Config) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Container.Port))
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		fmt.Fprintf(w, "oxios: nothing answers on %s either\n", addr)
+		return
+	}
+	c.Close()
+	fmt.Fprintf(w, "oxios: the daemon still answers on %s; only containerd is unreachable\n", addr)
 }
 
 // printStatus writes the first line, then a systemctl-status-like block.

@@ -70,6 +70,23 @@ func port(t *testing.T, c corev1.Container, name string) int32 {
 	return 0
 }
 
+// initHealth is oxios-init's health configuration from the manifest's
+// OXIOS_INIT_* environment, parsed as oxios-init parses it.
+func initHealth(t *testing.T, env map[string]string) health.Config {
+	t.Helper()
+	hc := health.DefaultConfig()
+	for k, v := range env {
+		name, ok := strings.CutPrefix(k, "OXIOS_INIT_")
+		if !ok {
+			continue
+		}
+		if _, err := hc.Set(strings.ReplaceAll(strings.ToLower(name), "_", "-"), v); err != nil {
+			t.Errorf("%s=%q: %v", k, v, err)
+		}
+	}
+	return hc
+}
+
 func TestManifestsMatchOxiosInit(t *testing.T) {
 	d, svc := manifests(t)
 	pod := d.Spec.Template.Spec
@@ -127,16 +144,38 @@ func TestManifestsMatchOxiosInit(t *testing.T) {
 			t.Errorf("%s probe: successThreshold must be 1", name)
 		}
 	}
-	// oxios-init restarts a hung daemon within its liveness budget plus the
-	// grace; the kubelet's liveness must give it that long before it acts.
-	initBudget := health.DefaultPeriod*health.DefaultFailureThreshold + grace
-	lp := c.LivenessProbe
-	kubeBudget := time.Duration(lp.PeriodSeconds*lp.FailureThreshold) * time.Second
-	if kubeBudget <= initBudget {
-		t.Errorf("kubelet liveness budget %v must exceed oxios-init's %v (liveness %v x %d + grace)", kubeBudget, initBudget, health.DefaultPeriod, health.DefaultFailureThreshold)
+	// The kubelet is the supervisor of record: oxios-init exits with the
+	// daemon's code instead of restarting it, so restartCount counts
+	// every restart.
+	if env["OXIOS_INIT_RESTART"] != "never" {
+		t.Errorf("OXIOS_INIT_RESTART=%q, want never: the kubelet restarts the container", env["OXIOS_INIT_RESTART"])
+	}
+	hc := initHealth(t, env)
+	if hc.Startup.Spec == "" {
+		t.Error("no OXIOS_INIT_STARTUP: /startupz would be 200 as soon as the daemon process exists")
+	}
+	// The kubelet's settings decide: oxios-init's own startup and liveness
+	// budgets (period x failureThreshold) are longer than the kubelet's,
+	// and each probe oxios-init makes when asked ends (its timeout) before
+	// the kubelet stops waiting for the answer.
+	budget := func(p *corev1.Probe) time.Duration {
+		return time.Duration(p.PeriodSeconds*p.FailureThreshold) * time.Second
+	}
+	for _, b := range []struct {
+		name string
+		kube *corev1.Probe
+		own  health.ProbeConfig
+	}{{"startup", c.StartupProbe, hc.Startup}, {"readiness", c.ReadinessProbe, hc.Readiness}, {"liveness", c.LivenessProbe, hc.Liveness}} {
+		if b.name != "readiness" && budget(b.kube) >= b.own.Period*time.Duration(b.own.FailureThreshold) {
+			t.Errorf("%s: the kubelet's budget %v must be shorter than oxios-init's own %v x %d, or oxios-init acts first",
+				b.name, budget(b.kube), b.own.Period, b.own.FailureThreshold)
+		}
+		if time.Duration(b.kube.TimeoutSeconds)*time.Second <= b.own.Timeout {
+			t.Errorf("%s: timeoutSeconds %d must exceed oxios-init's probe timeout %v", b.name, b.kube.TimeoutSeconds, b.own.Timeout)
+		}
 	}
 	sp := c.StartupProbe
-	if time.Duration(sp.PeriodSeconds*sp.FailureThreshold)*time.Second < 15*time.Second {
+	if budget(sp) < 15*time.Second {
 		t.Errorf("startup budget shorter than oxios' 15 s readiness timeout")
 	}
 
@@ -169,6 +208,10 @@ func TestManifestsMatchOxiosInit(t *testing.T) {
 	if !mounts["/data"] || !mounts["/tmp"] {
 		t.Errorf("a read-only rootfs needs writable /data and /tmp, have %v", mounts)
 	}
+	// The instance lock lives with the data it protects.
+	if lock := env["OXIOS_INIT_LOCK"]; filepath.Dir(lock) != "/data" {
+		t.Errorf("OXIOS_INIT_LOCK=%q, want a file in /data", lock)
+	}
 
 	// The Service reaches the pods and their http port.
 	for k, v := range svc.Spec.Selector {
@@ -192,6 +235,9 @@ func TestManifestRunsUnderOxiosInit(t *testing.T) {
 	d, _ := manifests(t)
 	c := d.Spec.Template.Spec.Containers[0]
 	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	// The binaries as `make build` links them (the image's flags).
 	initBin, demoBin := testenv.Bin(t, "oxios-init"), testenv.Bin(t, "oxios-demo")
 
@@ -201,8 +247,8 @@ func TestManifestRunsUnderOxiosInit(t *testing.T) {
 		v = strings.ReplaceAll(v, ":4200", ":"+app)
 		v = strings.ReplaceAll(v, "0.0.0.0:9000", "127.0.0.1:"+hp)
 		v = strings.ReplaceAll(v, "0.0.0.0:", "127.0.0.1:")
-		if k == "OXIOS_DEMO_DATA_DIR" {
-			v = filepath.Join(dir, "data")
+		if k == "OXIOS_DEMO_DATA_DIR" || k == "OXIOS_INIT_LOCK" {
+			v = strings.Replace(v, "/data", filepath.Join(dir, "data"), 1)
 		}
 		env = append(env, k+"="+v)
 	}

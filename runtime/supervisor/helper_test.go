@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -24,7 +26,7 @@ import (
 // bin/oxios-init and standard tools.
 func TestMain(m *testing.M) {
 	mode := os.Getenv("OXIOS_SUP_HELPER")
-	if mode == "sigrecv" || mode == "tree" {
+	if mode == "sigrecv" || mode == "tree" || mode == "listen" {
 		// These helpers run until signalled. Should their oxios-init be
 		// SIGKILLed (a test's cleanup timeout, the test binary dying), they
 		// die with it instead of living on, reparented, as stray
@@ -48,6 +50,8 @@ func TestMain(m *testing.M) {
 		helperInspect()
 	case "zombies":
 		helperZombies()
+	case "listen":
+		helperListen()
 	case "execkill":
 		helperExecKill()
 	case "execrace":
@@ -89,6 +93,23 @@ func helperSigrecv(prefix string) {
 	}
 }
 
+// helperListen prints "up", and on SIGUSR1 listens on 127.0.0.1:
+// OXIOS_SUP_PORT and prints "listening"; it runs until killed.
+func helperListen() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR1)
+	fmt.Println("up")
+	<-c
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("OXIOS_SUP_PORT"))
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	defer ln.Close()
+	fmt.Println("listening")
+	select {}
+}
+
 // helperTree starts a grandchild (same process group) and is a sigrecv
 // itself: -g must reach both.
 func helperTree() {
@@ -120,6 +141,11 @@ func helperLaunch() {
 	}
 	for _, f := range strings.Fields(os.Getenv("OXIOS_SUP_IGNORE")) {
 		n, _ := strconv.Atoi(f)
+		if n >= 32 && n <= 34 {
+			// signal.Ignore leaves the runtime's reserved signals alone.
+			ignoreRaw(n)
+			continue
+		}
 		signal.Ignore(syscall.Signal(n))
 	}
 	// Only fd 7 may be passed on: mark everything this process inherited
@@ -141,6 +167,17 @@ func helperLaunch() {
 	err := syscall.Exec(args[0], args, env)
 	fmt.Println("ERR exec", err)
 	os.Exit(1)
+}
+
+// ignoreRaw sets signal n to SIG_IGN with the system call (a kernel
+// struct sigaction whose other fields are zero: the handler comes first on
+// amd64 and arm64). This helper execs right after.
+func ignoreRaw(n int) {
+	sa := [4]uint64{1} // SIG_IGN
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(n), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0); e != 0 {
+		fmt.Println("ERR rt_sigaction", n, e)
+		os.Exit(1)
+	}
 }
 
 // helperInspect prints what it inherited: cwd and every

@@ -12,9 +12,9 @@ import (
 
 // Real-time signals. The kernel numbers them 32..64; glibc reserves 32
 // and 33 (thread cancellation, setxid broadcast) and calls 34 SIGRTMIN,
-// musl reserves 32..34. The Go runtime never installs a handler for 32,
-// 33 or 34 (runtime/sigtab_linux_generic.go, Go issue 39343), so
-// os/signal cannot catch them and a Go PID 1 cannot forward them.
+// musl reserves 32..34. The Go runtime keeps 32, 33 and 34 out of
+// os/signal's reach (runtime/sigtab_linux_generic.go, Go issue 39343; it
+// uses 33 itself), so a Go PID 1 cannot forward them.
 // oxios-init therefore forwards 35 (SIGRTMIN+1) to 64 (SIGRTMAX); 34 is
 // ignored when oxios-init is not PID 1 (rtmin_linux.go). Names follow
 // glibc: RTMIN is 34.
@@ -89,8 +89,9 @@ func goFatal(sig os.Signal) bool {
 // SigIgn in /proc/self/status, which still shows the signals the runtime
 // leaves alone until Notify: SIGHUP and SIGINT (also what signal.Ignored
 // reports), the job-control signals SIGCONT, SIGTSTP, SIGTTIN and SIGTTOU,
-// and 32..34. An inherited SIG_IGN of any other signal is not seen, and
-// the child gets that signal at its default action (docs/pid1.md).
+// and 32 and 34 (33 the runtime takes for its all-threads system calls).
+// An inherited SIG_IGN of any other signal is not seen, and the child gets
+// that signal at its default action (docs/pid1.md).
 func StartupIgnored() []syscall.Signal {
 	ign := procSigIgn()
 	var out []syscall.Signal

@@ -24,8 +24,8 @@ type Snapshot struct {
 }
 
 // Supervisor runs one daemon, and every other process oxios-init starts
-// (exec probes: Exec). Create it with New as early as possible, because
-// New installs the signal handlers.
+// (exec probes: Exec). Create it with New, from the handlers Catch
+// installed first thing.
 type Supervisor struct {
 	cfg Config
 	log *logrus.Logger
@@ -135,7 +135,7 @@ func (s *Supervisor) Run(obs Observer) int {
 		r := s.supervise(pid)
 		obs.ChildExited(ExitCode(r.status))
 		code = s.remap(ExitCode(r.status))
-		s.log.Infof("child %d exited (%s), exit code %d", pid, describe(r.status), code)
+		s.log.Warnf("child %d exited (%s), exit code %d", pid, describe(r.status), code)
 		if s.cleanup(pid, r.deadline) {
 			r.stopping = true
 		}
@@ -145,7 +145,7 @@ func (s *Supervisor) Run(obs Observer) int {
 		}
 		delay := bo.next(time.Since(started))
 		s.setState(func(p *Snapshot) { p.State = "backoff"; p.PID = 0; p.Backoff = delay; p.Restarts++ })
-		s.log.Infof("restarting %s in %s (policy %s)", s.cfg.Command[0], delay, s.cfg.Restart)
+		s.log.Warnf("restarting %s in %s (policy %s)", s.cfg.Command[0], delay, s.cfg.Restart)
 		if !s.wait(delay) {
 			s.setState(func(p *Snapshot) { p.State = "exited"; p.Backoff = 0 })
 			return code

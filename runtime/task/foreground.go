@@ -109,13 +109,24 @@ func (r *Runtime) cleanupExited() {
 // Wait channel reports Unavailable: reconnect and Wait again.
 func (r *Runtime) waitExit(ctx context.Context) (int, error) {
 	backoff := firstBackoff
+	var down time.Time // when the outage began; zero while containerd answers
+	waiting := func(pid uint32) {
+		if !down.IsZero() {
+			// The journal's last word must not stay "reconnecting".
+			r.progress("containerd is back after %v: the task (PID %d) kept running", time.Since(down).Round(time.Millisecond), pid)
+			down, backoff = time.Time{}, firstBackoff
+		}
+	}
 	for {
-		code, err := r.waitOnce(ctx)
+		code, err := r.waitOnce(ctx, waiting)
 		if err == nil || ctx.Err() != nil {
 			return code, err
 		}
 		if !errdefs.IsUnavailable(err) && !errors.Is(err, ErrUnreachable) && !isTransport(err) {
 			return 1, err
+		}
+		if down.IsZero() {
+			down = time.Now()
 		}
 		r.progress("containerd unavailable (%v): reconnecting", err)
 		r.reconnect(ctx, &backoff)
@@ -125,7 +136,9 @@ func (r *Runtime) waitExit(ctx context.Context) (int, error) {
 	}
 }
 
-func (r *Runtime) waitOnce(ctx context.Context) (int, error) {
+// waitOnce waits for the task's exit; waiting is called once containerd
+// has taken the wait (it answers again).
+func (r *Runtime) waitOnce(ctx context.Context, waiting func(pid uint32)) (int, error) {
 	nctx := r.ctx(ctx)
 	ctr, err := r.client.LoadContainer(nctx, r.cfg.Container.ID)
 	if errdefs.IsNotFound(err) {
@@ -145,6 +158,7 @@ func (r *Runtime) waitOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	waiting(task.Pid())
 	select {
 	case es := <-ch:
 		code, _, err := es.Result()

@@ -60,6 +60,7 @@ func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Moun
 		}
 		return nil, fmt.Errorf("%s task %s: %w", step, r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
+	l.logFrom = markLog(r.cfg.LogPath())
 	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
 	pid, err := r.newTask(ctx, d, rootfs, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
@@ -133,6 +134,8 @@ func (r *Runtime) labelStarted(ctx context.Context) <-chan struct{} {
 type launched struct {
 	pid    uint32
 	exitCh <-chan client.ExitStatus
+	// logFrom is where the log ended before this task wrote to it.
+	logFrom logMark
 	// notify is the sd_notify socket, bound before the task existed (nil
 	// when oxios-init does not publish readiness); waitReady closes it.
 	notify *net.UnixConn

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // TailLines returns the last n lines of path.
@@ -18,12 +19,49 @@ func TailLines(path string, n int) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return lastLines(f, n)
+	return lastLines(f, n, 0)
 }
 
-// lastLines reads from the end in blocks, so a large log costs only what
-// is shown.
-func lastLines(f *os.File, n int) ([]string, error) {
+// logMark is where the log stood when a start began: a failed start shows
+// only what was written after it, not an earlier run's last words.
+type logMark struct {
+	ino  uint64
+	size int64
+}
+
+// markLog notes the log's current end (the zero mark when it has none).
+func markLog(path string) logMark {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return logMark{}
+	}
+	m := logMark{size: fi.Size()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		m.ino = st.Ino
+	}
+	return m
+}
+
+// tailSince is TailLines limited to the lines written after m. A log that
+// was rotated since (another inode, or shorter) is all new.
+func tailSince(path string, m logMark, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	floor := int64(0)
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Ino == m.ino && fi.Size() >= m.size {
+			floor = m.size
+		}
+	}
+	return lastLines(f, n, floor)
+}
+
+// lastLines reads from the end in blocks, down to offset floor at most,
+// so a large log costs only what is shown.
+func lastLines(f *os.File, n int, floor int64) ([]string, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -31,8 +69,8 @@ func lastLines(f *os.File, n int) ([]string, error) {
 	const block = 64 << 10
 	off := st.Size()
 	var buf []byte
-	for off > 0 && strings.Count(string(buf), "\n") <= n {
-		step := min(int64(block), off)
+	for off > floor && strings.Count(string(buf), "\n") <= n {
+		step := min(int64(block), off-floor)
 		off -= step
 		chunk := make([]byte, step)
 		if _, err := f.ReadAt(chunk, off); err != nil && !errors.Is(err, io.EOF) {
@@ -78,7 +116,7 @@ func writeStart(f *os.File, w io.Writer, n int) error {
 		_, err := io.Copy(w, f)
 		return err
 	}
-	lines, err := lastLines(f, n)
+	lines, err := lastLines(f, n, 0)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,31 @@ func TestTailLines(t *testing.T) {
 	}
 }
 
+// tailSince shows only what was written after the mark, and all of a log
+// that was rotated since.
+func TestTailSince(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.log")
+	os.WriteFile(p, []byte("old 1\nold 2\nold 3\n"), 0o644)
+	m := markLog(p)
+	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("new 1\nnew 2\n")
+	f.Close()
+	if got, err := tailSince(p, m, 30); err != nil || strings.Join(got, ",") != "new 1,new 2" {
+		t.Fatalf("after appending: %q %v", got, err)
+	}
+	if got, _ := tailSince(p, m, 1); strings.Join(got, ",") != "new 2" {
+		t.Fatalf("last 1: %q", got)
+	}
+	os.Rename(p, p+".1")
+	os.WriteFile(p, []byte("rotated 1\n"), 0o644)
+	if got, err := tailSince(p, m, 30); err != nil || strings.Join(got, ",") != "rotated 1" {
+		t.Fatalf("after rotation: %q %v", got, err)
+	}
+	if got, _ := tailSince(filepath.Join(t.TempDir(), "new.log"), logMark{}, 30); len(got) != 0 {
+		t.Fatalf("missing log: %q", got)
+	}
+}
+
 type syncBuf struct {
 	mu sync.Mutex
 	b  strings.Builder

@@ -127,7 +127,7 @@ func (r *Runtime) Start(ctx context.Context) (*Started, error) {
 	}
 	tr.step("task")
 	if err := r.waitReady(ctx, l.pid, l.exitCh, l.notify); err != nil {
-		return nil, r.failStart(ctx, err)
+		return nil, r.failStart(ctx, err, l.logFrom)
 	}
 	tr.step("ready")
 	l.awaitLabels()
@@ -181,7 +181,7 @@ func (r *Runtime) adopt(ctx context.Context, ctr client.Container, task client.T
 		return nil, r.wrapUnavailable(err)
 	}
 	if err := r.waitReady(ctx, task.Pid(), exitCh, nil); err != nil {
-		return nil, r.failStart(ctx, err)
+		return nil, r.failStart(ctx, err, logMark{})
 	}
 	res.Adopted, res.PID = true, task.Pid()
 	return ctr, nil

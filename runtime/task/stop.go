@@ -76,13 +76,14 @@ func (r *Runtime) Restart(ctx context.Context) (*Started, error) {
 	return r.Start(ctx)
 }
 
-// failStart removes the task and container and returns the log tail.
-func (r *Runtime) failStart(ctx context.Context, cause error) error {
+// failStart removes the task and container and returns the log lines
+// written since mark (the start's beginning).
+func (r *Runtime) failStart(ctx context.Context, cause error, mark logMark) error {
 	r.remove(ctx)
 	var nr *NotReadyError
 	if errors.As(cause, &nr) {
 		nr.LogPath = r.cfg.LogPath()
-		nr.Tail, _ = TailLines(nr.LogPath, 30)
+		nr.Tail, _ = tailSince(nr.LogPath, mark, 30)
 		for i, l := range nr.Tail { // shown to a human: see termesc
 			nr.Tail[i] = termesc.String(l)
 		}

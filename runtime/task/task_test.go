@@ -103,11 +103,17 @@ func TestArchiveMissing(t *testing.T) {
 
 func TestFailedStartShowsTailAndRemoves(t *testing.T) {
 	e := newEnv(t, "OXIOS_DEMO_EXIT_AFTER=0s", "OXIOS_DEMO_EXIT_CODE=3")
+	// An earlier run's last words must not pass for this start's.
+	os.MkdirAll(filepath.Dir(e.cfg.LogPath()), 0o755)
+	os.WriteFile(e.cfg.LogPath(), []byte(strings.Repeat("an earlier run\n", 19)), 0o644)
 	r := e.connect(t)
 	_, err := r.Start(context.Background())
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || len(nr.Tail) == 0 {
 		t.Fatalf("err = %v (%+v)", err, nr)
+	}
+	if tail := strings.Join(nr.Tail, "\n"); strings.Contains(tail, "an earlier run") {
+		t.Errorf("the tail shows lines from before this start:\n%s", tail)
 	}
 	t.Logf("reason %q, tail:\n%s", nr.Reason, strings.Join(nr.Tail, "\n"))
 	e.mustHaveNoContainer(t, r)
