@@ -632,3 +632,29 @@ func childrenOf(pid int) []int {
 	}
 	return out
 }
+
+// Not PID 1 and not a subreaper: tini warns that zombie reaping won't
+// work, dumb-init says nothing; oxios-init does as the name it runs under.
+func TestCompatNotPID1Warning(t *testing.T) {
+	in := compatInits(t)
+	for _, c := range []struct {
+		argv []string
+		warn bool
+	}{
+		{[]string{in.tini, "--", "true"}, true},
+		{[]string{in.asTini, "--", "true"}, true},
+		{[]string{in.oxios, "--", "true"}, true},
+		{[]string{in.dumbInit, "true"}, false},
+		{[]string{in.asDumbInit, "true"}, false},
+	} {
+		var errb strings.Builder
+		cmd := exec.Command(c.argv[0], c.argv[1:]...)
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%q: %v", c.argv, err)
+		}
+		if got := strings.Contains(errb.String(), "zombie reaping won't work"); got != c.warn {
+			t.Errorf("%q: warned %v, want %v; stderr %q", c.argv, got, c.warn, errb.String())
+		}
+	}
+}

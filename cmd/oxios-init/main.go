@@ -171,7 +171,9 @@ func becomeInit(o *options, log *logrus.Logger) error {
 			return fmt.Errorf("set parent-death signal (-p): %w", err)
 		}
 	}
-	if os.Getpid() != 1 {
+	// dumb-init never warns: it is run outside containers too (a script's
+	// #! line), where nothing is to be reaped.
+	if os.Getpid() != 1 && !o.dumbInit {
 		var sub int32
 		_ = unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&sub)), 0, 0, 0)
 		if sub == 0 {
