@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // Kind is what oxios-init runs.
@@ -92,10 +94,9 @@ func (r Result) String() string {
 // BuildChild builds the handler child into a temporary directory of t.
 func BuildChild(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
 	out := filepath.Join(t.TempDir(), "initstress-child")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, "./child")
-	cmd.Dir = filepath.Dir(file)
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, "./internal/initstress/child")
+	cmd.Dir = testenv.RepoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build internal/initstress/child: %v\n%s", err, b)
