@@ -95,7 +95,13 @@ func (r Result) String() string {
 func BuildChild(t testing.TB) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "initstress-child")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, "./internal/initstress/child")
+	// The go command of this test's toolchain; a -trimpath build knows
+	// no GOROOT, and PATH has one then.
+	goCmd := "go"
+	if root := runtime.GOROOT(); root != "" {
+		goCmd = filepath.Join(root, "bin", "go")
+	}
+	cmd := exec.Command(goCmd, "build", "-o", out, "./internal/initstress/child")
 	cmd.Dir = testenv.RepoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
