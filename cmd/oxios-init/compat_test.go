@@ -543,6 +543,9 @@ func procField(pid, n int) string {
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil && testenv.InCI() {
+		t.Fatalf("no pseudo-terminals, and CI must run this test: %v", err)
+	}
 	if err != nil {
 		t.Skipf("no pseudo-terminals: %v", err)
 	}
@@ -559,4 +562,102 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 		t.Fatalf("open /dev/pts/%d: %v", n, err)
 	}
 	return master, slave
+}
+
+// An init run as a foreground job on a terminal with `stty tostop` puts
+// its child in the foreground and must still be able to write its log
+// (tini and dumb-init block SIGTTOU, which allows it); oxios-init used to
+// spin for ever in the write, answered with SIGTTOU again and again.
+func TestCompatLogsAsBackgroundJob(t *testing.T) {
+	in := compatInits(t)
+	for _, argv := range [][]string{
+		{in.tini, "-s", "-vvv"},
+		{in.asTini, "-s", "-vv"},
+		{in.oxios, "-s", "-vv"},
+	} {
+		if got := runAsJob(t, in.child, append(argv, "--", "sh", "-c", "sleep 0.1")...); got != "job exit 0" {
+			t.Errorf("%q as a job with tostop: %q, want job exit 0", argv, got)
+		}
+	}
+}
+
+// runAsJob runs argv as a foreground job of a job-control shell (the
+// child in CHILD_JOB mode) on a new terminal, and returns the shell's
+// verdict.
+func runAsJob(t *testing.T, shell string, argv ...string) string {
+	t.Helper()
+	master, slave := openPTY(t)
+	defer master.Close()
+	cmd := exec.Command(shell, argv...)
+	cmd.Env = append(os.Environ(), "CHILD_JOB=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its session's leader group, and the job's
+		for _, c := range childrenOf(cmd.Process.Pid) {
+			syscall.Kill(-c, syscall.SIGKILL)
+		}
+		cmd.Wait()
+	}()
+	got := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(master)
+		for sc.Scan() {
+			if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "job ") {
+				got <- l
+				return
+			}
+		}
+		got <- "terminal closed"
+	}()
+	select {
+	case l := <-got:
+		return l
+	case <-time.After(10 * time.Second):
+		return "still running after 10s (a write answered with SIGTTOU for ever)"
+	}
+}
+
+func childrenOf(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, tk := range tasks {
+		b, _ := os.ReadFile(tk)
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// Not PID 1 and not a subreaper: tini warns that zombie reaping won't
+// work, dumb-init says nothing; oxios-init does as the name it runs under.
+func TestCompatNotPID1Warning(t *testing.T) {
+	in := compatInits(t)
+	for _, c := range []struct {
+		argv []string
+		warn bool
+	}{
+		{[]string{in.tini, "--", "true"}, true},
+		{[]string{in.asTini, "--", "true"}, true},
+		{[]string{in.oxios, "--", "true"}, true},
+		{[]string{in.dumbInit, "true"}, false},
+		{[]string{in.asDumbInit, "true"}, false},
+	} {
+		var errb strings.Builder
+		cmd := exec.Command(c.argv[0], c.argv[1:]...)
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%q: %v", c.argv, err)
+		}
+		if got := strings.Contains(errb.String(), "zombie reaping won't work"); got != c.warn {
+			t.Errorf("%q: warned %v, want %v; stderr %q", c.argv, got, c.warn, errb.String())
+		}
+	}
 }

@@ -171,7 +171,9 @@ func becomeInit(o *options, log *logrus.Logger) error {
 			return fmt.Errorf("set parent-death signal (-p): %w", err)
 		}
 	}
-	if os.Getpid() != 1 {
+	// dumb-init never warns: it is run outside containers too (a script's
+	// #! line), where nothing is to be reaped.
+	if os.Getpid() != 1 && !o.dumbInit {
 		var sub int32
 		_ = unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&sub)), 0, 0, 0)
 		if sub == 0 {
@@ -185,7 +187,7 @@ func becomeInit(o *options, log *logrus.Logger) error {
 
 func newLogger(o *options, w io.Writer) *logrus.Logger {
 	log := logrus.New()
-	log.Out = w
+	log.Out = supervisor.TerminalWriter(w) // writes as a background job on a terminal
 	if o.logFormat == "json" {
 		log.Formatter = &logrus.JSONFormatter{}
 	} else {

@@ -37,7 +37,7 @@ tini options (environment in brackets):
 dumb-init options:
   -c, --single-child         no session of its own: signals to the child only [DUMB_INIT_SETSID=0]
   --setsid                   dumb-init's session mode under any name [DUMB_INIT_SETSID=1, OXIOS_INIT_SETSID]
-  -v, --verbose              as dumb-init: debug logging [DUMB_INIT_DEBUG=1]
+  -v, --verbose              invoked as dumb-init: debug logging at once [DUMB_INIT_DEBUG=1]
   -r, --rewrite FROM:TO      see below
 
 oxios options:

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // Kind is what oxios-init runs.
@@ -92,10 +94,15 @@ func (r Result) String() string {
 // BuildChild builds the handler child into a temporary directory of t.
 func BuildChild(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
 	out := filepath.Join(t.TempDir(), "initstress-child")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, "./child")
-	cmd.Dir = filepath.Dir(file)
+	// The go command of this test's toolchain; a -trimpath build knows
+	// no GOROOT, and PATH has one then.
+	goCmd := "go"
+	if root := runtime.GOROOT(); root != "" {
+		goCmd = filepath.Join(root, "bin", "go")
+	}
+	cmd := exec.Command(goCmd, "build", "-o", out, "./internal/initstress/child")
+	cmd.Dir = testenv.RepoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build internal/initstress/child: %v\n%s", err, b)
@@ -202,7 +209,9 @@ func (s *start) command() *exec.Cmd {
 	}
 	args := append(append(append([]string(nil), s.mode.Args...), "--"), child)
 	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), s.marker+"-"+strconv.Itoa(s.n))
+	// Verbosity 2 logs every child's exit and how it ended, for the report
+	// of a start that fails.
+	cmd.Env = append(os.Environ(), s.marker+"-"+strconv.Itoa(s.n), "OXIOS_INIT_VERBOSITY=2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if s.pid1 {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
@@ -284,6 +293,7 @@ func (s *start) run() (o outcome) {
 		case l := <-lines.ready:
 			child = l
 		case <-exited:
+			child = lines.readyAfterExit(limit.C)
 		case <-limit.C:
 			return fail(fmt.Sprintf("hang: no ready child and no exit within %s", s.cfg.Limit))
 		}
@@ -415,9 +425,25 @@ func keys(m map[int]bool) []int {
 type lineReader struct {
 	ready chan int
 	sig   chan int
+	eof   chan struct{} // closed when every writer has closed stdout
 
 	mu   sync.Mutex
 	text []string // the first lines, for a failure's report
+}
+
+// readyAfterExit is the child's PID if it said it was ready before
+// oxios-init exited: its line may still be in the pipe.
+func (lr *lineReader) readyAfterExit(limit <-chan time.Time) int {
+	select {
+	case <-lr.eof:
+	case <-limit:
+	}
+	select {
+	case pid := <-lr.ready:
+		return pid
+	default:
+		return 0
+	}
 }
 
 func (lr *lineReader) said() []string {
@@ -427,8 +453,9 @@ func (lr *lineReader) said() []string {
 }
 
 func readLines(r *os.File) *lineReader {
-	lr := &lineReader{ready: make(chan int, 1), sig: make(chan int, 128)}
+	lr := &lineReader{ready: make(chan int, 1), sig: make(chan int, 128), eof: make(chan struct{})}
 	go func() {
+		defer close(lr.eof)
 		defer r.Close()
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {

@@ -48,10 +48,7 @@ func (s *Supervisor) supervise(pid int) runResult {
 			}
 			to := s.rewrite(ss)
 			if ss != syscall.SIGTERM && ss != syscall.SIGINT {
-				if to != 0 {
-					s.send(pid, to)
-				}
-				s.suspendAfter(ss) // session.go
+				s.forward(pid, ss, to) // session.go
 				continue
 			}
 			r.stopping = true

@@ -10,6 +10,7 @@
 // (pending, dying or a zombie, since nobody reaps it), with no ordering of
 // outputs to trust. CHILD_PDEATHSIG=1 makes the child die with its parent,
 // so that a test that fails against another init leaves nothing behind.
+// CHILD_JOB=1 makes it a job-control shell instead (see job).
 package main
 
 import (
@@ -23,6 +24,10 @@ import (
 )
 
 func main() {
+	if os.Getenv("CHILD_JOB") == "1" {
+		job(os.Args[1:])
+		return
+	}
 	prefix := os.Getenv("CHILD_PREFIX")
 	if prefix == "" {
 		prefix = "child"
@@ -85,4 +90,44 @@ func grandchild() int {
 func fail(err error) {
 	fmt.Println("ERR", err)
 	os.Exit(1)
+}
+
+// job runs argv as a shell with job control runs a foreground job, on
+// stdin's terminal with `stty tostop` set: in its own process group, in
+// the terminal's foreground. It prints "job exit N" when the job ends, or
+// "job stopped" (and kills it) when the job stops instead.
+func job(argv []string) {
+	tio, err := unix.IoctlGetTermios(0, unix.TCGETS)
+	if err != nil {
+		fail(err)
+	}
+	tio.Lflag |= unix.TOSTOP
+	if err := unix.IoctlSetTermios(0, unix.TCSETS, tio); err != nil {
+		fail(err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		fail(err)
+	}
+	// Only now, so that the job does not inherit it: a shell ignores
+	// SIGTTOU to take the terminal back.
+	signal.Ignore(syscall.SIGTTOU)
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(cmd.Process.Pid, &ws, syscall.WUNTRACED, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err := unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp()); err != nil {
+		fail(err)
+	}
+	if ws.Stopped() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		fmt.Println("job stopped")
+		return
+	}
+	fmt.Println("job exit", ws.ExitStatus())
 }
