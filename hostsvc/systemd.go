@@ -144,9 +144,11 @@ func RenderUnit(s Spec) ([]byte, error) {
 	w("TimeoutStartSec=%s", sdSeconds(s.StartTimeout))
 	w("TimeoutStopSec=%s", sdSeconds(s.StopTimeout()))
 	w("Restart=on-failure")
-	// oxios' exit codes for a bad config (2) and for a start no retry can
-	// fix (78, e.g. a data dir the daemon cannot write): fail once, clearly.
-	w("RestartPreventExitStatus=2 78")
+	// oxios' exit code for a start no retry can fix (78, e.g. a data dir
+	// the daemon cannot write): fail once, clearly. Not 2, the config
+	// error's: a Go program that crashes exits 2 too, and that one is
+	// restarted.
+	w("RestartPreventExitStatus=78")
 	w("RestartSec=%s", sdSeconds(s.RestartDelay))
 	if s.Watchdog > 0 {
 		w("WatchdogSec=%s", sdSeconds(s.Watchdog))

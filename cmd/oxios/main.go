@@ -18,9 +18,9 @@ const (
 	exitFail  = 1
 	exitUsage = 2 // bad command line or config: unknown flag, command or key
 	// exitNoRestart (EX_CONFIG): a start that no retry can fix, such as a
-	// data dir the daemon cannot write. The systemd unit lists it (and
-	// exitUsage) in RestartPreventExitStatus=, so it fails once, clearly,
-	// instead of looping.
+	// data dir the daemon cannot write. The systemd unit lists it in
+	// RestartPreventExitStatus=, so it fails once, clearly, instead of
+	// looping.
 	exitNoRestart = 78
 )
 
