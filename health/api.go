@@ -3,8 +3,9 @@
 // oxios-init, and publishes the result (health endpoint, ready file,
 // sd_notify).
 //
-// The exported API in this file is the contract cmd/oxios-init wires
-// against; the work is in spec.go (probe specs), tcp.go, http.go, exec.go,
+// This file holds the configuration cmd/oxios-init fills; the Monitor's
+// life cycle (NewMonitor, Start, ChildStarted, ChildExited, Close) is in
+// monitor.go, Query in endpoint.go. The work is in spec.go (probe specs), tcp.go, http.go, exec.go,
 // listen_linux.go (sock_diag, /proc/net/tcp, ownership), gate_linux.go
 // (tcp and http wait for LISTEN), notify.go and notify_linux.go (the
 // daemon's NOTIFY_SOCKET), runner.go (the kubelet's rules) and monitor.go
@@ -17,8 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sirupsen/logrus"
 )
 
 // ProbeConfig is one probe with the kubelet's fields.
@@ -223,27 +222,3 @@ type Hooks struct {
 	Child   func() ChildState   // for /status and /metrics
 	Spawner Spawner             // starts exec: probes; nil makes them Unknown
 }
-
-// NewMonitor validates cfg and prepares (does not start) the monitor.
-func NewMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
-	return newMonitor(cfg, hooks, log)
-}
-
-// Start opens the health endpoint, if configured. It must be called before
-// the first child starts.
-func (m *Monitor) Start() error { return m.start() }
-
-// ChildStarted resets every probe and starts the runners for the child
-// whose PID is pid (listen:// matches sockets against its process tree).
-func (m *Monitor) ChildStarted(pid int) { m.childStarted(pid) }
-
-// ChildExited stops the runners and marks the daemon not ready.
-func (m *Monitor) ChildExited(status int) { m.childExited(status) }
-
-// Close stops everything and removes the ready file.
-func (m *Monitor) Close() error { return m.close() }
-
-// Query asks the supervisor listening on addr for the state of one kind
-// ("readiness", "liveness", "startup"); nil means 200. It backs
-// `oxios-init probe KIND`.
-func Query(addr, kind string, timeout time.Duration) error { return query(addr, kind, timeout) }

@@ -330,7 +330,10 @@ var kindPaths = map[string]string{
 // ErrNotOK is wrapped by Query when the supervisor answered other than 200.
 var ErrNotOK = fmt.Errorf("probe not ok")
 
-func query(addr, kind string, timeout time.Duration) error {
+// Query asks the supervisor listening on addr for the state of one kind
+// ("readiness", "liveness", "startup"); nil means 200. It backs
+// `oxios-init probe KIND`.
+func Query(addr, kind string, timeout time.Duration) error {
 	path, ok := kindPaths[kind]
 	if !ok {
 		return fmt.Errorf("probe kind %q: want readiness, liveness or startup", kind)

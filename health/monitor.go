@@ -49,7 +49,8 @@ type Monitor struct {
 	od onDemand // /startupz /readyz /livez probe when asked (ondemand.go)
 }
 
-func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
+// NewMonitor validates cfg and prepares (does not start) the monitor.
+func NewMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -73,7 +74,9 @@ func newMonitor(cfg Config, hooks Hooks, log *logrus.Logger) (*Monitor, error) {
 	return m, nil
 }
 
-func (m *Monitor) start() error {
+// Start opens the health endpoint, if configured. It must be called before
+// the first child starts.
+func (m *Monitor) Start() error {
 	if m.notify != nil {
 		if err := m.notify.open(); err != nil {
 			return err
@@ -106,7 +109,9 @@ func (m *Monitor) start() error {
 	return nil
 }
 
-func (m *Monitor) childStarted(pid int) {
+// ChildStarted resets every probe and starts the runners for the child
+// whose PID is pid (listen:// matches sockets against its process tree).
+func (m *Monitor) ChildStarted(pid int) {
 	m.stopRunners()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -201,7 +206,8 @@ func (m *Monitor) decide(ctx context.Context, gen uint64, k probeKind, v verdict
 	m.publishLocked()
 }
 
-func (m *Monitor) childExited(status int) {
+// ChildExited stops the runners and marks the daemon not ready.
+func (m *Monitor) ChildExited(status int) {
 	m.stopRunners()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -227,7 +233,8 @@ func (m *Monitor) stopRunners() {
 	m.wg.Wait()
 }
 
-func (m *Monitor) close() error {
+// Close stops everything and removes the ready file.
+func (m *Monitor) Close() error {
 	m.stopRunners()
 	m.mu.Lock()
 	m.closed = true
