@@ -361,21 +361,3 @@ func TestListenAnyHostNonLoopbackAddress(t *testing.T) {
 		t.Fatalf("any-host probe, listener on 127.0.0.2: %+v", r)
 	}
 }
-
-// Both ways of finding the supervised tree agree.
-func TestProcessTreeByStat(t *testing.T) {
-	helper, _ := startListenHelper(t)
-	byChildren := processTree(os.Getpid())
-	byStat := processTreeByStat(os.Getpid())
-	has := func(l []int, x int) bool {
-		for _, v := range l {
-			if v == x {
-				return true
-			}
-		}
-		return false
-	}
-	if !has(byChildren, helper) || !has(byStat, helper) {
-		t.Fatalf("helper %d missing: children %v, stat %v", helper, byChildren, byStat)
-	}
-}

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/proctree"
 )
 
 // notifyName is an abstract AF_UNIX address ("@" + random): it needs no
@@ -135,7 +137,7 @@ func inProcessTree(root, pid int) bool {
 		if pid == root {
 			return true
 		}
-		ppid, ok := parentOf(pid)
+		ppid, ok := proctree.Parent(pid)
 		if !ok {
 			return false
 		}

@@ -5,8 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/a7garden/oxios/runtime/contract"
 	"github.com/sirupsen/logrus"
+
+	"github.com/a7garden/oxios/runtime/contract"
 )
 
 // On-demand answers for /startupz, /readyz and /livez.

@@ -1,90 +1,17 @@
 package health
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/a7garden/oxios/internal/proctree"
 )
 
 const procRoot = "/proc"
-
-// processTree returns root and its descendants, read from
-// /proc/PID/task/TID/children (every thread's children: a child forked by
-// a non-main thread is listed under that thread only). Kernels built
-// without CONFIG_PROC_CHILDREN lack that file; then every process's parent
-// is read from /proc/*/stat instead.
-func processTree(root int) []int {
-	pids := []int{root}
-	seen := map[int]bool{root: true}
-	for i := 0; i < len(pids); i++ {
-		taskDir := procRoot + "/" + strconv.Itoa(pids[i]) + "/task"
-		tids, err := readDirNames(taskDir)
-		if err != nil {
-			continue
-		}
-		for _, tid := range tids {
-			b, err := os.ReadFile(taskDir + "/" + tid + "/children")
-			if errors.Is(err, fs.ErrNotExist) {
-				if _, serr := os.Stat(taskDir + "/" + tid); serr == nil {
-					return processTreeByStat(root)
-				}
-			}
-			if err != nil {
-				continue
-			}
-			for _, w := range bytes.Fields(b) {
-				if c, err := strconv.Atoi(string(w)); err == nil && !seen[c] {
-					seen[c] = true
-					pids = append(pids, c)
-				}
-			}
-		}
-	}
-	return pids
-}
-
-// processTreeByStat builds the tree from every process's parent PID.
-func processTreeByStat(root int) []int {
-	names, _ := readDirNames(procRoot)
-	kids := map[int][]int{}
-	for _, n := range names {
-		pid, err := strconv.Atoi(n)
-		if err != nil {
-			continue
-		}
-		if ppid, ok := parentOf(pid); ok {
-			kids[ppid] = append(kids[ppid], pid)
-		}
-	}
-	pids := []int{root}
-	for i := 0; i < len(pids); i++ {
-		pids = append(pids, kids[pids[i]]...)
-	}
-	return pids
-}
-
-// parentOf reads the 4th field of /proc/PID/stat; the command name before
-// it is in parentheses and may itself hold spaces and parentheses.
-func parentOf(pid int) (int, bool) {
-	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(string(f[1]))
-	return ppid, err == nil
-}
 
 func readDirNames(dir string) ([]string, error) {
 	f, err := os.Open(dir)
@@ -101,7 +28,7 @@ func readDirNames(dir string) ([]string, error) {
 // cannot prove the listener is foreign).
 func ownerOf(root int, inodes []uint32) (match uint32, canTell bool) {
 	canTell = true
-	for _, pid := range processTree(root) {
+	for _, pid := range proctree.Of(root) {
 		m, readable := heldBy(pid, inodes)
 		if m != 0 {
 			return m, true

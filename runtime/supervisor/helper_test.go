@@ -290,7 +290,7 @@ func startArgv(t *testing.T, env []string, argv []string) *proc {
 }
 
 // treeOf lists every descendant of pid, from one scan of /proc. It is
-// written apart from the supervisor's own descendants() on purpose: the
+// written apart from the supervisor's own scan (proctree) on purpose: the
 // tests check what oxios-init's kills leave behind, and a shared bug in
 // one scan would hide itself.
 func treeOf(pid int) []int {

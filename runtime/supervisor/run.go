@@ -4,6 +4,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/a7garden/oxios/internal/proctree"
 )
 
 // runResult is how one run of the daemon ended.
@@ -135,7 +137,7 @@ func (s *Supervisor) killTree(pid int, sig syscall.Signal) {
 	seen := map[int]bool{}
 	for i := 0; i < 5; i++ {
 		fresh := 0
-		for _, d := range descendants(os.Getpid()) {
+		for _, d := range proctree.Descendants(os.Getpid()) {
 			if seen[d] && sig != syscall.SIGKILL {
 				continue
 			}
