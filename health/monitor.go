@@ -7,13 +7,14 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/google/renameio/v2"
 	"github.com/sirupsen/logrus"
 )
 
@@ -308,22 +309,7 @@ func (m *Monitor) publishLocked() {
 // createReadyFile writes PATH atomically: a reader sees it whole or not at
 // all (written under a temporary name in the same directory, then renamed).
 func createReadyFile(path string, pid int) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, werr := fmt.Fprintf(f, "%d\n", pid)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return renameio.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644)
 }
 
 // state is the monitor's published state, copied under the lock.

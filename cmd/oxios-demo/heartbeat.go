@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // heartbeatName is the file the demo keeps in OXIOS_DEMO_DATA_DIR. The name
@@ -94,26 +96,8 @@ func (h *heartbeat) writeLocked() error {
 	}
 	data = append(data, '\n')
 	final := filepath.Join(h.dir, heartbeatName)
-	f, err := os.CreateTemp(h.dir, "."+heartbeatName+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", final, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, final)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	// renameio: a reader sees the old beat or the new one, never half.
+	if err := renameio.WriteFile(final, data, 0o644, renameio.WithStaticPermissions(0o644)); err != nil {
 		return fmt.Errorf("write %s: %w", final, err)
 	}
 	return nil
