@@ -11,15 +11,16 @@ package logdriver
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/a7garden/oxios/internal/safefs"
+	"github.com/containerd/containerd/v2/core/runtime/v2/logging"
 )
 
 // Mode is the hidden argument that makes the oxios binary a log driver.
@@ -86,7 +87,12 @@ func Parse(args []string) (Options, error) {
 	return o, nil
 }
 
-// Main is the driver: fds 3/4 are the streams, fd 5 the ready pipe.
+// Main is the driver. It opens the log first, so that a file it cannot
+// open fails the start with the path named (the shim sees it exit before
+// it is ready); then containerd's own logging.Run hands it the streams
+// (fds 3 and 4) and the ready pipe (fd 5), and turns a SIGTERM into the end
+// of the context instead of a death that would drop buffered lines. Main
+// returns only that first error: Run exits the process.
 func Main(args []string) error {
 	o, err := Parse(args)
 	if err != nil {
@@ -96,10 +102,16 @@ func Main(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer w.Close()
-	stdout, stderr := os.NewFile(3, "stdout"), os.NewFile(4, "stderr")
-	signalReady(os.NewFile(5, "wait"))
-	return Copy(w, reporter{o.Report}, stdout, stderr)
+	logging.Run(func(_ context.Context, c *logging.Config, ready func() error) error {
+		defer w.Close()
+		if err := ready(); err != nil {
+			return err
+		}
+		// The streams end when the task's last writer is gone: Copy
+		// drains them whole, whatever the context says.
+		return Copy(w, reporter{o.Report}, c.Stdout, c.Stderr)
+	})
+	return nil
 }
 
 // reporter states the current write error in the report file while it
@@ -137,16 +149,6 @@ func (r reporter) recovered() {
 // recoverer is an error writer that is told when writing works again,
 // instead of being sent a line saying so.
 type recoverer interface{ recovered() }
-
-// signalReady writes one byte and closes: containerd 2.x shims check the
-// byte, 1.6 shims wait for the close.
-func signalReady(f *os.File) {
-	if f == nil {
-		return
-	}
-	f.Write([]byte{0})
-	f.Close()
-}
 
 // Copy writes whole lines from each stream until both end. Lines are
 // written under one lock so stdout and stderr never interleave mid-line.
