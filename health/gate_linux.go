@@ -38,12 +38,10 @@ type gatedProber struct {
 // handshake runs in the connecting process's context, an HTTP exchange
 // more), so a daemon that listens long before it answers 2xx (loading
 // its state behind a 503) would cost several percent of a core at 2 ms;
-// at listeningRetry it is seen within 20 ms, and after slowAfter of 503s
-// at slowListeningRetry, to keep a wait of seconds near 2 % of a core.
-const (
-	listeningRetry     = 20 * time.Millisecond
-	slowListeningRetry = 30 * time.Millisecond
-)
+// at listeningRetry it is seen within 20 ms, at a few percent of a core
+// (bench/runtime/RESULTS.md); a daemon that can say when it is ready does
+// better with notify://.
+const listeningRetry = 20 * time.Millisecond
 
 // gated wraps p, a prober connecting to host:port, when host is an
 // address of this machine; it returns p itself otherwise (another host's
@@ -166,11 +164,8 @@ func (g *gatedProber) pace() (time.Duration, <-chan struct{}) {
 		}
 		return g.wait, nil
 	}
-	switch open := time.Since(g.openAt); {
-	case open < earlyWindow:
+	if time.Since(g.openAt) < earlyWindow {
 		return earlyRetry, nil
-	case open >= slowAfter:
-		return slowListeningRetry, nil
 	}
 	return listeningRetry, nil
 }

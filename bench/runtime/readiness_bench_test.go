@@ -285,9 +285,9 @@ func (x *readyBench) report(cases []readyCase) {
 	startOf := func(s readySample) time.Duration { return s.start }
 	cpuOf := func(s readySample) time.Duration { return s.cpu }
 	fmt.Printf("\nreadiness: %d rounds, medians; overhead = start(d) - start(0) - d; lag = demo's listening/ready log line -> oxios-init's readiness line;\n"+
-		"host lag = that line -> oxios start's return; CPU = oxios-init's extra CPU while waiting, %% of one core; conns<ready per round\n\n", x.rounds)
-	fmt.Printf("%-15s %-13s %7s %10s %10s %10s %10s %8s %14s\n", "readiness", "knob", "d", "start", "overhead", "lag", "host lag", "CPU %", "conns<ready")
-	worst, cpu5 := map[string]time.Duration{}, map[string]float64{}
+		"host lag = that line -> oxios start's return; late by = lag + host lag, per start (what overhead estimates, without start(0)'s noise); CPU = oxios-init's extra CPU while waiting, %% of one core; conns<ready per round\n\n", x.rounds)
+	fmt.Printf("%-15s %-13s %7s %10s %10s %10s %10s %10s %8s %14s\n", "readiness", "knob", "d", "start", "overhead", "lag", "host lag", "late by", "CPU %", "conns<ready")
+	worst, worstLate, cpu5 := map[string]time.Duration{}, map[string]time.Duration{}, map[string]float64{}
 	for _, c := range cases {
 		base := readyCase{kind: c.kind}
 		k := readyKinds[c.kind].name
@@ -316,7 +316,9 @@ func (x *readyBench) report(cases []readyCase) {
 		}
 		host := medianOf(x.samples[c], func(s readySample) time.Duration { return s.host }, cmpD)
 		lag := medianOf(x.samples[c], func(s readySample) time.Duration { return s.lag }, cmpD)
-		fmt.Printf("%-15s %-13s %7s %8.1fms %+8.1fms %8.1fms %8.1fms %8s %14s\n", k, knob, c.delay, ms(start), ms(over), ms(lag), ms(host), cpu, strings.Join(before, ","))
+		late := medianOf(x.samples[c], func(s readySample) time.Duration { return s.lag + s.host }, cmpD)
+		fmt.Printf("%-15s %-13s %7s %8.1fms %+8.1fms %8.1fms %8.1fms %8.1fms %8s %14s\n", k, knob, c.delay, ms(start), ms(over), ms(lag), ms(host), ms(late), cpu, strings.Join(before, ","))
+		worstLate[k] = max(worstLate[k], late)
 		if c.delay > 0 {
 			worst[k] = max(worst[k], over)
 		}
@@ -330,7 +332,7 @@ func (x *readyBench) report(cases []readyCase) {
 			}
 			return "FAIL"
 		}
-		fmt.Printf("%s  %-15s worst overhead %+.1f ms (target <= 20 ms); CPU at 5 s %.2f %% (target <= 2 %%)\n",
-			verdict(worst[k] <= 20*time.Millisecond && cpu5[k] <= 2), k, ms(worst[k]), cpu5[k])
+		fmt.Printf("%s  %-15s worst overhead %+.1f ms, worst late-by %.1f ms (target <= 20 ms); CPU at 5 s %.2f %% (target <= 2 %%)\n",
+			verdict(worst[k] <= 20*time.Millisecond && worstLate[k] <= 20*time.Millisecond && cpu5[k] <= 2), k, ms(worst[k]), ms(worstLate[k]), cpu5[k])
 	}
 }
