@@ -8,7 +8,9 @@
 #
 # What it proves, each step checked from the host side:
 #   1. a Debian root with systemd (mmdebstrap, cached by its recipe) boots
-#      with `systemd-nspawn --boot --register=no`;
+#      with `systemd-nspawn --boot --register=no`, on an overlay of the
+#      cache with a per-run upper dir: the machine's root survives its
+#      reboots and power cuts, but not the run;
 #   2. a unit rendered by hostsvc.JoinExecLine for the hostile arguments
 #      hands exactly those bytes to its program (argv dumped and compared);
 #   3. `oxios install --now` inside: the daemon becomes ready, checked with
@@ -20,15 +22,33 @@
 #      oxios adopts the running task (same task PID, one task);
 #   6. a crash of the CLI (SIGABRT: Go exits 2): ExecStopPost= stops and
 #      removes the task it left, and the restart starts a fresh one;
-#   7. `oxios uninstall`: stop (drain), disable, remove, reload; a second
-#      `oxios install --now` starts it again;
-#   8. poweroff: the task is stopped and removed.
+#   7. `systemctl restart oxiosd`: containerd's task list, polled all along,
+#      never holds two tasks; the old task drains, a fresh one is ready;
+#   8. containerd SIGKILLed and started again under the running unit: the
+#      task keeps its PID, the daemon keeps answering, `oxios status` exits
+#      4 saying it still answers, and the journal has both "containerd
+#      unavailable ...: reconnecting" and "containerd is back after ...";
+#   9. `oxios uninstall` (stop, disable, remove, reload), then a plain
+#      `oxios install`: enabled at boot, not started;
+#  10. poweroff, boot the same root: oxiosd is ready (HTTP 200) with no
+#      command run, on its first start (NRestarts=0);
+#  11. a power cut: SIGKILL to the machine, containerd, the shim and the
+#      task, the run dir wiped, containerd's metadata kept (it still holds
+#      the container); containerd back, the next boot is ready on the first
+#      start (NRestarts=0);
+#  12. a data dir pre-created root:root 0755: `systemctl start` fails once
+#      with exit 78, the journal names the host path and uid and the fix,
+#      and no restart follows in two RestartSec; after that chown it starts;
+#  13. poweroff: the task drains and is removed.
 #
 # Inputs (environment; paths are host paths, bind-mounted at the same path):
 #   BOOT_CONTAINERD_ADDRESS  containerd socket      BOOT_NAMESPACE, BOOT_ID
 #   BOOT_BIN   oxios binary   BOOT_CONFIG  its config   BOOT_PORT  daemon port
 #   BOOT_LOG   the task's log file       BOOT_BINDS  newline-separated dirs
 #   BOOT_BINDS_RO  newline-separated read-only paths  BOOT_OUT  scratch dir
+#   BOOT_DATA, BOOT_RUN      the config's container.data_dir and run_dir
+#   BOOT_CTRD_CTL, BOOT_CTRD_ACK  FIFOs: "kill" or "restart" to the Go test,
+#                            which owns containerd; it answers "ok"
 #   BOOT_EXPECT_CMDLINE     NUL-separated argv oxios must run with
 #   BOOT_EXPECT_SHOW        the "path=... ; argv[]=..." systemctl must show
 #   BOOT_ARGV_UNIT, BOOT_ARGV_EXPECT  the argv-check unit and its expected dump

@@ -1,6 +1,8 @@
 // Package boottest boots a real systemd (systemd-nspawn) with oxios
-// installed by `oxios install`, against a private containerd, and runs
-// scripts/boot-test.sh in it. See that script for the steps.
+// installed by `oxios install`, against a private containerd that the
+// script can have killed and restarted, and runs scripts/boot-test.sh in
+// it: reboots, a power cut, a containerd outage. See that script for the
+// steps.
 package boottest
 
 import (
