@@ -8,7 +8,9 @@
 #
 # What it proves, each step checked from the host side:
 #   1. a Debian root with systemd (mmdebstrap, cached by its recipe) boots
-#      with `systemd-nspawn --boot --register=no`;
+#      with `systemd-nspawn --boot --register=no`, on an overlay of the
+#      cache with a per-run upper dir: the machine's root survives its
+#      reboots and power cuts, but not the run;
 #   2. a unit rendered by hostsvc.JoinExecLine for the hostile arguments
 #      hands exactly those bytes to its program (argv dumped and compared);
 #   3. `oxios install --now` inside: the daemon becomes ready, checked with
@@ -20,15 +22,33 @@
 #      oxios adopts the running task (same task PID, one task);
 #   6. a crash of the CLI (SIGABRT: Go exits 2): ExecStopPost= stops and
 #      removes the task it left, and the restart starts a fresh one;
-#   7. `oxios uninstall`: stop (drain), disable, remove, reload; a second
-#      `oxios install --now` starts it again;
-#   8. poweroff: the task is stopped and removed.
+#   7. `systemctl restart oxiosd`: containerd's task list, polled all along,
+#      never holds two tasks; the old task drains, a fresh one is ready;
+#   8. containerd SIGKILLed and started again under the running unit: the
+#      task keeps its PID, the daemon keeps answering, `oxios status` exits
+#      4 saying it still answers, and the journal has both "containerd
+#      unavailable ...: reconnecting" and "containerd is back after ...";
+#   9. `oxios uninstall` (stop, disable, remove, reload), then a plain
+#      `oxios install`: enabled at boot, not started;
+#  10. poweroff, boot the same root: oxiosd is ready (HTTP 200) with no
+#      command run, on its first start (NRestarts=0);
+#  11. a power cut: SIGKILL to the machine, containerd, the shim and the
+#      task, the run dir wiped, containerd's metadata kept (it still holds
+#      the container); containerd back, the next boot is ready on the first
+#      start (NRestarts=0);
+#  12. a data dir pre-created root:root 0755: `systemctl start` fails once
+#      with exit 78, the journal names the host path and uid and the fix,
+#      and no restart follows in two RestartSec; after that chown it starts;
+#  13. poweroff: the task drains and is removed.
 #
 # Inputs (environment; paths are host paths, bind-mounted at the same path):
 #   BOOT_CONTAINERD_ADDRESS  containerd socket      BOOT_NAMESPACE, BOOT_ID
 #   BOOT_BIN   oxios binary   BOOT_CONFIG  its config   BOOT_PORT  daemon port
 #   BOOT_LOG   the task's log file       BOOT_BINDS  newline-separated dirs
 #   BOOT_BINDS_RO  newline-separated read-only paths  BOOT_OUT  scratch dir
+#   BOOT_DATA, BOOT_RUN      the config's container.data_dir and run_dir
+#   BOOT_CTRD_CTL, BOOT_CTRD_ACK  FIFOs: "kill" or "restart" to the Go test,
+#                            which owns containerd; it answers "ok"
 #   BOOT_EXPECT_CMDLINE     NUL-separated argv oxios must run with
 #   BOOT_EXPECT_SHOW        the "path=... ; argv[]=..." systemctl must show
 #   BOOT_ARGV_UNIT, BOOT_ARGV_EXPECT  the argv-check unit and its expected dump
@@ -70,11 +90,12 @@ step() {
 }
 NSPAWN=
 LEADER=
+MACHINE=   # the per-run overlay of the cached root: upper, work, root
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -n "$LEADER" ] && kill -0 "$LEADER" 2>/dev/null; then
 		inside systemctl --no-pager status oxiosd.service >&2 || true
-		inside journalctl --no-pager -n 80 -u oxiosd.service >&2 || true
+		inside journalctl --no-pager -b -n 80 -u oxiosd.service >&2 || true
 	fi
 	[ -f "$BOOT_LOG" ] && { echo "--- task log tail:" >&2; tail -n 30 "$BOOT_LOG" >&2; }
 	exit 1
@@ -84,6 +105,16 @@ cleanup() {
 		kill -TERM "$NSPAWN" 2>/dev/null || true   # nspawn: SIGTERM = orderly poweroff
 		for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$NSPAWN" 2>/dev/null || true
+		wait "$NSPAWN" 2>/dev/null || true
+	fi
+	if [ -n "$MACHINE" ]; then
+		umount "$MACHINE/root" 2>/dev/null || true
+		# Never rm through a live overlay (a whiteout per file in upper).
+		if mountpoint -q "$MACHINE/root"; then
+			echo "boot-test: $MACHINE/root still mounted, left in place" >&2
+		else
+			rm -rf "$MACHINE"
+		fi
 	fi
 }
 trap cleanup EXIT
@@ -116,6 +147,31 @@ wait_restarted() {
 	done
 	return 1
 }
+
+# ctrd kill|restart: the private containerd belongs to the Go test (it
+# restarts it on the same config, root and state): ask it through its FIFOs.
+ctrd() {
+	local r
+	r=$(timeout 60 sh -c 'printf "%s\n" "$1" >"$2" && read -r r <"$3" && printf %s "$r"' _ "$1" "$BOOT_CTRD_CTL" "$BOOT_CTRD_ACK") || r="no answer"
+	[ "$r" = ok ] || fail "containerd $1: $r"
+}
+
+# journal_count ERE: how many lines of this boot's oxiosd journal match.
+journal_count() {
+	inside journalctl -b -u oxiosd.service -o cat --no-pager | grep -cE -- "$1" || true
+}
+# wait_journal ERE BEFORE: until more than BEFORE lines match, 30 s at most
+# (the journal has no wait for a line that journalctl -f would not hang on).
+wait_journal() {
+	for _ in $(seq 1 300); do
+		[ "$(journal_count "$1")" -gt "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# get_ready: HTTP status of the daemon's readiness, from the host.
+get_ready() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$BOOT_PORT/health/ready" || true; }
 
 # nspawn_path escapes a path for --bind=SRC:DST: a backslash escapes the
 # next character, so ":" and "\" are the two that need one.
@@ -150,38 +206,74 @@ fi
 flock -u 9
 
 # ---------------------------------------------------------------- boot
-step "boot: systemd-nspawn --boot --register=no"
+# The machine's root is an overlay of the cached root with a per-run upper
+# dir: the cache stays pristine, and what the machine writes (the unit, its
+# enablement) survives its reboots and power cuts, as a disk's would, but
+# not this run.
+MACHINE=$(mktemp -d /var/tmp/oxios-boot-root.XXXXXX)
+mkdir "$MACHINE/upper" "$MACHINE/work" "$MACHINE/root"
+mount -t overlay oxios-boot -o "lowerdir=$ROOT,upperdir=$MACHINE/upper,workdir=$MACHINE/work" "$MACHINE/root" ||
+	fail "mount an overlay of $ROOT on $MACHINE/root"
 BINDS=(--bind="$(nspawn_path "$(dirname "$SOCK")")")
 while IFS= read -r p; do [ -n "$p" ] && BINDS+=(--bind="$(nspawn_path "$p")"); done <<<"${BOOT_BINDS:-}"
 while IFS= read -r p; do [ -n "$p" ] && BINDS+=(--bind-ro="$(nspawn_path "$p")"); done <<<"${BOOT_BINDS_RO:-}"
-# --keep-unit: with --register=no, nothing needs the host's bus (there is no
-# systemd on the host of the test VM). --volatile=overlay: the cached root
-# stays pristine; every write lands in a tmpfs that dies with the machine.
-systemd-nspawn --boot --register=no --keep-unit --volatile=overlay --console=read-only \
-	--machine="oxios-boot-$$" -D "$ROOT" "${BINDS[@]}" >"$OUT/console.log" 2>&1 &
-NSPAWN=$!
-for _ in $(seq 1 600); do
-	LEADER=$(pgrep -P "$NSPAWN" -x systemd || true)
-	[ -n "$LEADER" ] && break
-	kill -0 "$NSPAWN" 2>/dev/null || { cat "$OUT/console.log" >&2; fail "systemd-nspawn exited"; }
-	sleep 0.02
-done
-[ -n "$LEADER" ] || fail "no systemd under systemd-nspawn (pid $NSPAWN)"
-# systemctl needs the manager's private socket, created early in boot.
-for _ in $(seq 1 600); do
-	[ -S "/proc/$LEADER/root/run/systemd/private" ] && break
-	sleep 0.02
-done
-# --wait blocks until the boot transaction is done (no polling on our side).
-state=$(inside systemctl is-system-running --wait || true)
-echo "machine up: leader pid $LEADER, state $state"
-case "$state" in
-running) ;;
-degraded)
-	# A unit unrelated to oxios failed in the minimal root: say which, go on.
-	echo "note: machine degraded:" && inside systemctl --no-pager --failed || true ;;
-*) fail "system state '$state'" ;;
-esac
+
+# boot_machine: boot the machine and wait for the end of its boot
+# transaction (oxiosd's start included once it is enabled: Type=notify, so
+# its start job ends at READY=1). Sets NSPAWN, LEADER and BOOTED (ns).
+boot_machine() {
+	BOOTED=$(date +%s%N)
+	# --keep-unit: with --register=no, nothing needs the host's bus (there
+	# is no systemd on the host of the test VM).
+	systemd-nspawn --boot --register=no --keep-unit --console=read-only \
+		--machine="oxios-boot-$$" -D "$MACHINE/root" "${BINDS[@]}" >>"$OUT/console.log" 2>&1 &
+	NSPAWN=$!
+	for _ in $(seq 1 600); do
+		LEADER=$(pgrep -P "$NSPAWN" -x systemd || true)
+		[ -n "$LEADER" ] && break
+		kill -0 "$NSPAWN" 2>/dev/null || { cat "$OUT/console.log" >&2; fail "systemd-nspawn exited"; }
+		sleep 0.02
+	done
+	[ -n "$LEADER" ] || fail "no systemd under systemd-nspawn (pid $NSPAWN)"
+	# systemctl needs the manager's private socket, created early in boot.
+	for _ in $(seq 1 600); do
+		[ -S "/proc/$LEADER/root/run/systemd/private" ] && break
+		sleep 0.02
+	done
+	# --wait blocks until the boot transaction is done (no polling on our side).
+	state=$(inside systemctl is-system-running --wait || true)
+	echo "machine up after $(ms "$BOOTED") ms: leader pid $LEADER, state $state"
+	case "$state" in
+	running) ;;
+	degraded)
+		# A unit unrelated to oxios failed in the minimal root: say which, go on.
+		echo "note: machine degraded:" && inside systemctl --no-pager --failed || true ;;
+	*) fail "system state '$state'" ;;
+	esac
+}
+
+# poweroff_machine: an orderly shutdown, waited for.
+poweroff_machine() {
+	inside systemctl poweroff --no-block || true
+	wait "$NSPAWN" || true
+	NSPAWN= LEADER=
+}
+
+# ready_at_boot WHAT: the boot brought oxiosd up on its own, on its first
+# start: active, ready from the host, never restarted.
+ready_at_boot() {
+	inside systemctl is-active --quiet oxiosd.service || fail "$1: oxiosd is $(inside systemctl is-active oxiosd.service) after boot"
+	code=$(get_ready)
+	[ "$code" = 200 ] || fail "$1: GET /health/ready from the host: $code"
+	n=$(inside systemctl show -p NRestarts --value oxiosd.service)
+	[ "$n" = 0 ] || fail "$1: oxiosd needed $n restarts to come up"
+	read -r TASKPID TASKSTATE <<<"$(ctr_task)"
+	[ "${TASKSTATE:-}" = RUNNING ] || fail "$1: task $ID is '${TASKSTATE:-absent}'"
+	echo "ready $(ms "$BOOTED") ms after launching the machine, no command run: HTTP 200, NRestarts=0, task $TASKPID"
+}
+
+step "boot: systemd-nspawn --boot --register=no on an overlay of the cached root"
+boot_machine
 
 # ---------------------------------------------------------------- escaping
 step "escaping: a unit rendered for the hostile arguments runs with exactly them"
@@ -273,8 +365,61 @@ read -r PID3 STATE3 <<<"$(ctr_task)"
 [ "$(ctr --address "$SOCK" -n "$NS" tasks ls -q | wc -l)" = 1 ] || fail "more than one task"
 echo "crashed CLI: ExecStopPost drained and removed task $TASKPID, restart started task $PID3"
 
+# ---------------------------------------------------------------- systemctl restart
+step "systemctl restart: never two tasks (containerd's task list polled throughout)"
+read -r TASKPID _ <<<"$(ctr_task)"
+drained=$(grep -c 'drained, exiting' "$BOOT_LOG" || true)
+rm -f "$OUT/restart.done"
+( while [ ! -e "$OUT/restart.done" ]; do
+	ctr --address "$SOCK" -n "$NS" tasks ls -q 2>/dev/null | wc -l
+done >"$OUT/restart.counts" ) &
+POLLER=$!
+rc=0
+inside systemctl restart oxiosd.service || rc=$?
+touch "$OUT/restart.done"
+wait "$POLLER" || true
+[ "$rc" = 0 ] || fail "systemctl restart: exit $rc"
+samples=$(wc -l <"$OUT/restart.counts")
+most=$(sort -n "$OUT/restart.counts" | tail -n 1)
+[ "$samples" -ge 3 ] || fail "only $samples samples of the task list during the restart: too few to tell"
+[ "$most" -le 1 ] || fail "containerd held $most tasks at once during systemctl restart"
+[ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "the old task did not drain at restart"
+read -r PID2 STATE2 <<<"$(ctr_task)"
+[ "${STATE2:-}" = RUNNING ] && [ "$PID2" != "$TASKPID" ] || fail "want a fresh task after the restart: pid $TASKPID -> ${PID2:-none} ${STATE2:-}"
+[ "$(get_ready)" = 200 ] || fail "GET /health/ready after systemctl restart"
+echo "task $TASKPID drained, task $PID2 ready; $samples samples, at most $most task, $(grep -cx 0 "$OUT/restart.counts") with none"
+
+# ---------------------------------------------------------------- outage
+step "containerd outage: SIGKILL containerd under the running unit, then start it again"
+read -r TASKPID _ <<<"$(ctr_task)"
+MAIN=$(inside systemctl show -p MainPID --value oxiosd.service)
+NR=$(inside systemctl show -p NRestarts --value oxiosd.service)
+down_re='containerd unavailable .*: reconnecting'
+back_re='containerd is back after .*: the task \(PID [0-9]+\) kept running'
+d0=$(journal_count "$down_re")
+b0=$(journal_count "$back_re")
+ctrd kill
+wait_journal "$down_re" "$d0" || fail "no \"containerd unavailable ...: reconnecting\" in the journal after containerd died"
+kill -0 "$TASKPID" 2>/dev/null || fail "task $TASKPID died with containerd"
+[ "$(get_ready)" = 200 ] || fail "the daemon stopped answering while containerd was down"
+rc=0
+inside "$BOOT_BIN" status --config "$BOOT_CONFIG" >"$OUT/status-outage.txt" 2>&1 || rc=$?
+[ "$rc" = 4 ] || fail "oxios status during the outage: exit $rc, want 4: $(cat "$OUT/status-outage.txt")"
+grep -q "still answers on 127.0.0.1:$BOOT_PORT" "$OUT/status-outage.txt" ||
+	fail "oxios status during the outage does not say the daemon answers: $(cat "$OUT/status-outage.txt")"
+ctrd restart
+wait_journal "$back_re" "$b0" || fail "no \"containerd is back\" in the journal after containerd returned"
+said=$(inside journalctl -b -u oxiosd.service -o cat --no-pager | grep -oE "$back_re" | tail -n 1 | grep -oE 'PID [0-9]+')
+[ "$said" = "PID $TASKPID" ] || fail "the journal says the task kept running as $said, containerd had PID $TASKPID"
+read -r PID2 STATE2 <<<"$(ctr_task)"
+[ "$PID2" = "$TASKPID" ] && [ "${STATE2:-}" = RUNNING ] || fail "task did not survive: pid $TASKPID -> ${PID2:-none} ${STATE2:-}"
+[ "$(inside systemctl show -p MainPID --value oxiosd.service)" = "$MAIN" ] || fail "the unit's main process changed"
+[ "$(inside systemctl show -p NRestarts --value oxiosd.service)" = "$NR" ] || fail "the unit restarted during the outage"
+echo "task $TASKPID kept running, same CLI (pid $MAIN); status said exit 4 and 'still answers'; journal:"
+inside journalctl -b -u oxiosd.service -o cat --no-pager | grep -E "$down_re|$back_re" | tail -n 2 | sed 's/^/    /'
+
 # ---------------------------------------------------------------- uninstall
-step "uninstall: oxios uninstall (stop, disable, remove, reload), then install --now again"
+step "uninstall: oxios uninstall (stop, disable, remove, reload), then a plain oxios install"
 drained=$(grep -c 'drained, exiting' "$BOOT_LOG" || true)
 inside "$BOOT_BIN" uninstall || fail "oxios uninstall"
 [ -z "$(ctr_task)" ] || fail "task still in containerd after uninstall: $(ctr_task)"
@@ -284,16 +429,92 @@ inside test ! -e /etc/systemd/system/multi-user.target.wants/oxiosd.service || f
 load=$(inside systemctl show -p LoadState --value oxiosd.service)
 [ "$load" = not-found ] || fail "after uninstall and reload, LoadState=$load"
 [ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "the daemon did not drain at uninstall"
-inside "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "second oxios install --now"
-[ "$(ctr_task | cut -d' ' -f2)" = RUNNING ] || fail "no task after the second install"
-echo "uninstalled cleanly (task drained and removed, unit gone), installed again"
+inside "$BOOT_BIN" install --watchdog 2s --config "$BOOT_CONFIG" >"$OUT/install.txt" 2>&1 ||
+	fail "oxios install: $(cat "$OUT/install.txt")"
+enabled=$(inside systemctl is-enabled oxiosd.service || true)
+[ "$enabled" = enabled ] || fail "after a plain oxios install, systemctl is-enabled says '$enabled'"
+active=$(inside systemctl is-active oxiosd.service || true)
+[ "$active" = inactive ] || fail "a plain oxios install started the unit ($active)"
+[ -z "$(ctr_task)" ] || fail "a task after a plain oxios install: $(ctr_task)"
+echo "uninstalled cleanly; installed again: enabled, not started"
+sed 's/^/    /' "$OUT/install.txt"
+
+# ---------------------------------------------------------------- reboot
+step "reboot: poweroff, then boot the same root; oxiosd comes up with no command run"
+poweroff_machine
+boot_machine
+enabled=$(inside systemctl is-enabled oxiosd.service || true)
+[ "$enabled" = enabled ] || fail "after the reboot, systemctl is-enabled says '$enabled'"
+ready_at_boot "reboot"
+
+# ---------------------------------------------------------------- power cut
+step "power cut: SIGKILL the machine, containerd, the shim and the task; wipe $BOOT_RUN"
+read -r TASKPID _ <<<"$(ctr_task)"
+# A shim's command line carries its containerd's address.
+SHIMS=$(pgrep -f -- "containerd-shim.* -address $SOCK" | tr '\n' ' ' || true)
+[ -n "$SHIMS" ] || fail "no containerd shim found for $SOCK"
+ctrd kill
+# shellcheck disable=SC2086
+kill -KILL "$LEADER" "$NSPAWN" $SHIMS "$TASKPID" 2>/dev/null || true
+wait "$NSPAWN" || true
+NSPAWN= LEADER=
+# Not a child of ours: nothing to wait on but its /proc entry.
+for _ in $(seq 1 100); do kill -0 "$TASKPID" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$TASKPID" 2>/dev/null && fail "task $TASKPID survived SIGKILL"
+# /run is a tmpfs on a real machine: the run dir comes back empty.
+find "$BOOT_RUN" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +
+[ -z "$(ls -A "$BOOT_RUN")" ] || fail "$BOOT_RUN not empty after the wipe"
+ctrd restart
+# The hard case: containerd still holds the container, without a live task.
+ctr_has_container || fail "containerd lost container $ID's record: this power cut would test nothing"
+echo "killed machine, containerd, shim(s) $SHIMS and task $TASKPID; $BOOT_RUN wiped; containerd back, container $ID still recorded"
+
+step "boot after the power cut: oxiosd's first start succeeds"
+boot_machine
+ready_at_boot "after the power cut"
+[ "$(journal_count 'permission denied')" = 0 ] || fail "'permission denied' in this boot's oxiosd journal"
+
+# ---------------------------------------------------------------- data dir
+step "data dir: pre-created root:root 0755; systemctl start fails once, clearly, and does not loop"
+inside systemctl stop oxiosd.service || fail "systemctl stop"
+[ -z "$(ctr_task)" ] || fail "task still in containerd after stop: $(ctr_task)"
+rm -rf -- "$BOOT_DATA"
+mkdir -m 0755 "$BOOT_DATA"   # what an admin's `mkdir -p` as root leaves
+chown root:root "$BOOT_DATA"
+inside systemctl start oxiosd.service && fail "systemctl start succeeded with a root-owned data dir"
+status=$(inside systemctl show -p ExecMainStatus --value oxiosd.service)
+[ "$status" = 78 ] || fail "ExecMainStatus=$status, want 78 (RestartPreventExitStatus)"
+want="data dir $BOOT_DATA (owner 0:0, mode 0755) is not writable by the daemon's user"
+inside journalctl -b -u oxiosd.service -o cat --no-pager | grep -F -- "$want" >"$OUT/datadir.txt" || true
+[ "$(wc -l <"$OUT/datadir.txt")" = 1 ] || fail "want the journal to say once: $want ..., got: $(cat "$OUT/datadir.txt")"
+msg=$(cat "$OUT/datadir.txt")
+[ -z "$(ctr_task)" ] || fail "a task was created for an unwritable data dir: $(ctr_task)"
+# Restart= would start it again RestartSec after the failure: watch two
+# RestartSec go by (this is waiting for an event that must not happen).
+rsec=$(inside systemctl show -p RestartUSec --value oxiosd.service)
+rsec=${rsec%s}
+case "$rsec" in '' | *[!0-9]*) fail "RestartSec=$rsec: not whole seconds" ;; esac
+until=$(( $(date +%s%N) + (2 * rsec + 1) * 1000000000 ))
+while [ "$(date +%s%N)" -lt "$until" ]; do
+	n=$(inside systemctl show -p NRestarts --value oxiosd.service)
+	[ "$n" = 0 ] || fail "the unit restarted ($n) on a data dir no restart can fix"
+	sleep 0.1
+done
+a=$(inside systemctl is-active oxiosd.service || true)
+[ "$a" = failed ] || fail "after $((2 * rsec)) s the unit is '$a', want failed"
+echo "failed once with exit 78, state failed, NRestarts=0 after $((2 * rsec + 1)) s; journal:"
+echo "    $msg"
+fix=$(printf '%s' "$msg" | sed -n 's/.*fix it with `\([^`]*\)`.*/\1/p')
+case "$fix" in "chown -R "*" $BOOT_DATA") ;; *) fail "no chown command for $BOOT_DATA in: $msg" ;; esac
+sh -c "$fix" || fail "the suggested fix failed: $fix"
+inside systemctl start oxiosd.service || fail "systemctl start after \`$fix\`"
+[ "$(get_ready)" = 200 ] || fail "not ready after \`$fix\`"
+echo "after \`$fix\`: started and ready"
 
 # ---------------------------------------------------------------- poweroff
 step "poweroff: the machine shuts down, the task goes with it"
 drained=$(grep -c 'drained, exiting' "$BOOT_LOG" || true)
-inside systemctl poweroff --no-block || true
-wait "$NSPAWN" || true
-NSPAWN=
+poweroff_machine
 [ -z "$(ctr_task)" ] || fail "task still in containerd after poweroff: $(ctr_task)"
 ctr_has_container && fail "container $ID still in containerd after poweroff"
 [ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "the daemon did not drain at poweroff"

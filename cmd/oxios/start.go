@@ -117,7 +117,8 @@ func foreground(r *task.Runtime, stdout, stderr io.Writer) int {
 	}})
 	if err != nil {
 		report(stderr, err)
-		if code == 0 {
+		// Foreground reports a failed start as 1: the unit must see 78.
+		if code == 0 || errors.Is(err, task.ErrDataDirAccess) {
 			code = startFailCode(err)
 		}
 	}

@@ -1,9 +1,12 @@
 // Package boottest boots a real systemd (systemd-nspawn) with oxios
-// installed by `oxios install`, against a private containerd, and runs
-// scripts/boot-test.sh in it. See that script for the steps.
+// installed by `oxios install`, against a private containerd that the
+// script can have killed and restarted, and runs scripts/boot-test.sh in
+// it: reboots, a power cut, a containerd outage. See that script for the
+// steps.
 package boottest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -13,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,7 +74,8 @@ func TestBoot(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	oxios := testenv.Bin(t, "oxios")
 	image := testenv.ImageArchive(t)
-	addr := ctrtest.Start(t)
+	ctrd := ctrtest.StartDaemon(t)
+	addr := ctrd.Address
 
 	// A short base (not t.TempDir: the test name makes long paths) that is
 	// bind-mounted into the machine at the same path.
@@ -131,6 +136,7 @@ func TestBoot(t *testing.T) {
 		[]byte("[Unit]\nDescription=argv check\n[Service]\nType=oneshot\nExecStart="+line+"\n"), 0o644)
 	write(t, filepath.Join(work, directDir, "argv.expect"), nulJoin(bootArgs), 0o644)
 
+	ctl, ack := serveContainerd(t, ctrd, out)
 	env := append(os.Environ(),
 		"BOOT_CONTAINERD_ADDRESS="+addr,
 		"BOOT_NAMESPACE="+ns,
@@ -139,6 +145,10 @@ func TestBoot(t *testing.T) {
 		"BOOT_CONFIG="+cfgPath,
 		"BOOT_PORT="+strconv.Itoa(port),
 		"BOOT_LOG="+filepath.Join(logDir, id+".log"),
+		"BOOT_DATA="+filepath.Join(work, "data"),
+		"BOOT_RUN="+filepath.Join(work, "run"),
+		"BOOT_CTRD_CTL="+ctl,
+		"BOOT_CTRD_ACK="+ack,
 		"BOOT_BINDS="+work,
 		"BOOT_BINDS_RO="+image,
 		"BOOT_OUT="+out,
@@ -186,6 +196,75 @@ func TestBoot(t *testing.T) {
 		t.Errorf("systemd holds ExecStart path %q argv %q, want %q %q", path, got, stored[0], stored)
 	}
 	t.Logf("boot test passed in %v (rootfs build included only on a cold cache)", took.Round(time.Millisecond))
+}
+
+// serveContainerd lets the script kill and restart the private containerd,
+// which this process owns: the script writes "kill" or "restart" to ctl
+// (a FIFO) and reads "ok", or what went wrong, from ack.
+func serveContainerd(t *testing.T, c *ctrtest.Containerd, dir string) (ctl, ack string) {
+	ctl, ack = filepath.Join(dir, "ctrd.ctl"), filepath.Join(dir, "ctrd.ack")
+	for _, p := range []string{ctl, ack} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatalf("mkfifo %s: %v", p, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for serveOne(c, ctl, ack) {
+		}
+	}()
+	t.Cleanup(func() {
+		// O_RDWR never blocks on a FIFO, and wakes the reader's open.
+		if f, err := os.OpenFile(ctl, os.O_RDWR, 0); err == nil {
+			f.WriteString("quit\n")
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Errorf("the containerd control loop did not quit (blocked on %s?)", ack)
+			}
+			f.Close()
+		}
+	})
+	return ctl, ack
+}
+
+// serveOne handles one request; false once told to quit. Restart fails
+// the test with t.Fatal, which ends this goroutine: the deferred reply
+// still tells the script.
+func serveOne(c *ctrtest.Containerd, ctl, ack string) bool {
+	f, err := os.Open(ctl)
+	if err != nil {
+		return false
+	}
+	// A line, not EOF: the cleanup's quit comes from a writer that stays open.
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	f.Close()
+	req := strings.TrimSpace(line)
+	switch req {
+	case "quit":
+		return false
+	case "":
+		return true // an open without a request: nobody waits for a reply
+	}
+	reply := "failed: " + req
+	defer func() {
+		if a, err := os.OpenFile(ack, os.O_WRONLY, 0); err == nil {
+			a.WriteString(reply + "\n")
+			a.Close()
+		}
+	}()
+	switch req {
+	case "kill":
+		c.Kill9()
+	case "restart":
+		c.Restart()
+	default:
+		reply = "unknown request " + strconv.Quote(req)
+		return true
+	}
+	reply = "ok"
+	return true
 }
 
 func tail(b []byte, n int) string {
