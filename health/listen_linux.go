@@ -262,12 +262,13 @@ const listenPollCap = 8 * time.Millisecond
 
 // A daemon that has not listened within slowAfter of its start is loading
 // something (state, databases) and will take a while yet: from then on
-// the socket table is polled every slowPoll. It is seen at most 16 ms
-// late instead of 8, and a wait of seconds costs half the wake-ups, which
-// are most of a poll's cost.
+// the socket table is polled every slowPoll. It is seen up to slowPoll
+// late instead of listenPollCap, within the 20 ms that oxios start may
+// add, and a wait of seconds costs less than half the wake-ups, which are
+// most of a poll's cost.
 const (
 	slowAfter = time.Second
-	slowPoll  = 16 * time.Millisecond
+	slowPoll  = 20 * time.Millisecond
 )
 
 // pace: slowPoll once the child is old (see slowAfter), else the

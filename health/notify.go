@@ -171,11 +171,15 @@ func (s *notifyState) receive(m notifyMsg) {
 	s.mu.Lock()
 	root := s.root
 	if root == 0 {
-		if len(s.pending) < maxPending {
+		full := len(s.pending) >= maxPending
+		if !full {
 			s.pending = append(s.pending, m)
 			s.signalLocked() // for tests; a runner only probes again
 		}
 		s.mu.Unlock()
+		if full {
+			s.refuse("too many datagrams before the daemon was registered", m.pid)
+		}
 		return
 	}
 	s.mu.Unlock()
