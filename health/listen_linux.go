@@ -253,11 +253,10 @@ func (p *listenProber) judge() Result {
 // listenPollCap is the accelerating schedule's cap for listen:// while the
 // daemon starts. There is no kernel event for listen() short of seccomp
 // notification or eBPF, so the socket table is polled; one poll is one
-// exact inet_diag lookup (~3 us, no allocation) and invisible to the
-// daemon. The cap trades lag (uniform in [0, cap]) against the CPU of
-// waking up (~100 us a wake-up for the Go runtime on the test VM): 8 ms
-// keeps p99 lag under 10 ms and waiting CPU under 2 % of a core (see
-// bench/health/RESULTS.md).
+// exact inet_diag lookup (no allocation) and invisible to the daemon.
+// The cap trades lag (uniform in [0, cap]) against the CPU of waking up,
+// which for the Go runtime costs far more than the lookup: 8 ms is what
+// keeps p99 lag under 10 ms at the least CPU (bench/health/RESULTS.md).
 const listenPollCap = 8 * time.Millisecond
 
 // A daemon that has not listened within slowAfter of its start is loading

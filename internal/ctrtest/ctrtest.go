@@ -30,8 +30,9 @@ import (
 // Binary is the containerd that tests run (the Debian package's path).
 const Binary = "/usr/bin/containerd"
 
-// bootTimeout bounds how long containerd may take to load its plugins; on
-// the 2-core test VM it boots in well under a second.
+// bootTimeout bounds how long containerd may take to load its plugins:
+// far more than it takes (well under a second), so a loaded machine does
+// not fail a test.
 const bootTimeout = 30 * time.Second
 
 // Containerd is one private containerd daemon.

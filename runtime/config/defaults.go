@@ -120,7 +120,7 @@ func (c *Config) RuntimeBinary() string {
 // hybridWithV2Controllers: crun refuses cgroup "hybrid mode" (v1
 // controllers plus a cgroup2 mount at /sys/fs/cgroup/unified) when any
 // controller is attached to the v2 side ("drop all controllers from
-// cgroupv2"); runc copes. Seen on the test VM (hugetlb on v2).
+// cgroupv2"); runc copes. Hybrid hosts with hugetlb on v2 exist.
 func hybridWithV2Controllers() bool {
 	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
 	return err == nil && len(strings.TrimSpace(string(b))) > 0
