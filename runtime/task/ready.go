@@ -118,10 +118,8 @@ func (r *Runtime) waitSupervisorReady(ctx context.Context, pid uint32, n *net.Un
 // publishedReady: oxios-init's /status says ready, and its listener is
 // the task's PID 1 as seen from here.
 func (r *Runtime) publishedReady(pid uint32) bool {
-	var rep struct {
-		Ready bool `json:"ready"`
-	}
-	return r.supervisorGet(pid, true, "/status", &rep) == nil && rep.Ready
+	var rep contract.Report
+	return r.supervisorGet(pid, true, contract.PathStatus, &rep) == nil && rep.Ready
 }
 
 // notifyToken is the container's notify secret (its LabelNotifyToken).
