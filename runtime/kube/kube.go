@@ -14,6 +14,7 @@ import (
 	"text/template"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
 
 	"github.com/a7garden/oxios/runtime/config"
 )
@@ -92,10 +93,12 @@ func q(s string) string {
 
 var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// name writes an environment variable's name: plain when it is a C
-// identifier (YAML reads it as a string), else quoted.
+// name writes an environment variable's name plain when YAML reads it
+// back as the same string (not N, which YAML 1.1 reads as false), else
+// quoted.
 func name(s string) string {
-	if plainName.MatchString(s) {
+	var back any
+	if plainName.MatchString(s) && yaml.Unmarshal([]byte(s), &back) == nil && back == s {
 		return s
 	}
 	return q(s)

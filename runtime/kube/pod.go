@@ -138,7 +138,7 @@ func quantity(n int64) string {
 			return strconv.FormatInt(n/u.size, 10) + u.suffix
 		}
 	}
-	return strconv.FormatInt(n, 10)
+	return q(strconv.FormatInt(n, 10)) // a bare number would be a YAML int
 }
 
 // initEnv is config.InitEnv for a pod: the host-only options (the ready
