@@ -21,8 +21,8 @@ func TestKubernetesSection(t *testing.T) {
 		t.Errorf("resources.memory must win: %v, %d", err, c.PodMemory())
 	}
 	for text, key := range map[string]string{
-		"[kubernetes]\nenv = [\"=x\"]\n":     "kubernetes.env",
-		"[kubernetes]\nmemory = \"1MiB\"\n":  "kubernetes.memory",
+		"[kubernetes]\nenv = [\"=x\"]\n":    "kubernetes.env",
+		"[kubernetes]\nmemory = \"1MiB\"\n": "kubernetes.memory",
 		"[kubernetes]\nnamespace = \"x\"\n": "kubernetes.namespace",
 	} {
 		if _, err := Parse("/k.toml", []byte(text)); err == nil || !strings.Contains(err.Error(), key) {

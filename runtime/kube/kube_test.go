@@ -165,6 +165,15 @@ func TestGenerateQuotesValues(t *testing.T) {
 	if !slices.Equal(c.Args, []string{hostile}) {
 		t.Errorf("args %q", c.Args)
 	}
+	// The config's path is in the header comment: a newline in it must
+	// not end the comment.
+	cfg, err := config.Parse("/tmp/a\nkind: Secret\n.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := generate(t, cfg); d.Kind != "Deployment" {
+		t.Errorf("kind %q", d.Kind)
+	}
 }
 
 func TestGenerateRefusesNonKubernetesName(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/a7garden/oxios/health"
 	"github.com/a7garden/oxios/runtime/config"
@@ -64,7 +65,7 @@ func newPod(cfg *config.Config) (*pod, error) {
 	}
 	p := &pod{
 		Source: cfg.Source, ID: cfg.Container.ID, Name: q(cfg.Container.ID), Image: q(cfg.Image.Ref),
-		PullPolicy: pullPolicy(cfg.Image.Pull), LocalImage: strings.HasPrefix(cfg.Image.Ref, "localhost/"),
+		PullPolicy: pullPolicy(cfg.Image.Pull), LocalImage: strings.HasPrefix(cfg.Image.Ref, "localhost/") && cfg.Image.Pull != "always",
 		Port: cfg.Container.Port, HealthPort: HealthPort,
 		Grace: cfg.StopGrace(), TerminationGrace: int64((cfg.StopGrace() + graceMargin + time.Second - 1) / time.Second),
 		StartupThreshold: max(startupThreshold, int(math.Ceil(cfg.Container.StartTimeout.D().Seconds()))),
@@ -73,6 +74,8 @@ func newPod(cfg *config.Config) (*pod, error) {
 	}
 	if p.Source == "" {
 		p.Source = "the built-in defaults"
+	} else if strings.ContainsFunc(p.Source, unicode.IsControl) {
+		p.Source = q(p.Source) // a newline would end the comment
 	}
 	p.setProcess(cfg)
 	p.setResources(cfg)
