@@ -27,7 +27,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		startCommand(), stopCommand(), restartCommand(), statusCommand(), logsCommand(),
-		installCommand(), uninstallCommand(), daemonCommand(), configCommand(),
+		installCommand(), uninstallCommand(), daemonCommand(), configCommand(), kubeCommand(),
 		versionCommand(), completionCommand(), helpCommand(),
 	}
 }

@@ -1,5 +1,6 @@
-// Package kubernetes holds the Kubernetes manifests for oxios; this test
-// decodes them strictly into the k8s.io/api types and checks them against
+// Package kubernetes holds the Kubernetes manifests for oxios, generated
+// from deploy/oxios.toml by runtime/kube (`go generate ./runtime/kube`;
+// `oxios kube generate` prints the same); this test decodes them strictly into the k8s.io/api types and checks them against
 // oxios-init's defaults and against the real oxios-init binary.
 package kubernetes
 

@@ -20,6 +20,7 @@ type Config struct {
 	Resources  Resources  `toml:"resources"`
 	Logs       Logs       `toml:"logs"`
 	Init       Init       `toml:"init"`
+	Kubernetes Kubernetes `toml:"kubernetes"`
 
 	// Source is the file the config came from ("" = built-in defaults).
 	Source string `toml:"-"`
@@ -94,6 +95,17 @@ type Init struct {
 	// Extra is passed verbatim (keys without the OXIOS_INIT_ prefix are
 	// given it), for oxios-init options this file has no key for.
 	Extra map[string]string `toml:"extra"`
+}
+
+// Kubernetes holds what only a pod needs (`oxios kube generate`); oxios
+// start ignores it: on a host the daemon shares the host's network, in a
+// pod it must listen on the pod's address, and a pod needs a memory limit
+// for the scheduler even when a host runs the daemon without one.
+type Kubernetes struct {
+	// Env is added to container.env in the pod ({port}, {data} expanded).
+	Env []string `toml:"env"`
+	// Memory is the pod's memory limit when resources.memory is 0.
+	Memory Size `toml:"memory"`
 }
 
 // Paths the lookup order tries after --config and $OXIOS_CONFIG.

@@ -28,6 +28,9 @@ const (
 	// bomb in the container exhausts the host's PIDs. An explicit 0 in
 	// the file means no limit.
 	DefaultPids = 4096
+	// DefaultPodMemory is the pod's memory limit when resources.memory
+	// sets none: a pod without one can take its node's memory.
+	DefaultPodMemory = 512 << 20
 )
 
 // Default is the configuration used when no file exists.
@@ -61,6 +64,7 @@ func Default() *Config {
 			Liveness:  DefaultLiveness,
 			Lock:      DefaultLock,
 		},
+		Kubernetes: Kubernetes{Memory: DefaultPodMemory},
 	}
 }
 

@@ -69,3 +69,22 @@ func (c *Config) ContainerEnv() []string {
 	}
 	return out
 }
+
+// PodEnv is container.env then kubernetes.env, expanded: the daemon's
+// environment in a pod.
+func (c *Config) PodEnv() []string {
+	out := c.ContainerEnv()
+	for _, e := range c.Kubernetes.Env {
+		out = append(out, c.Expand(e))
+	}
+	return out
+}
+
+// PodMemory is the pod's memory limit: resources.memory, else
+// kubernetes.memory (0 = none).
+func (c *Config) PodMemory() Size {
+	if c.Resources.Memory != 0 {
+		return c.Resources.Memory
+	}
+	return c.Kubernetes.Memory
+}

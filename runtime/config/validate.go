@@ -29,7 +29,7 @@ func bad(key, format string, a ...any) error {
 }
 
 func (c *Config) validate() error {
-	for _, check := range []func() error{c.checkContainerd, c.checkImage, c.checkContainer, c.checkLimits, c.checkInit} {
+	for _, check := range []func() error{c.checkContainerd, c.checkImage, c.checkContainer, c.checkLimits, c.checkInit, c.checkKubernetes} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -165,4 +165,16 @@ func hasDotDot(p string) bool {
 		}
 	}
 	return false
+}
+
+func (c *Config) checkKubernetes() error {
+	for _, e := range c.Kubernetes.Env {
+		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
+			return bad("kubernetes.env", "expected NAME=VALUE, got %q", e)
+		}
+	}
+	if m := c.Kubernetes.Memory; m != 0 && m < 4<<20 {
+		return bad("kubernetes.memory", "must be 0 (no limit) or at least 4MiB")
+	}
+	return nil
 }
