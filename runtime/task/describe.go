@@ -71,10 +71,8 @@ func (r *Runtime) describeContainer(ctx context.Context, d *Description) {
 	if d.Running() && d.StartedAt != nil {
 		d.UptimeSeconds = time.Since(*d.StartedAt).Seconds()
 	}
-	if ctr, err := r.load(ctx); err == nil && ctr != nil {
-		if info, err := ctr.Info(ctx); err == nil && !info.CreatedAt.IsZero() {
-			d.CreatedAt = &info.CreatedAt
-		}
+	if !d.createdAt.IsZero() {
+		d.CreatedAt = &d.createdAt
 	}
 	if d.ImageDigest == "" {
 		if img, err := r.client.GetImage(ctx, r.cfg.Image.Ref); err == nil {
@@ -83,7 +81,8 @@ func (r *Runtime) describeContainer(ctx context.Context, d *Description) {
 	}
 }
 
-// describeSupervisor asks oxios-init for its probe results; the ready
+// describeSupervisor adds oxios-init's probe results (from the /status
+// that Status read); the ready
 // file's time is when it turned ready (oxios-init creates it on each
 // transition to ready and removes it on the way back). The file is in
 // ctr/, which the container writes: opened through the directory's fd, no
@@ -92,12 +91,11 @@ func (r *Runtime) describeSupervisor(d *Description) {
 	if d.Ready {
 		d.ReadySince = r.readyFileTime()
 	}
-	var rep contract.Report
-	if r.supervisorGet(d.PID, false, contract.PathStatus, &rep) != nil {
+	if d.report == nil {
 		return
 	}
 	d.Probes = map[string]ProbeResult{}
-	for kind, p := range rep.Probes {
+	for kind, p := range d.report.Probes {
 		pr := ProbeResult{Spec: p.Spec, Result: p.Result, Detail: p.Detail, Successes: p.Successes, Failures: p.Failures}
 		if !p.Time.IsZero() {
 			t := p.Time

@@ -44,6 +44,11 @@ type Status struct {
 	// LogError is the log driver's current write error ("" = none), e.g.
 	// a full disk: lines are being dropped, the daemon keeps running.
 	LogError string `json:"log_error,omitempty"`
+
+	// What Status read on the way, kept for Describe so that `oxios
+	// status` asks containerd and oxios-init once each.
+	createdAt time.Time        // the container record's
+	report    *contract.Report // oxios-init's /status; nil when it did not answer
 }
 
 // Running is the LSB meaning: exit 0 from `status`.
@@ -155,6 +160,7 @@ func (r *Runtime) containerInfo(ctx context.Context, ctr client.Container, s *St
 	if err != nil {
 		return
 	}
+	s.createdAt = info.CreatedAt
 	if t, err := time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt]); err == nil {
 		s.StartedAt = &t
 	}
@@ -193,6 +199,7 @@ func (r *Runtime) supervisorInfo(s *Status) {
 		s.Ready = portListening(s.Port)
 		return
 	}
+	s.report = &rep
 	s.Ready, s.Restarts = rep.Ready && portListening(s.Port), rep.Child.Restarts
 	s.ChildState, s.BackoffSeconds = rep.Child.State, rep.Child.Backoff
 }
