@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,6 +177,14 @@ func startCompat(t *testing.T, env []string, argv ...string) *running {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	r := watch(t, cmd, out)
+	t.Cleanup(r.stop)
+	return r
+}
+
+// watch reads the started cmd's lines from out (split into fields) and
+// notes its exit.
+func watch(t *testing.T, cmd *exec.Cmd, out io.Reader) *running {
 	r := &running{t: t, cmd: cmd, lines: make(chan []string, 64), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -185,16 +194,18 @@ func startCompat(t *testing.T, env []string, argv ...string) *running {
 		close(r.lines)
 	}()
 	go func() { cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-r.done
-		}
-	})
 	return r
+}
+
+// stop sends the init SIGTERM and waits for it, SIGKILL after 5 s.
+func (r *running) stop() {
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		r.cmd.Process.Kill()
+		<-r.done
+	}
 }
 
 // next returns the next line of who ("child", "grandchild") whose second
@@ -489,23 +500,9 @@ func runOnTerminal(t *testing.T, argv ...string) onTerminal {
 		t.Fatal(err)
 	}
 	slave.Close()
-	r := &running{t: t, cmd: cmd, lines: make(chan []string, 64), done: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(master)
-		for sc.Scan() {
-			r.lines <- strings.Fields(sc.Text())
-		}
-		close(r.lines)
-	}()
-	go func() { cmd.Wait(); close(r.done) }()
+	r := watch(t, cmd, master)
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-r.done
-		}
+		r.stop()
 		master.Close()
 	}()
 	child, _ := r.ready("child")

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/a7garden/oxios/internal/testenv"
 	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/contract"
 )
@@ -133,13 +134,13 @@ func TestNotifyHiddenSender(t *testing.T) {
 // command line.
 func TestLockTimeoutNamesHolder(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.lock")
-	holder := exec.Command("flock", p, "sleep", "30")
+	holder := exec.Command(testenv.RequireTool(t, "flock"), p, "sleep", "30")
 	if err := holder.Start(); err != nil {
-		t.Skipf("flock(1): %v", err)
+		t.Fatalf("flock(1): %v", err)
 	}
 	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
 	// flock(1) records nothing; write the record as oxios would.
-	waitFor(t, func() bool { return lockedByOther(p) })
+	testenv.WaitFor(t, "another process's flock", 5*time.Second, func() bool { return lockedByOther(p) })
 	os.WriteFile(p, []byte(strconv.Itoa(holder.Process.Pid)+" flock\n"), 0o600)
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
@@ -170,19 +171,6 @@ func lockedByOther(p string) bool {
 	}
 	defer f.Close()
 	return flockWait(f, 0) != nil
-}
-
-// waitFor polls an observable state with no event (another process's
-// flock).
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never held")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // An older oxios gave all of RUN_DIR/ID to the container's user and
