@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // TestCLIDataDirNotWritable: an existing data dir the daemon's user
@@ -15,9 +17,7 @@ import (
 // path, owner, mode, the daemon's uid and the fix; nothing is left behind.
 // Once fixed as told, start works.
 func TestCLIDataDirNotWritable(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: containerd and chown")
-	}
+	testenv.RequireRoot(t) // containerd and chown
 	c := newCLI(t, "")
 	data := filepath.Join(c.dir, "data")
 	if err := os.Mkdir(data, 0o755); err != nil {

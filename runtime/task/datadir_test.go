@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 func TestCanWrite(t *testing.T) {
@@ -32,9 +34,7 @@ func TestCanWrite(t *testing.T) {
 // TestCheckDataDir: a root-owned data dir is refused for the image's
 // user with everything the fix needs; the daemon's own dir passes.
 func TestCheckDataDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: chown")
-	}
+	testenv.RequireRoot(t) // chown
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil { // an admin's mkdir -p
 		t.Fatal(err)
