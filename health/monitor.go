@@ -296,8 +296,10 @@ func (m *Monitor) publishLocked() {
 			m.log.WithError(err).WithField("ready-file", m.cfg.ReadyFile).Error("cannot update the ready file")
 		}
 	}
-	if ready && !m.notified {
+	if ready && !m.notified && m.host == nil {
 		// READY=1 means "start-up finished" to systemd: once per life.
+		// Under oxios (a notify token) the host's protocol above says it,
+		// with the token; a plain READY=1 there would only be refused.
 		if sent, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 			m.log.WithError(err).Warn("sd_notify READY=1 failed (NOTIFY_SOCKET)")
 		} else if sent {
