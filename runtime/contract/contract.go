@@ -83,7 +83,6 @@ const (
 	OptStale        = "stale"
 	OptNotifyToken  = "notify-token"
 	OptLogFormat    = "log-format"
-	OptVerbosity    = "verbosity"
 )
 
 // The health endpoint's paths (oxios-init --health-listen).

@@ -99,7 +99,7 @@ func (r *Runtime) logErrorPath() string { return filepath.Join(r.runDir(), logEr
 // Caps on what status reads; a report bigger than these is refused.
 const (
 	maxLogError     = 4 << 10
-	maxSupervisor   = 64 << 10
+	maxSupervisor   = contract.MaxReport
 	supervisorLimit = time.Second // connect, request and answer, together
 )
 
