@@ -21,3 +21,11 @@ func TestEnvNameRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The token's variable is a constant (oxios-init reads it before anything
+// else) that must stay the option's variable.
+func TestNotifyTokenEnvIsTheOption(t *testing.T) {
+	if got := EnvName(OptNotifyToken); got != NotifyTokenEnv {
+		t.Errorf("EnvName(%q) = %q, NotifyTokenEnv = %q", OptNotifyToken, got, NotifyTokenEnv)
+	}
+}
