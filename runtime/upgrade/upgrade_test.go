@@ -1,0 +1,108 @@
+//go:build linux
+
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/a7garden/oxios/runtime/config"
+)
+
+// A good image: upgraded, verified, recorded; then a rollback by hand
+// brings the old digest back, and a second one the new again.
+func TestUpgradeThenRollback(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := context.Background()
+	intact := e.dataFile(t)
+	old := running(t, r)
+	rec, err := Upgrade(ctx, Options{Config: e.cfg, Runtime: r, Archive: e.variant(t, "v2"), Out: testWriter{t}})
+	if err != nil {
+		t.Fatalf("upgrade: %v (%+v)", err, rec)
+	}
+	now := running(t, r)
+	if rec.Outcome != Upgraded || now.Digest == old.Digest || now.Digest != rec.To.Digest || rec.From.Digest != old.Digest {
+		t.Fatalf("record %+v; running %s, was %s", rec, now.Digest, old.Digest)
+	}
+	if rec.DowntimeSeconds <= 0 || now.Image != e.cfg.Image.Ref {
+		t.Fatalf("downtime %v, image name %s", rec.DowntimeSeconds, now.Image)
+	}
+	e.serves(t)
+	intact()
+	st, err := Load(e.cfg)
+	if err != nil || st.Current == nil || st.Previous == nil || st.Current.Digest != now.Digest || st.Previous.Digest != old.Digest || st.InProgress != nil {
+		t.Fatalf("state %+v %v", st, err)
+	}
+
+	rec, err = Rollback(ctx, e.opts(t, r))
+	if err != nil || rec.Outcome != Upgraded || rec.Kind != KindRollback {
+		t.Fatalf("rollback: %v %+v", err, rec)
+	}
+	if back := running(t, r); back.Digest != old.Digest || back.Hash != old.Hash {
+		t.Fatalf("after rollback: %+v, want %+v", back, old)
+	}
+	e.serves(t)
+	intact()
+	if rec, err = Rollback(ctx, e.opts(t, r)); err != nil || running(t, r).Digest != now.Digest {
+		t.Fatalf("second rollback: %v %+v", err, rec)
+	}
+	h, _ := History(e.cfg, 0)
+	if len(h) != 3 || h[0].Kind != KindRollback || h[2].Kind != KindUpgrade {
+		t.Fatalf("history %+v", h)
+	}
+}
+
+// failedUpgrade upgrades to a bad variant and checks the rollback: the
+// error, the record, the old daemon running and ready, the data intact.
+func failedUpgrade(t *testing.T, e *env, archive, wantFailure string) *Record {
+	t.Helper()
+	r := e.connect(t)
+	intact := e.dataFile(t)
+	old := running(t, r)
+	rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: archive, Out: testWriter{t}})
+	if !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("upgrade: %v, want ErrRolledBack", err)
+	}
+	if rec.Outcome != RolledBack || !strings.Contains(rec.Failure, wantFailure) {
+		t.Fatalf("record: outcome %s, failure %q; want one with %q", rec.Outcome, rec.Failure, wantFailure)
+	}
+	if rec.RollbackSeconds <= 0 || rec.DowntimeSeconds < rec.RollbackSeconds {
+		t.Fatalf("rollback %v s, downtime %v s", rec.RollbackSeconds, rec.DowntimeSeconds)
+	}
+	if now := running(t, r); now.Digest != old.Digest || now.Hash != old.Hash {
+		t.Fatalf("after the rollback: %+v, want %+v", now, old)
+	}
+	e.serves(t)
+	intact()
+	if h := lastHistory(t, e.cfg); h.Outcome != RolledBack || h.ID != rec.ID {
+		t.Fatalf("history: %+v", h)
+	}
+	if st, _ := Load(e.cfg); st.InProgress != nil || st.Current != nil {
+		t.Fatalf("state after a rolled-back first upgrade: %+v", st)
+	}
+	return rec
+}
+
+func TestUpgradeCrashAtStartRollsBack(t *testing.T) {
+	e := newEnv(t)
+	rec := failedUpgrade(t, e, e.variant(t, "crash", "OXIOS_DEMO_EXIT_AFTER=0s", "OXIOS_DEMO_EXIT_CODE=3"), "exited with code")
+	if len(rec.LogTail) == 0 {
+		t.Fatal("no log tail of the new daemon in the report")
+	}
+}
+
+func TestUpgradeNeverReadyRollsBack(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Container.StartTimeout = config.Duration(3 * time.Second)
+	failedUpgrade(t, e, e.variant(t, "unready", "OXIOS_DEMO_READY_DELAY=1h"), "container.start_timeout")
+}
+
+func TestUpgradeLivenessFailsInWindowRollsBack(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Upgrade.VerifyFor = config.Duration(8 * time.Second)
+	failedUpgrade(t, e, e.variant(t, "hang", "OXIOS_DEMO_HANG_AFTER=1s"), "upgrade.verify_for")
+}
