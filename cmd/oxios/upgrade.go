@@ -116,8 +116,9 @@ func printRecord(stdout, stderr io.Writer, r *upgrade.Record) {
 	case upgrade.Unchanged:
 		fmt.Fprintf(stdout, "oxios: nothing changed: %s\n", printable(firstOf(r.Note, r.Failure)))
 		return
+	case upgrade.RolledBack:
 	default:
-		fmt.Fprintf(stdout, "oxios %s: %s\n", r.Outcome, printable(r.Note))
+		fmt.Fprintf(stdout, "oxios %s: %s\n", r.Outcome, printable(firstOf(r.Note, r.Failure)))
 	}
 	if r.Note != "" && r.Outcome == upgrade.Upgraded {
 		fmt.Fprintf(stderr, "oxios: %s\n", printable(r.Note))
