@@ -141,7 +141,7 @@ func (u *upgrader) switchTo(ctx context.Context, from, to ocispec.Descriptor) (*
 		return u.rec, err
 	}
 	if err := u.drain(ctx); err != nil {
-		return u.rec, err
+		return u.abandon(err)
 	}
 	if u.o.Config.Upgrade.SnapshotData {
 		if err := u.step(StepSnapshot); err != nil {
@@ -164,6 +164,20 @@ func (u *upgrader) switchTo(ctx context.Context, from, to ocispec.Descriptor) (*
 	}
 	u.rec.DowntimeSeconds = time.Since(u.downFrom).Seconds()
 	return u.verify(ctx, from, st)
+}
+
+// abandon ends an upgrade whose old daemon could not be stopped (or
+// the start lock not had): it runs as before, or, when even that failed,
+// the record says no daemon runs.
+func (u *upgrader) abandon(err error) (*Record, error) {
+	u.rec.Failure = err.Error()
+	u.untag(rolePending, roleFrom)
+	cur, cerr := u.o.Runtime.Current(context.Background())
+	if cerr != nil || cur == nil || !cur.Up {
+		return u.rec, errors.Join(fmt.Errorf("%w: %w", ErrNoDaemon, err), u.finish(Failed))
+	}
+	u.rec.Note = "the old daemon runs"
+	return u.rec, errors.Join(err, u.finish(Unchanged))
 }
 
 // drain takes the start lock (kept to the end: nothing starts a daemon
