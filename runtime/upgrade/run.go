@@ -106,8 +106,10 @@ func (u *upgrader) fetch(ctx context.Context) (from, to ocispec.Descriptor, err 
 		src = ref
 	}
 	to, err = rt.Fetch(ctx, src, u.o.Archive)
-	if err == nil {
-		err = u.retag(ctx, ref, from)
+	// Also after a failure: a pull that failed while unpacking has moved
+	// image.ref already.
+	if rerr := u.retag(context.WithoutCancel(ctx), ref, from); err == nil {
+		err = rerr
 	}
 	if err == nil {
 		err = rt.Tag(ctx, u.pin(rolePending), to)
