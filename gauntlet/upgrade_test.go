@@ -282,8 +282,11 @@ func TestUpgradeRegistryFails(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		rw.fail(t, "the upgrade never connected to the registry")
 	}
+	// SIGTERM mid-pull: the CLI ends the upgrade, nothing changed.
 	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 1 {
+		rw.fail(t, "upgrade after SIGTERM mid-pull: %v, want exit 1", err)
+	}
 	if s, r := e.status(); s.PID != before.PID || !s.Ready {
 		rw.fail(t, "after the interrupted pull: %s", r)
 	}
@@ -292,7 +295,7 @@ func TestUpgradeRegistryFails(t *testing.T) {
 	}
 	e.samePID(rw, before.PID)
 	rw.lost("nothing")
-	rw.note("refused: exit 1, unchanged; hung registry + SIGTERM mid-pull: same PID, next start adopts it")
+	rw.note("refused: exit 1, unchanged; hung registry + SIGTERM mid-pull: exit 1, same PID, next start adopts it")
 }
 
 // samePID: one daemon runs, ready, with the task PID it had.

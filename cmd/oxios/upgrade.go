@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/a7garden/oxios/runtime/config"
@@ -28,8 +30,10 @@ and the command exits 1 with a report: what failed, the new daemon's last
 log lines, how long the service was down.
 
 An image that cannot be had leaves the old daemon running. An image with
-the running digest stops nothing (--if-newer: for timers). An interrupted
-upgrade is finished by the next start, upgrade or rollback.
+the running digest stops nothing (--if-newer: for timers). SIGINT or
+SIGTERM ends it at once with nothing changed before the old daemon is
+stopped, and rolls back after; an upgrade killed outright is finished by
+the next start, upgrade or rollback.
 See docs/upgrade.md, also for upgrade.snapshot_data.`,
 		setup: func(fs *flagSet) runFunc {
 			var o upgrade.Options
@@ -92,7 +96,11 @@ type switchFunc func(context.Context, upgrade.Options) (*upgrade.Record, error)
 func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
 	return withRuntime(e, exitFail, func(c *conn) int {
 		o.Config, o.Runtime, o.Out = c.cfg, c.r, prefixed{e.stderr}
-		rec, err := fn(context.Background(), o)
+		// SIGINT or SIGTERM: before the old daemon is stopped the upgrade
+		// ends with nothing changed; after, it rolls back.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		rec, err := fn(ctx, o)
 		if asJSON && rec != nil {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")

@@ -196,8 +196,9 @@ func (u *upgrader) drain(ctx context.Context) error {
 	u.progress("stopping %s (%s)", u.o.Config.Container.ID, short(u.rec.From.Digest))
 	u.downFrom = time.Now()
 	if _, err := h.Stop(ctx); err != nil {
-		// Whatever the stop left, the old version is what must run.
-		_, serr := u.held.Start(ctx)
+		// Whatever the stop left (an interrupted caller too), the old
+		// version is what must run.
+		_, serr := u.held.Start(context.WithoutCancel(ctx))
 		return errors.Join(fmt.Errorf("stop the old daemon: %w", err), serr)
 	}
 	return nil
@@ -213,7 +214,11 @@ func (u *upgrader) verify(ctx context.Context, from ocispec.Descriptor, st *task
 	u.progress("ready after %.1f s down; verifying for %v (upgrade.verify_for)", u.rec.DowntimeSeconds, window)
 	if err := u.held.Verify(ctx, st.PID, window); err != nil {
 		tail, _ := task.TailLines(u.o.Config.LogPath(), logTailLines)
-		return u.goBack(ctx, from, err.Error(), tail)
+		failure := err.Error()
+		if ctx.Err() != nil {
+			failure = "interrupted in the verification window: the new version is not kept unverified"
+		}
+		return u.goBack(ctx, from, failure, tail)
 	}
 	return u.commit(ctx, from)
 }

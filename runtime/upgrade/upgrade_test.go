@@ -106,3 +106,33 @@ func TestUpgradeLivenessFailsInWindowRollsBack(t *testing.T) {
 	e.cfg.Upgrade.VerifyFor = config.Duration(8 * time.Second)
 	failedUpgrade(t, e, e.variant(t, "hang", "OXIOS_DEMO_HANG_AFTER=1s"), "upgrade.verify_for")
 }
+
+// An upgrade whose context is cancelled (the CLI's SIGINT or SIGTERM)
+// ends with nothing changed before the stop, and rolls back after it:
+// it never leaves no daemon.
+func TestUpgradeCancelled(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	old := running(t, r)
+	v2 := e.variant(t, "v2")
+	for _, tc := range []struct {
+		at      Step
+		outcome Outcome
+	}{{StepFetch, Unchanged}, {StepVerifying, RolledBack}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		rec, err := Upgrade(ctx, Options{Config: e.cfg, Runtime: r, Archive: v2, Out: testWriter{t}, OnStep: func(s Step) {
+			if s == tc.at {
+				cancel()
+			}
+		}})
+		cancel()
+		if err == nil || rec == nil || rec.Outcome != tc.outcome {
+			t.Fatalf("cancelled at %s: %v %+v", tc.at, err, rec)
+		}
+		now := running(t, r)
+		if now.Digest != old.Digest || tc.at == StepFetch && now.PID != old.PID {
+			t.Fatalf("after a cancel at %s: %+v, was %+v", tc.at, now, old)
+		}
+		e.serves(t)
+	}
+}
