@@ -6,7 +6,6 @@ package task
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -102,8 +101,7 @@ func (r *Runtime) Fetch(ctx context.Context, ref, archive string) (ocispec.Descr
 	return img.Target(), nil
 }
 
-// ImageTarget is the target of the image called name; an error wrapping
-// errdefs.ErrNotFound when there is none.
+// ImageTarget is the target of the image called name.
 func (r *Runtime) ImageTarget(ctx context.Context, name string) (ocispec.Descriptor, error) {
 	img, err := r.client.ImageService().Get(r.ctx(ctx), name)
 	if err != nil {
@@ -250,6 +248,3 @@ func (r *Runtime) report(pid uint32) (*contract.Report, error) {
 	}
 	return &rep, nil
 }
-
-// IsNotFound: an error of ImageTarget for a name containerd does not have.
-func IsNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }
