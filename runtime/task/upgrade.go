@@ -125,9 +125,11 @@ func (r *Runtime) Tag(ctx context.Context, name string, target ocispec.Descripto
 	return nil
 }
 
-// Untag removes the image name (not the content another name keeps).
+// Untag removes the image name (not the content another name keeps),
+// and waits for containerd's garbage collection, so that what it frees
+// is gone when Untag returns rather than at some later moment.
 func (r *Runtime) Untag(ctx context.Context, name string) error {
-	err := r.client.ImageService().Delete(r.ctx(ctx), name)
+	err := r.client.ImageService().Delete(r.ctx(ctx), name, images.SynchronousDelete())
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove image name %s: %w", name, r.wrapUnavailable(err))
 	}

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
 	"github.com/a7garden/oxios/runtime/config"
 )
 
@@ -135,4 +139,70 @@ func TestUpgradeCancelled(t *testing.T) {
 		}
 		e.serves(t)
 	}
+}
+
+// Variants share the image's layers: each upgrade's image must hold its
+// own reference to the unpacked layers, so that once the first version's
+// image is released (two upgrades later) and no container holds them, the
+// garbage collector leaves them. Else a start that found them unpacked
+// races the collector and fails to prepare its rootfs.
+func TestLayersKeptAfterTwoUpgrades(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := context.Background()
+	for _, name := range []string{"v2", "v3"} {
+		if rec, err := Upgrade(ctx, Options{Config: e.cfg, Runtime: r, Archive: e.variant(t, name), Out: testWriter{t}}); err != nil {
+			t.Fatalf("upgrade to %s: %v %+v", name, err, rec)
+		}
+	}
+	v3 := running(t, r)
+	if _, err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A synchronous delete runs the garbage collector now.
+	target, err := r.ImageTarget(ctx, e.cfg.Image.Ref)
+	if err == nil {
+		err = r.Tag(ctx, "gc-trigger.local/x:y", target)
+	}
+	if err == nil {
+		err = r.Untag(ctx, "gc-trigger.local/x:y")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := committedSnapshots(t, e.cfg); n == 0 {
+		t.Fatal("the garbage collector removed the image's layers: no image references them")
+	}
+	if _, err := r.Start(ctx); err != nil {
+		t.Fatalf("start v3 after a garbage collection: %v", err)
+	}
+	if rec, err := Rollback(ctx, e.opts(t, r)); err != nil {
+		t.Fatalf("rollback to v2: %v %+v", err, rec)
+	}
+	if now := running(t, r); now.Digest == v3.Digest {
+		t.Fatalf("still on v3 after the rollback")
+	}
+	e.serves(t)
+}
+
+// committedSnapshots counts the unpacked layers in the configured
+// snapshotter.
+func committedSnapshots(t *testing.T, cfg *config.Config) int {
+	cl, err := client.New(cfg.Containerd.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := namespaces.WithNamespace(context.Background(), cfg.Containerd.Namespace)
+	n := 0
+	err = cl.SnapshotService(cfg.Containerd.Snapshotter).Walk(ctx, func(_ context.Context, i snapshots.Info) error {
+		if i.Kind == snapshots.KindCommitted {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
