@@ -39,7 +39,7 @@ SIGINT and exits with the task's code. -v prints how long each step took.`,
 func cmdStart(e *env, fg bool) int {
 	return withRuntime(e, exitFail, func(c *conn) int {
 		if fg {
-			return foreground(c.r, e.stdout, e.stderr)
+			return foreground(c, e.stdout, e.stderr)
 		}
 		st, err := watchStart(e.stderr, c, c.r.Start)
 		if err != nil {
@@ -107,14 +107,16 @@ func printStarted(stdout, stderr io.Writer, st *task.Started) {
 
 // foreground: systemd's Type=notify contract. SIGTERM/SIGINT cancel the
 // context; Foreground then stops the task and returns its exit code.
-func foreground(r *task.Runtime, stdout, stderr io.Writer) int {
+func foreground(c *conn, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	wd, _ := daemon.SdWatchdogEnabled(false)
 	notify := func(state string) { daemon.SdNotify(false, state) }
-	_, code, err := r.Foreground(ctx, task.ForegroundOptions{Notify: notify, Watchdog: wd, OnReady: func(st *task.Started) {
+	o := task.ForegroundOptions{Notify: notify, Watchdog: wd, OnReady: func(st *task.Started) {
 		printStarted(stdout, stderr, st)
-	}})
+	}}
+	followUpgrades(&o, c.cfg)
+	_, code, err := c.r.Foreground(ctx, o)
 	if err != nil {
 		report(stderr, err)
 		// Foreground reports a failed start as 1: the unit must see 78.
