@@ -6,7 +6,6 @@ package task
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -102,8 +101,7 @@ func (r *Runtime) Fetch(ctx context.Context, ref, archive string) (ocispec.Descr
 	return img.Target(), nil
 }
 
-// ImageTarget is the target of the image called name; an error wrapping
-// errdefs.ErrNotFound when there is none.
+// ImageTarget is the target of the image called name.
 func (r *Runtime) ImageTarget(ctx context.Context, name string) (ocispec.Descriptor, error) {
 	img, err := r.client.ImageService().Get(r.ctx(ctx), name)
 	if err != nil {
@@ -127,9 +125,11 @@ func (r *Runtime) Tag(ctx context.Context, name string, target ocispec.Descripto
 	return nil
 }
 
-// Untag removes the image name (not the content another name keeps).
+// Untag removes the image name (not the content another name keeps),
+// and waits for containerd's garbage collection, so that what it frees
+// is gone when Untag returns rather than at some later moment.
 func (r *Runtime) Untag(ctx context.Context, name string) error {
-	err := r.client.ImageService().Delete(r.ctx(ctx), name)
+	err := r.client.ImageService().Delete(r.ctx(ctx), name, images.SynchronousDelete())
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove image name %s: %w", name, r.wrapUnavailable(err))
 	}
@@ -250,6 +250,3 @@ func (r *Runtime) report(pid uint32) (*contract.Report, error) {
 	}
 	return &rep, nil
 }
-
-// IsNotFound: an error of ImageTarget for a name containerd does not have.
-func IsNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }

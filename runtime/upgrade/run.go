@@ -106,8 +106,10 @@ func (u *upgrader) fetch(ctx context.Context) (from, to ocispec.Descriptor, err 
 		src = ref
 	}
 	to, err = rt.Fetch(ctx, src, u.o.Archive)
-	if err == nil {
-		err = u.retag(ctx, ref, from)
+	// Also after a failure: a pull that failed while unpacking has moved
+	// image.ref already.
+	if rerr := u.retag(context.WithoutCancel(ctx), ref, from); err == nil {
+		err = rerr
 	}
 	if err == nil {
 		err = rt.Tag(ctx, u.pin(rolePending), to)
@@ -141,7 +143,7 @@ func (u *upgrader) switchTo(ctx context.Context, from, to ocispec.Descriptor) (*
 		return u.rec, err
 	}
 	if err := u.drain(ctx); err != nil {
-		return u.rec, err
+		return u.abandon(err)
 	}
 	if u.o.Config.Upgrade.SnapshotData {
 		if err := u.step(StepSnapshot); err != nil {
@@ -166,6 +168,20 @@ func (u *upgrader) switchTo(ctx context.Context, from, to ocispec.Descriptor) (*
 	return u.verify(ctx, from, st)
 }
 
+// abandon ends an upgrade whose old daemon could not be stopped (or
+// the start lock not had): it runs as before, or, when even that failed,
+// the record says no daemon runs.
+func (u *upgrader) abandon(err error) (*Record, error) {
+	u.rec.Failure = err.Error()
+	u.untag(rolePending, roleFrom)
+	cur, cerr := u.o.Runtime.Current(context.Background())
+	if cerr != nil || cur == nil || !cur.Up {
+		return u.rec, errors.Join(fmt.Errorf("%w: %w", ErrNoDaemon, err), u.finish(Failed))
+	}
+	u.rec.Note = "the old daemon runs"
+	return u.rec, errors.Join(err, u.finish(Unchanged))
+}
+
 // drain takes the start lock (kept to the end: nothing starts a daemon
 // in between) and stops the old daemon.
 func (u *upgrader) drain(ctx context.Context) error {
@@ -180,8 +196,9 @@ func (u *upgrader) drain(ctx context.Context) error {
 	u.progress("stopping %s (%s)", u.o.Config.Container.ID, short(u.rec.From.Digest))
 	u.downFrom = time.Now()
 	if _, err := h.Stop(ctx); err != nil {
-		// Whatever the stop left, the old version is what must run.
-		_, serr := u.held.Start(ctx)
+		// Whatever the stop left (an interrupted caller too), the old
+		// version is what must run.
+		_, serr := u.held.Start(context.WithoutCancel(ctx))
 		return errors.Join(fmt.Errorf("stop the old daemon: %w", err), serr)
 	}
 	return nil
@@ -197,7 +214,11 @@ func (u *upgrader) verify(ctx context.Context, from ocispec.Descriptor, st *task
 	u.progress("ready after %.1f s down; verifying for %v (upgrade.verify_for)", u.rec.DowntimeSeconds, window)
 	if err := u.held.Verify(ctx, st.PID, window); err != nil {
 		tail, _ := task.TailLines(u.o.Config.LogPath(), logTailLines)
-		return u.goBack(ctx, from, err.Error(), tail)
+		failure := err.Error()
+		if ctx.Err() != nil {
+			failure = "interrupted in the verification window: the new version is not kept unverified"
+		}
+		return u.goBack(ctx, from, failure, tail)
 	}
 	return u.commit(ctx, from)
 }

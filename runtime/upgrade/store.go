@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -123,7 +124,7 @@ func (s *store) lock() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("upgrade lock %s: %w", s.lockPath(), err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flockSoon(f); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%w (lock %s held)", ErrBusy, s.lockPath())
@@ -148,3 +149,17 @@ func (s *store) busy() bool {
 
 // failedPath is where a restore keeps the failed daemon's data dir.
 func (s *store) failedPath() string { return filepath.Join(s.dir, s.id+".data-failed") }
+
+// flockSoon takes the lock, retrying for a moment: InProgress's probe
+// (busy) holds it shared for microseconds, and must not make an upgrade
+// fail. A real holder keeps it for the whole upgrade.
+func flockSoon(f *os.File) error {
+	var err error
+	for wait := time.Millisecond; wait < 128*time.Millisecond; wait *= 2 {
+		if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		time.Sleep(wait)
+	}
+	return err
+}

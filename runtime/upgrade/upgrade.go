@@ -50,8 +50,11 @@ type Options struct {
 	Ref string
 	// Archive, when set, is imported instead of pulling Ref.
 	Archive string
-	// IfNewer: an image whose digest is the running one's is no upgrade
-	// (Outcome Unchanged, no error).
+	// IfNewer marks a timer's run (oxios upgrade --if-newer), where an
+	// unchanged image is the expected case. Upgrade treats an image whose
+	// digest is the running one's as no upgrade (Outcome Unchanged, no
+	// error) with or without it; a caller may use it to ask the registry
+	// first and skip the pull.
 	IfNewer bool
 	// Out receives progress lines; nil = discard.
 	Out io.Writer
