@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/a7garden/oxios/internal/testenv"
+	"github.com/a7garden/oxios/runtime/task"
 )
 
 // registryDaemon: the daemon runs image ref, pulled from a local registry.
@@ -89,5 +90,30 @@ func TestUpgradeIfNewerRegistryDown(t *testing.T) {
 	}
 	if after := running(t, r); after.PID != before.PID {
 		t.Fatalf("the daemon was replaced: PID %d -> %d", before.PID, after.PID)
+	}
+}
+
+// A local build: --if-newer imports image.archive and compares; the same
+// archive changes nothing, a rebuilt one is upgraded to.
+func TestUpgradeIfNewerArchive(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	before := running(t, r)
+	o := e.opts(t, r)
+	o.IfNewer = true
+	rec, err := UpgradeIfNewer(context.Background(), o)
+	if err != nil || rec.Outcome != Unchanged {
+		t.Fatalf("same archive: %v %+v", err, rec)
+	}
+	if after := running(t, r); after.PID != before.PID {
+		t.Fatalf("the daemon was replaced: PID %d -> %d", before.PID, after.PID)
+	}
+	e.cfg.Image.Archive = e.variant(t, "rebuilt")
+	if rec, err = UpgradeIfNewer(context.Background(), o); err != nil || rec.Outcome != Upgraded {
+		t.Fatalf("rebuilt archive: %v %+v", err, rec)
+	}
+	e.cfg.Image.Archive = ""
+	if _, err := UpgradeIfNewer(context.Background(), o); !errors.Is(err, task.ErrNoRegistry) {
+		t.Fatalf("a local ref and no archive: %v, want ErrNoRegistry", err)
 	}
 }
