@@ -72,6 +72,12 @@ if [ -z "${BOOT_CONTAINERD_ADDRESS:-}" ]; then
 	exec go test -count=1 -timeout 20m -run '^TestBoot$' -v ./hostsvc/boottest/
 fi
 
+[ -z "${BOOT_TRACE:-}" ] || set -x
+# A command that fails outside a check ends the script (set -e): say where,
+# in functions too (errtrace).
+set -o errtrace
+trap 'echo "boot-test: line $LINENO: a command failed (exit $?)" >&2' ERR
+
 CACHE=${BOOT_CACHE:-/var/cache/oxios}
 SUITE=bookworm
 # The host's own Debian mirror (the one apt-get already reaches), unless
@@ -405,10 +411,11 @@ read -r PID2 STATE2 <<<"$(ctr_task)"
 echo "task $TASKPID drained, task $PID2 ready; $samples samples, at most $most task, $(grep -cx 0 "$OUT/restart.counts") with none"
 
 # ---------------------------------------------------------------- upgrade
-# unit_state: "ActiveState/SubState" of oxiosd.
+# unit_state: "ActiveState/SubState" of oxiosd, read in one call (two
+# calls could straddle a transition).
 unit_state() {
-	printf '%s/%s' "$(inside systemctl show -p ActiveState --value oxiosd.service)" \
-		"$(inside systemctl show -p SubState --value oxiosd.service)"
+	inside systemctl show -p ActiveState -p SubState oxiosd.service |
+		awk -F= '$1 == "ActiveState" { a = $2 } $1 == "SubState" { s = $2 } END { printf "%s/%s", a, s }'
 }
 # watch_states: record oxiosd's state every 20 ms into $OUT/states until
 # $OUT/states.done exists (systemd has no event stream we can read here).
@@ -429,8 +436,10 @@ wait_running() {
 }
 # running_digest: the image digest oxios status reports.
 running_digest() {
-	inside "$BOOT_BIN" status --json --config "$BOOT_CONFIG" 2>/dev/null |
-		python3 -c 'import json, sys; print(json.load(sys.stdin).get("image_digest", ""))'
+	inside "$BOOT_BIN" status --json --config "$BOOT_CONFIG" >"$OUT/status.json" 2>"$OUT/status.err" ||
+		fail "oxios status --json: $(cat "$OUT/status.err")"
+	python3 -c 'import json, sys; print(json.load(sys.stdin).get("image_digest", ""))' <"$OUT/status.json" ||
+		fail "oxios status --json printed: $(cat "$OUT/status.json")"
 }
 # archive_digest FILE: the manifest digest an OCI archive holds.
 archive_digest() { tar -xOf "$1" index.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])'; }
@@ -440,7 +449,7 @@ unit_unmoved() {
 	[ "$(inside systemctl show -p NRestarts --value oxiosd.service)" = "$NR" ] || fail "$1: the unit restarted"
 	[ "$(inside systemctl show -p MainPID --value oxiosd.service)" = "$MAIN" ] || fail "$1: the unit's main process changed"
 	grep -q '^reloading/' "$OUT/states" || fail "$1: oxiosd was never seen reloading: $(sort -u "$OUT/states" | tr '\n' ' ')"
-	bad=$(grep -vE '^(active/running|reloading/.*)$' "$OUT/states" | sort -u | tr '\n' ' ')
+	bad=$({ grep -vE '^(active/running|reloading/.*)$' "$OUT/states" || true; } | sort -u | tr '\n' ' ')
 	[ -z "$bad" ] || fail "$1: oxiosd went through $bad"
 	[ "$(get_ready)" = 200 ] || fail "$1: not ready from the host"
 }
@@ -457,8 +466,8 @@ inside journalctl -b -u oxios-upgrade.service -o cat --no-pager | grep -q 'nothi
 echo "oxios upgrade --if-newer: nothing changed, task $TASKPID untouched"
 
 step "automatic update: a rebuilt image.archive is upgraded to under the running unit (reload, no restart)"
-GOOD=$(archive_digest "$BOOT_UPGRADE_GOOD")
-OLD=$(running_digest)
+GOOD=$(archive_digest "$BOOT_UPGRADE_GOOD") || fail "no manifest digest in $BOOT_UPGRADE_GOOD"
+OLD=$(running_digest) || exit 1
 [ -n "$OLD" ] && [ "$OLD" != "$GOOD" ] || fail "running digest '$OLD' vs the new image's $GOOD"
 cp "$BOOT_UPGRADE_GOOD" "$BOOT_ARCHIVE"
 watch_states

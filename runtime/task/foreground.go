@@ -65,7 +65,7 @@ func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started
 			o.OnReady(st)
 		}
 		notify(fmt.Sprintf("READY=1\nSTATUS=running (PID %d), ready on %s%s", st.PID, st.URL, outcome(o, after)))
-		code, err := r.attached(ctx, st.PID, o.Watchdog, notify)
+		code, err := r.attached(ctx, st.PID, o, notify)
 		if ctx.Err() != nil {
 			break
 		}
@@ -107,11 +107,11 @@ func outcome(o ForegroundOptions, afterUpgrade bool) string {
 }
 
 // attached watches the task whose PID 1 is pid until it exits (or ctx
-// ends), feeding systemd's watchdog meanwhile.
-func (r *Runtime) attached(ctx context.Context, pid uint32, watchdog time.Duration, notify Notifier) (int, error) {
+// ends), feeding systemd's watchdog meanwhile (o.Watchdog).
+func (r *Runtime) attached(ctx context.Context, pid uint32, o ForegroundOptions, notify Notifier) (int, error) {
 	wctx, stopWatchdog := context.WithCancel(ctx)
 	defer stopWatchdog()
-	go r.watchdog(wctx, pid, watchdog, notify)
+	go r.watchdog(wctx, pid, o.Watchdog, notify, o.Upgrading)
 	return r.waitExit(ctx)
 }
 
@@ -121,7 +121,8 @@ func (r *Runtime) attached(ctx context.Context, pid uint32, watchdog time.Durati
 // daemon to the end of its verification window.
 func (r *Runtime) followUpgrade(ctx context.Context, o ForegroundOptions, status string, notify Notifier) (*Started, error) {
 	r.progress("the task exited for an upgrade (%s): waiting for it to finish", status)
-	msg := "RELOADING=1\n"
+	// WATCHDOG=1 at once: the drain may have taken most of the interval.
+	msg := "RELOADING=1\nWATCHDOG=1\n"
 	if us := monotonicUsec(); us > 0 {
 		msg += fmt.Sprintf("MONOTONIC_USEC=%d\n", us)
 	}
@@ -311,8 +312,10 @@ func isTransport(err error) bool {
 
 // watchdog pings systemd at half the interval while oxios-init's liveness
 // holds; a hung daemon then stops the pings and systemd acts. pid is the
-// task's: only its PID 1's health endpoint counts.
-func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Duration, notify Notifier) {
+// task's: only its PID 1's health endpoint counts. A daemon that is not
+// live while an upgrade drains it (upgrading, nil = never) is the
+// upgrade's to judge: the pings go on.
+func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Duration, notify Notifier, upgrading func() (string, bool)) {
 	if interval <= 0 {
 		return
 	}
@@ -323,11 +326,16 @@ func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Durati
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if r.live(pid) {
+			if r.live(pid) || upgrading != nil && isUpgrading(upgrading) {
 				notify("WATCHDOG=1")
 			}
 		}
 	}
+}
+
+func isUpgrading(upgrading func() (string, bool)) bool {
+	_, ok := upgrading()
+	return ok
 }
 
 // Live asks oxios-init's /livez (200 = live). Without a health endpoint

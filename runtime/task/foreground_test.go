@@ -4,6 +4,8 @@ package task
 
 import (
 	"context"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -129,5 +131,47 @@ func TestForegroundExitWithoutUpgrade(t *testing.T) {
 	<-run.done
 	if run.err != nil {
 		t.Fatalf("Foreground: %v", run.err)
+	}
+}
+
+// While an upgrade drains the daemon, oxios-init stops reporting it live:
+// the watchdog is fed all the same (systemd would otherwise kill the unit
+// in the middle of the upgrade), and only then.
+func TestForegroundWatchdogDuringUpgrade(t *testing.T) {
+	var upgrading atomic.Bool
+	asked := make(chan struct{}, 1)
+	r := fakeSupervisor(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable) // draining: never live
+	})})
+	pings := make(chan struct{}, 1024)
+	notify := func(s string) {
+		if s == "WATCHDOG=1" {
+			pings <- struct{}{}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.watchdog(ctx, uint32(os.Getpid()), 40*time.Millisecond, notify, func() (string, bool) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		return "upgrading to test", upgrading.Load()
+	})
+	// Not live, no upgrade: asked, and no ping.
+	<-asked
+	<-asked
+	select {
+	case <-pings:
+		t.Fatal("a ping while neither live nor upgrading")
+	default:
+	}
+	upgrading.Store(true)
+	for n := 0; n < 3; n++ {
+		select {
+		case <-pings:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d pings in 5 s while an upgrade drains the daemon", n)
+		}
 	}
 }
