@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
-	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/task"
 	"github.com/a7garden/oxios/runtime/upgrade"
 )
 
 // followUpgrades lets `oxios start --foreground` stay attached through an
 // upgrade or rollback that another oxios process runs: the task's exit
-// is then the upgrade's doing, said to systemd as a reload.
-func followUpgrades(o *task.ForegroundOptions, cfg *config.Config) {
+// is then the upgrade's doing, said to systemd as a reload. Re-attaching
+// finishes the upgrade first if its process died midway, as a start does.
+func followUpgrades(o *task.ForegroundOptions, e *env, c *conn) {
+	cfg := c.cfg
+	o.Reattach = func(ctx context.Context) (*task.Started, error) {
+		recoverFirst(e, c)
+		return c.r.Start(ctx)
+	}
 	o.Upgrading = func() (string, bool) {
 		rec, err := upgrade.InProgress(cfg)
 		if err != nil || rec == nil {

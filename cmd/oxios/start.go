@@ -40,7 +40,7 @@ func cmdStart(e *env, fg bool) int {
 	return withRuntime(e, exitFail, func(c *conn) int {
 		recoverFirst(e, c)
 		if fg {
-			return foreground(c, e.stdout, e.stderr)
+			return foreground(e, c)
 		}
 		st, err := watchStart(e.stderr, c, c.r.Start)
 		if err != nil {
@@ -108,7 +108,8 @@ func printStarted(stdout, stderr io.Writer, st *task.Started) {
 
 // foreground: systemd's Type=notify contract. SIGTERM/SIGINT cancel the
 // context; Foreground then stops the task and returns its exit code.
-func foreground(c *conn, stdout, stderr io.Writer) int {
+func foreground(e *env, c *conn) int {
+	stdout, stderr := e.stdout, e.stderr
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	wd, _ := daemon.SdWatchdogEnabled(false)
@@ -116,7 +117,7 @@ func foreground(c *conn, stdout, stderr io.Writer) int {
 	o := task.ForegroundOptions{Notify: notify, Watchdog: wd, OnReady: func(st *task.Started) {
 		printStarted(stdout, stderr, st)
 	}}
-	followUpgrades(&o, c.cfg)
+	followUpgrades(&o, e, c)
 	_, code, err := c.r.Foreground(ctx, o)
 	if err != nil {
 		report(stderr, err)
