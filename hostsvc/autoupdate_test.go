@@ -344,3 +344,42 @@ func TestInstallAutoUpdateDryRun(t *testing.T) {
 		t.Errorf("dry run wrote: %v", err)
 	}
 }
+
+// FuzzAutoUpdateCalendar: whatever --auto-update=CALENDAR holds, the timer
+// either is refused or carries it on exactly one OnCalendar= line and
+// nothing else changes (no line, section or setting injected); launchd's
+// mapping either refuses it or yields times that exist.
+func FuzzAutoUpdateCalendar(f *testing.F) {
+	for _, c := range []string{"daily", "hourly", "weekly", "monthly", "03:30", "Mon *-*-* 03:30", "daily\n[Service]\nExecStart=/bin/evil", "\x00", "24:00", "0:00", "é"} {
+		f.Add(c)
+	}
+	base, err := RenderUpgradeTimer(Spec{AutoUpdate: "X"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cal string) {
+		timer, err := RenderUpgradeTimer(Spec{AutoUpdate: cal})
+		if err == nil {
+			esc := strings.ReplaceAll(cal, "%", "%%")
+			want := strings.ReplaceAll(string(base), "(X)", "("+esc+")")
+			want = strings.Replace(want, "OnCalendar=X\n", "OnCalendar="+esc+"\n", 1)
+			if string(timer) != want || strings.Count(string(timer), "\n") != strings.Count(string(base), "\n") {
+				t.Fatalf("calendar %q changed the timer beyond its line:\n%s", cal, timer)
+			}
+		} else if validateCalendar(cal) == nil {
+			t.Fatalf("calendar %q refused: %v", cal, err)
+		}
+		ci, err := launchdCalendar(cal, 59*time.Minute)
+		if err != nil {
+			return
+		}
+		for _, v := range []struct {
+			p      *int
+			lo, hi int
+		}{{ci.Minute, 0, 59}, {ci.Hour, 0, 23}, {ci.Day, 1, 31}, {ci.Weekday, 0, 7}} {
+			if v.p != nil && (*v.p < v.lo || *v.p > v.hi) {
+				t.Fatalf("calendar %q: launchd value %d outside %d..%d", cal, *v.p, v.lo, v.hi)
+			}
+		}
+	})
+}
