@@ -69,6 +69,12 @@ func (d *demo) run() int {
 			if stopSig != nil {
 				continue // stopped before it ever listened
 			}
+			if d.exitDue() {
+				// select picks at random among ready cases: without this,
+				// EXIT_AFTER=0s would sometimes listen (and be ready) first,
+				// and a "crashes at start" image would not crash at start.
+				continue
+			}
 			if err := d.startServing(); err != nil {
 				d.log.WithError(err).Error("cannot serve")
 				return d.finish(1)
@@ -154,6 +160,12 @@ func (d *demo) exitTimer() <-chan time.Time {
 		return nil
 	}
 	return time.After(time.Until(d.started.Add(d.opts.ExitAfter)))
+}
+
+// exitDue reports whether OXIOS_DEMO_EXIT_AFTER has passed: then the exit
+// comes before anything else the loop would do.
+func (d *demo) exitDue() bool {
+	return d.opts.HasExitAfter && !time.Now().Before(d.started.Add(d.opts.ExitAfter))
 }
 
 func (d *demo) openDataDir() error {

@@ -154,6 +154,21 @@ func TestExitBeforeListening(t *testing.T) {
 	}
 }
 
+// A crash at start (EXIT_AFTER=0s, no listen delay) never listens first:
+// both timers are due at the first select, and the exit wins every time.
+func TestExitAtStartNeverListens(t *testing.T) {
+	t.Parallel()
+	for i := 0; i < 10; i++ {
+		p := startDemo(t, []string{"OXIOS_DEMO_EXIT_AFTER=0s", "OXIOS_DEMO_EXIT_CODE=3"})
+		if c := p.exitCode(); c != 3 {
+			t.Fatalf("start %d: exit code = %d, want 3", i, c)
+		}
+		if p.hasLog(`msg=listening`) {
+			t.Fatalf("start %d: demo listened although EXIT_AFTER=0s", i)
+		}
+	}
+}
+
 // slowRequest starts GET /debug/sleep?d=D and returns once the response
 // headers arrived, i.e. once the request is surely in flight.
 func slowRequest(t *testing.T, base string, d time.Duration) *http.Response {
