@@ -10,14 +10,10 @@
 package logdriver
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/a7garden/oxios/internal/safefs"
 	"github.com/containerd/containerd/v2/core/runtime/v2/logging"
@@ -107,6 +103,8 @@ func Main(args []string) error {
 		if err := ready(); err != nil {
 			return err
 		}
+		growPipe(c.Stdout)
+		growPipe(c.Stderr)
 		// The streams end when the task's last writer is gone: Copy
 		// drains them whole, whatever the context says.
 		return Copy(w, reporter{o.Report}, c.Stdout, c.Stderr)
@@ -143,98 +141,5 @@ func (r reporter) recovered() {
 	if d, err := safefs.OpenDir(filepath.Dir(r.path)); err == nil {
 		d.Remove(filepath.Base(r.path))
 		d.Close()
-	}
-}
-
-// recoverer is an error writer that is told when writing works again,
-// instead of being sent a line saying so.
-type recoverer interface{ recovered() }
-
-// Copy writes whole lines from each stream until both end. Lines are
-// written under one lock so stdout and stderr never interleave mid-line.
-//
-// A write error (a full disk) never stops the reading: if the driver
-// stopped reading, the daemon's next write to its stdout would get
-// SIGPIPE and kill it. Lines are dropped instead, the error is reported
-// once on errw, and once writing works again a marker line says how many
-// were lost.
-func Copy(w io.Writer, errw io.Writer, streams ...io.Reader) error {
-	if errw == nil {
-		errw = io.Discard
-	}
-	l := &lossy{w: w, errw: errw}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(streams))
-	for _, r := range streams {
-		if r == nil {
-			continue
-		}
-		wg.Add(1)
-		go func(r io.Reader) {
-			defer wg.Done()
-			errs <- copyLines(l, r)
-		}(r)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// lossy writes lines, counting instead of failing when the file cannot
-// take them.
-type lossy struct {
-	mu      sync.Mutex
-	w       io.Writer
-	errw    io.Writer
-	dropped int
-	lastErr error
-}
-
-func (l *lossy) writeLine(line []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.dropped > 0 {
-		marker := fmt.Sprintf("oxios: %d log lines dropped (%v)\n", l.dropped, l.lastErr)
-		if _, err := l.w.Write([]byte(marker)); err != nil {
-			l.dropped++
-			return
-		}
-		if r, ok := l.errw.(recoverer); ok {
-			r.recovered()
-		} else {
-			fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", l.dropped)
-		}
-		l.dropped = 0
-	}
-	if _, err := l.w.Write(line); err != nil {
-		if l.dropped == 0 {
-			fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
-		}
-		l.dropped++
-		l.lastErr = err
-	}
-}
-
-// copyLines reads until EOF; only a read error ends it early.
-func copyLines(l *lossy, r io.Reader) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			l.writeLine(line)
-		}
-		switch {
-		case err == bufio.ErrBufferFull:
-			continue // a line longer than the buffer goes out in pieces
-		case err == io.EOF:
-			return nil
-		case err != nil:
-			return err
-		}
 	}
 }

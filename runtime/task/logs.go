@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/a7garden/oxios/runtime/logdriver"
 )
 
 // TailLines returns the last n lines of path.
@@ -78,14 +80,36 @@ func lastLines(f *os.File, n int, floor int64) ([]string, error) {
 		}
 		buf = append(chunk, buf...)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(buf), "\n"), "\n")
 	if len(buf) == 0 {
 		return nil, nil
 	}
+	lines := messages(strings.Split(strings.TrimSuffix(string(buf), "\n"), "\n"))
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return lines, nil
+}
+
+// messages turns the log's records into the daemon's lines: the message
+// alone, with a line's parts joined. A line not in the record format (an
+// older log) is kept as it is.
+func messages(records []string) []string {
+	var out []string
+	var pending [2][]byte // parts of a line, by stream
+	for _, l := range records {
+		r := logdriver.ParseRecord([]byte(l))
+		i := 0
+		if r.Stream == logdriver.Stderr {
+			i = 1
+		}
+		if r.Partial {
+			pending[i] = append(pending[i], r.Msg...)
+			continue
+		}
+		out = append(out, string(pending[i])+string(r.Msg))
+		pending[i] = nil
+	}
+	return out
 }
 
 // LogOptions select what Logs prints.

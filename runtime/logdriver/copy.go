@@ -1,0 +1,172 @@
+package logdriver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// ReadSize is the buffer each stream is read with, and so the longest
+// message one record holds: a longer line is split into parts (tag P) of
+// this size. A read takes whatever the pipe holds up to it, so under load
+// one read and one write carry thousands of lines, and a quiet daemon's
+// line is written as soon as it is read.
+const ReadSize = 256 << 10
+
+// flushSize bounds a batch: many short lines grow by their prefixes (an
+// empty line becomes a 41-byte record), so a batch is written out before
+// it grows past this.
+const flushSize = 2 * ReadSize
+
+// recoverer is an error writer that is told when writing works again,
+// instead of being sent a line saying so.
+type recoverer interface{ recovered() }
+
+// Copy writes the records of stdout and stderr (either may be nil) until
+// both end. Each read's whole lines go out as one write under a lock, so
+// the streams never interleave inside a line, and a line is never cut by
+// another stream's. A partial line waits in its stream's buffer for the
+// rest, until the buffer is full (a part, tag P) or the stream ends.
+//
+// A write error (a full disk) never stops the reading: if the driver
+// stopped reading, the daemon's next write to its stdout would block, or
+// get SIGPIPE once the driver is gone. Lines are dropped instead, the
+// error is reported once on errw, and once writing works again a marker
+// record says how many were lost.
+func Copy(w io.Writer, errw io.Writer, stdout, stderr io.Reader) error {
+	if errw == nil {
+		errw = io.Discard
+	}
+	l := &lossy{w: w, errw: errw}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, s := range []struct {
+		name string
+		r    io.Reader
+	}{{Stdout, stdout}, {Stderr, stderr}} {
+		if s.r == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- copyStream(l, s.name, s.r)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return errors.Join(<-errs, <-errs)
+}
+
+// copyStream reads r until EOF; only a read error ends it early.
+func copyStream(l *lossy, name string, r io.Reader) error {
+	buf := make([]byte, ReadSize)
+	out := make([]byte, 0, flushSize+ReadSize)
+	prefix := make([]byte, 0, timeLen+len(Stdout)+2)
+	held := 0 // bytes of an unfinished line at the start of buf
+	for {
+		n, err := r.Read(buf[held:])
+		if n == 0 && err == nil {
+			continue
+		}
+		held += n
+		// One time per read: the lines in it arrived together.
+		prefix = append(appendStamp(prefix[:0], time.Now()), ' ')
+		prefix = append(append(prefix, name...), ' ')
+		rest := buf[:held]
+		for {
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				break
+			}
+			out = appendRecord(out, prefix, Full, rest[:i])
+			rest = rest[i+1:]
+			if len(out) >= flushSize {
+				out = l.write(out)
+			}
+		}
+		switch {
+		case len(rest) == len(buf): // one line fills the buffer
+			out = appendRecord(out, prefix, Partial, rest)
+			rest = nil
+		case err != nil && len(rest) > 0: // the stream ended inside a line
+			out = appendRecord(out, prefix, Full, rest)
+			rest = nil
+		}
+		out = l.write(out)
+		held = copy(buf, rest)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+	}
+}
+
+// lossy writes batches of records, counting instead of failing when the
+// file cannot take them.
+type lossy struct {
+	mu      sync.Mutex
+	w       io.Writer
+	errw    io.Writer
+	dropped int
+	lastErr error
+	cut     bool // a failed write left a record without its newline
+}
+
+// write writes the batch b and returns b[:0] for the next one.
+func (l *lossy) write(b []byte) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dropped > 0 && !l.writeMarker() {
+		l.dropped += bytes.Count(b, []byte{'\n'})
+		return b[:0]
+	}
+	n, err := l.w.Write(b)
+	if err != nil {
+		l.failed(err, b[n:])
+		// A short write that ended inside a record: the marker starts
+		// on a line of its own.
+		l.cut = n > 0 && b[n-1] != '\n'
+	}
+	return b[:0]
+}
+
+// writeMarker writes the record that says how many lines were lost; it
+// reports whether writing works again.
+func (l *lossy) writeMarker() bool {
+	var m []byte
+	if l.cut {
+		m = append(m, '\n')
+	}
+	prefix := append(appendStamp(nil, time.Now()), " "+Stderr+" "...)
+	m = appendRecord(m, prefix, Full, fmt.Appendf(nil, "oxios: %d log lines dropped (%v)", l.dropped, l.lastErr))
+	if n, err := l.w.Write(m); err != nil {
+		l.cut = l.cut && n == 0 || n > 0 && m[n-1] != '\n'
+		return false
+	}
+	if r, ok := l.errw.(recoverer); ok {
+		r.recovered()
+	} else {
+		fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", l.dropped)
+	}
+	l.dropped, l.cut = 0, false
+	return true
+}
+
+// failed counts the records of lost (a record cut short counts as lost)
+// and reports the error the first time.
+func (l *lossy) failed(err error, lost []byte) {
+	if l.dropped == 0 {
+		fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
+	}
+	l.dropped += bytes.Count(lost, []byte{'\n'})
+	l.lastErr = err
+}
