@@ -388,4 +388,3 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
-
