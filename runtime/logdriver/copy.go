@@ -19,7 +19,7 @@ const ReadSize = 256 << 10
 // flushSize bounds a batch: many short lines grow by their prefixes (an
 // empty line becomes a 41-byte record), so a batch is written out before
 // it grows past this.
-const flushSize = 2 * ReadSize
+const flushSize = 64 << 10
 
 // recoverer is an error writer that is told when writing works again,
 // instead of being sent a line saying so.

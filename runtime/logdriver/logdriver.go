@@ -103,8 +103,6 @@ func Main(args []string) error {
 		if err := ready(); err != nil {
 			return err
 		}
-		growPipe(c.Stdout)
-		growPipe(c.Stderr)
 		// The streams end when the task's last writer is gone: Copy
 		// drains them whole, whatever the context says.
 		return Copy(w, reporter{o.Report}, c.Stdout, c.Stderr)
