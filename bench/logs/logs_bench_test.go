@@ -300,5 +300,3 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-
-

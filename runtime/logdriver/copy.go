@@ -11,14 +11,18 @@ import (
 
 // ReadSize is the buffer each stream is read with, and so the longest
 // message one record holds: a longer line is split into parts (tag P) of
-// this size. A read takes whatever the pipe holds up to it, so under load
-// one read and one write carry thousands of lines, and a quiet daemon's
-// line is written as soon as it is read.
+// this size. A read takes whatever the pipe holds, so under load one read
+// and one write carry hundreds of lines, and a quiet daemon's line is
+// written as soon as it is read: no timer holds a line back.
+//
+// The pipe keeps its default size on purpose: a larger one lets the
+// daemon run further ahead, and the bytes have left the CPU's cache by the
+// time the driver reads them (more CPU per byte in bench/logs).
 const ReadSize = 256 << 10
 
 // flushSize bounds a batch: many short lines grow by their prefixes (an
-// empty line becomes a 41-byte record), so a batch is written out before
-// it grows past this.
+// empty line becomes a 41-byte record), and a small batch is written
+// while it is still in the CPU's cache (BenchmarkCopy).
 const flushSize = 64 << 10
 
 // recoverer is an error writer that is told when writing works again,
