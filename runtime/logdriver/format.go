@@ -89,3 +89,59 @@ func ParseRecord(line []byte) Record {
 	}
 	return Record{Time: t, Stream: stream, Partial: rest[0] == Partial, Msg: rest[2:]}
 }
+
+// Line is one line of the daemon's output read back from the log: the
+// message of its records, parts joined.
+type Line struct {
+	Time   time.Time // of its first part; zero for a line not in the format
+	Stream string    // "" for a line not in the format
+	Msg    []byte    // without the newline
+}
+
+// Joiner turns records back into lines, joining each stream's parts.
+type Joiner struct {
+	pending [2]*Line // a line's parts so far, by stream
+}
+
+// Add takes one line of the file (without its newline) and returns the
+// line it completes, if it completes one. The returned Msg may alias
+// record and is valid until the next call.
+func (j *Joiner) Add(record []byte) (Line, bool) {
+	r := ParseRecord(record)
+	i := 0
+	if r.Stream == Stderr {
+		i = 1
+	}
+	p := j.pending[i]
+	switch {
+	case r.Stream == "": // not a record: a line of its own
+		return Line{Msg: r.Msg}, true
+	case r.Partial && p == nil:
+		j.pending[i] = &Line{Time: r.Time, Stream: r.Stream, Msg: append([]byte(nil), r.Msg...)}
+		return Line{}, false
+	case r.Partial:
+		p.Msg = append(p.Msg, r.Msg...)
+		return Line{}, false
+	case p != nil:
+		j.pending[i] = nil
+		p.Msg = append(p.Msg, r.Msg...)
+		return *p, true
+	}
+	return Line{Time: r.Time, Stream: r.Stream, Msg: r.Msg}, true
+}
+
+// Flush returns the lines whose last part never came (the file ends
+// inside them), oldest first.
+func (j *Joiner) Flush() []Line {
+	var out []Line
+	for i, p := range j.pending {
+		if p != nil {
+			out = append(out, *p)
+			j.pending[i] = nil
+		}
+	}
+	if len(out) == 2 && out[1].Time.Before(out[0].Time) {
+		out[0], out[1] = out[1], out[0]
+	}
+	return out
+}
