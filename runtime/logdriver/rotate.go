@@ -24,6 +24,19 @@ func Open(o Options) (*Writer, error) {
 	return w, w.open()
 }
 
+// Check opens the log as the driver will, and closes it. The shim takes a
+// driver that exits at once for a ready one (its ready pipe closes either
+// way), so the daemon would start with no one reading its output: the
+// host calls Check first, and a log that cannot be opened fails the start
+// with the path named.
+func (o Options) Check() error {
+	w, err := Open(o)
+	if err != nil {
+		return err
+	}
+	return w.Close()
+}
+
 func (w *Writer) open() error {
 	f, err := os.OpenFile(w.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {

@@ -62,6 +62,9 @@ func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Moun
 	}
 	l.logFrom = markLog(r.cfg.LogPath())
 	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
+	if err := lo.Check(); err != nil {
+		return fail("create", err)
+	}
 	pid, err := r.newTask(ctx, d, rootfs, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
 		return fail("create", err)

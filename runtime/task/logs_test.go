@@ -317,3 +317,17 @@ func FuzzParseLogTime(f *testing.F) {
 		}
 	})
 }
+
+// A log the driver cannot open fails the start, naming the path, before
+// the daemon runs with no one reading its output.
+func TestLogStartFailsNamingTheLogPath(t *testing.T) {
+	e := newEnv(t)
+	if err := os.MkdirAll(e.cfg.LogPath(), 0o755); err != nil { // a directory where the file goes
+		t.Fatal(err)
+	}
+	r := e.connect(t)
+	_, err := r.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), e.cfg.LogPath()) {
+		t.Fatalf("start with an unopenable log: %v", err)
+	}
+}
