@@ -117,10 +117,13 @@ type lossy struct {
 	mu      sync.Mutex
 	w       io.Writer
 	errw    io.Writer
-	dropped int
-	lastErr error
-	cut     bool // a failed write left a record without its newline
+	failing bool   // writes fail; reported once, until they work again
+	dropped int    // records lost since the last marker
+	lastErr error  // the last write error, for the marker
+	tail    []byte // the rest of a record a failed write cut short
 }
+
+var newline = []byte{'\n'}
 
 // write writes the batch b and returns b[:0] for the next one.
 func (l *lossy) write(b []byte) []byte {
@@ -129,48 +132,65 @@ func (l *lossy) write(b []byte) []byte {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.dropped > 0 && !l.writeMarker() {
-		l.dropped += bytes.Count(b, []byte{'\n'})
+	if l.failing && !l.resume() {
+		l.dropped += bytes.Count(b, newline)
 		return b[:0]
 	}
-	n, err := l.w.Write(b)
-	if err != nil {
-		l.failed(err, b[n:])
-		// A short write that ended inside a record: the marker starts
-		// on a line of its own.
-		l.cut = n > 0 && b[n-1] != '\n'
+	if n, err := l.w.Write(b); err != nil {
+		l.failed(err, b, n)
 	}
 	return b[:0]
 }
 
-// writeMarker writes the record that says how many lines were lost; it
-// reports whether writing works again.
-func (l *lossy) writeMarker() bool {
-	var m []byte
-	if l.cut {
-		m = append(m, '\n')
+// failed notes a write of b that failed after n bytes. A record cut short
+// is kept, to be finished first when writing works again, so that the file
+// holds whole records only; the records after it are counted as lost.
+func (l *lossy) failed(err error, b []byte, n int) {
+	if !l.failing {
+		fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
 	}
-	prefix := append(appendStamp(nil, time.Now()), " "+Stderr+" "...)
-	m = appendRecord(m, prefix, Full, fmt.Appendf(nil, "oxios: %d log lines dropped (%v)", l.dropped, l.lastErr))
-	if n, err := l.w.Write(m); err != nil {
-		l.cut = l.cut && n == 0 || n > 0 && m[n-1] != '\n'
-		return false
+	l.failing, l.lastErr = true, err
+	rest := b[n:]
+	if n > 0 && b[n-1] != '\n' {
+		end := bytes.IndexByte(rest, '\n') + 1
+		l.tail = append(l.tail[:0], rest[:end]...)
+		rest = rest[end:]
+	}
+	l.dropped += bytes.Count(rest, newline)
+}
+
+// resume finishes a cut record, writes the marker that says how many
+// lines were lost, and reports whether writing works again.
+func (l *lossy) resume() bool {
+	if len(l.tail) > 0 {
+		n, err := l.w.Write(l.tail)
+		l.tail = l.tail[n:]
+		if err != nil {
+			l.lastErr = err
+			return false
+		}
+	}
+	if l.dropped > 0 {
+		prefix := append(appendStamp(nil, time.Now()), " "+Stderr+" "...)
+		m := appendRecord(nil, prefix, Full, fmt.Appendf(nil, "oxios: %d log lines dropped (%v)", l.dropped, l.lastErr))
+		dropped := l.dropped
+		l.dropped = 0
+		if n, err := l.w.Write(m); err != nil {
+			l.lastErr = err
+			if n == 0 {
+				l.dropped = dropped
+			} else {
+				l.tail = append(l.tail[:0], m[n:]...) // a marker cut short is finished too
+			}
+			return false
+		}
+		if _, ok := l.errw.(recoverer); !ok {
+			fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", dropped)
+		}
 	}
 	if r, ok := l.errw.(recoverer); ok {
 		r.recovered()
-	} else {
-		fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", l.dropped)
 	}
-	l.dropped, l.cut = 0, false
+	l.failing = false
 	return true
-}
-
-// failed counts the records of lost (a record cut short counts as lost)
-// and reports the error the first time.
-func (l *lossy) failed(err error, lost []byte) {
-	if l.dropped == 0 {
-		fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
-	}
-	l.dropped += bytes.Count(lost, []byte{'\n'})
-	l.lastErr = err
 }
