@@ -71,6 +71,7 @@ func copyStream(l *lossy, name string, r io.Reader) error {
 	out := make([]byte, 0, flushSize+ReadSize)
 	prefix := make([]byte, 0, timeLen+len(Stdout)+2)
 	held := 0 // bytes of an unfinished line at the start of buf
+	var stamp stamper
 	for {
 		n, err := r.Read(buf[held:])
 		if n == 0 && err == nil {
@@ -78,7 +79,7 @@ func copyStream(l *lossy, name string, r io.Reader) error {
 		}
 		held += n
 		// One time per read: the lines in it arrived together.
-		prefix = append(appendStamp(prefix[:0], time.Now()), ' ')
+		prefix = append(stamp.append(prefix[:0], time.Now()), ' ')
 		prefix = append(append(prefix, name...), ' ')
 		rest := buf[:held]
 		for {

@@ -38,6 +38,30 @@ func appendStamp(dst []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(dst, TimeLayout)
 }
 
+// stamper is appendStamp for a stream of times that mostly share their
+// second (one per read): the date and clock are formatted once a second,
+// the nanoseconds by hand, as a daemon that writes a line at a time costs
+// the driver a stamp per line.
+type stamper struct {
+	sec  int64
+	head []byte // "2006-01-02T15:04:05."
+}
+
+func (s *stamper) append(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	if sec := t.Unix(); sec != s.sec || s.head == nil {
+		s.sec, s.head = sec, t.AppendFormat(s.head[:0], "2006-01-02T15:04:05.")
+	}
+	dst = append(dst, s.head...)
+	var d [9]byte
+	ns := t.Nanosecond()
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	return append(append(dst, d[:]...), 'Z')
+}
+
 // appendRecord appends one record: prefix is "TIME STREAM " (built once
 // per read), then the tag, the message and the newline.
 func appendRecord(dst, prefix []byte, tag byte, msg []byte) []byte {

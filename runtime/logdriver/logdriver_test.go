@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestArgsRoundTripInAnyOrder(t *testing.T) {
@@ -388,4 +389,17 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("message %q is not the end of %q", r.Msg, line)
 		}
 	})
+}
+
+// The stamper's hand-made fraction is the layout's, across seconds,
+// years and zones.
+func TestStamperMatchesTheLayout(t *testing.T) {
+	var s stamper
+	base := time.Date(2027, 1, 1, 0, 59, 58, 0, time.FixedZone("x", 3600)) // 2026-12-31T23:59:58Z
+	for i := 0; i < 5000; i++ {
+		tm := base.Add(time.Duration(i) * 999_937 * time.Nanosecond)
+		if got, want := string(s.append(nil, tm)), string(appendStamp(nil, tm)); got != want {
+			t.Fatalf("%v: got %s, want %s", tm, got, want)
+		}
+	}
 }
