@@ -12,6 +12,7 @@ package logdriver
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 
@@ -26,6 +27,7 @@ const Mode = "oxios-log-driver"
 
 // Options is what the driver needs; Args turns it into BinaryIO args.
 type Options struct {
+	Driver   string // DriverFile ("" too) or DriverJournald
 	Path     string // the log file
 	MaxSize  int64  // rotate when the file would exceed this; 0 = never
 	MaxFiles int    // keep PATH.1 .. PATH.N
@@ -40,6 +42,7 @@ type Options struct {
 func (o Options) Args() map[string]string {
 	return map[string]string{
 		Mode:        "1",
+		"driver":    o.Driver,
 		"file":      o.Path,
 		"max-size":  strconv.FormatInt(o.MaxSize, 10),
 		"max-files": strconv.Itoa(o.MaxFiles),
@@ -64,6 +67,8 @@ func Parse(args []string) (Options, error) {
 		k, v := args[i], args[i+1]
 		var err error
 		switch k {
+		case "driver":
+			o.Driver = v
 		case "file":
 			o.Path = v
 		case "max-size":
@@ -77,8 +82,14 @@ func Parse(args []string) (Options, error) {
 			return o, fmt.Errorf("log driver argument %s=%q: %w", k, v, err)
 		}
 	}
-	if o.Path == "" {
-		return o, fmt.Errorf("log driver: no file argument")
+	switch o.Driver {
+	case "", DriverFile:
+		if o.Path == "" {
+			return o, fmt.Errorf("log driver: no file argument")
+		}
+	case DriverJournald:
+	default:
+		return o, fmt.Errorf("log driver argument driver=%q: not %s or %s", o.Driver, DriverFile, DriverJournald)
 	}
 	return o, nil
 }
@@ -94,11 +105,19 @@ func Main(args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := Open(o)
+	var w io.WriteCloser
+	if o.Driver == DriverJournald {
+		err = checkJournal()
+	} else {
+		w, err = Open(o)
+	}
 	if err != nil {
 		return err
 	}
 	logging.Run(func(_ context.Context, c *logging.Config, ready func() error) error {
+		if w == nil {
+			w = newJournalWriter(c.ID, c.Namespace)
+		}
 		defer w.Close()
 		if err := ready(); err != nil {
 			return err

@@ -24,12 +24,16 @@ func Open(o Options) (*Writer, error) {
 	return w, w.open()
 }
 
-// Check opens the log as the driver will, and closes it. The shim takes a
+// Check opens the log as the driver will, and closes it (with journald:
+// checks that journald takes entries). The shim takes a
 // driver that exits at once for a ready one (its ready pipe closes either
 // way), so the daemon would start with no one reading its output: the
 // host calls Check first, and a log that cannot be opened fails the start
 // with the path named.
 func (o Options) Check() error {
+	if o.Driver == DriverJournald {
+		return checkJournal()
+	}
 	w, err := Open(o)
 	if err != nil {
 		return err
