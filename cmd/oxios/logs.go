@@ -32,7 +32,8 @@ a duration back from now (10m, 2h) or a time (2006-01-02T15:04:05Z,
 Lines logged before oxios recorded times and streams are printed as they
 are, but left out by --since, --until and --stream. On a terminal,
 control characters are shown escaped (\x1b, \r), as journalctl does;
---raw prints them as they are.`,
+--raw prints them as they are. With logs.driver = "journald" the lines
+are in the journal: this runs journalctl with the same selection.`,
 		setup: func(fs *flagSet) runFunc {
 			var o logsOptions
 			fs.Bool(&o.Follow, "follow", "f", "keep printing new lines (across rotation)")
@@ -82,7 +83,11 @@ func cmdLogs(e *env, o logsOptions) int {
 		defer w.Flush()
 		out = w
 	}
-	if err := task.WriteLogs(ctx, l.cfg.LogPath(), out, o.LogOptions); err != nil {
+	write := func() error { return task.WriteLogs(ctx, l.cfg.LogPath(), out, o.LogOptions) }
+	if l.cfg.Logs.Driver == logdriver.DriverJournald {
+		write = func() error { return task.WriteJournal(ctx, l.cfg.Container.ID, e.stdout, e.stderr, o.LogOptions) }
+	}
+	if err := write(); err != nil {
 		report(e.stderr, err)
 		return exitFail
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -482,4 +483,50 @@ func ParseLogTime(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is neither a duration (10m) nor a time (2006-01-02T15:04:05Z, 2006-01-02 15:04:05, 2006-01-02)", s)
+}
+
+// JournalctlArgs is the journalctl command line that prints what
+// WriteLogs would for a daemon whose lines go to the journal (logs.driver
+// = "journald"): its entries by SYSLOG_IDENTIFIER and CONTAINER_ID, the
+// stream by priority, times to the second.
+func JournalctlArgs(id string, o LogOptions) []string {
+	args := []string{"--no-pager", "--quiet", "--all", "--output", "cat"}
+	if o.Timestamps {
+		args[len(args)-1] = "short-iso-precise"
+	}
+	if o.Lines > 0 {
+		args = append(args, "--lines", strconv.Itoa(o.Lines))
+	}
+	if o.Follow {
+		args = append(args, "--follow")
+	}
+	if !o.Since.IsZero() {
+		args = append(args, "--since", "@"+strconv.FormatInt(o.Since.Unix(), 10))
+	}
+	if !o.Until.IsZero() {
+		args = append(args, "--until", "@"+strconv.FormatInt(o.Until.Add(time.Second-1).Unix(), 10))
+	}
+	args = append(args, "SYSLOG_IDENTIFIER="+logdriver.JournalIdentifier, "CONTAINER_ID="+id)
+	switch o.Stream {
+	case logdriver.Stdout:
+		args = append(args, "PRIORITY=6")
+	case logdriver.Stderr:
+		args = append(args, "PRIORITY=3")
+	}
+	return args
+}
+
+// WriteJournal runs journalctl (JournalctlArgs) with its output on w and
+// errw, until it ends or ctx does.
+func WriteJournal(ctx context.Context, id string, w, errw io.Writer, o LogOptions) error {
+	cmd := exec.CommandContext(ctx, "journalctl", JournalctlArgs(id, o)...)
+	cmd.Stdout, cmd.Stderr = w, errw
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return nil // interrupted, as -f ends
+	}
+	if err != nil {
+		return fmt.Errorf("journalctl %s: %w", strings.Join(cmd.Args[1:], " "), err)
+	}
+	return nil
 }
