@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -106,7 +107,7 @@ func clean(s string) string {
 
 // writeTable prints the rows as an aligned table to w.
 func writeTable(w io.Writer, rows []*row) {
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	sort.SliceStable(rows, func(i, j int) bool { return idLess(rows[i].ID, rows[j].ID) })
 	lines := [][]string{{"#", "scenario", "result", "recover", "lost", "notes"}}
 	for _, r := range rows {
 		lines = append(lines, []string{r.ID, r.Name, r.Result, r.Recover, clean(r.Lost), clean(r.Note)})
@@ -123,6 +124,26 @@ func writeTable(w io.Writer, rows []*row) {
 		}
 		fmt.Fprintln(w, l[5])
 	}
+}
+
+// idLess orders row IDs as version numbers ("5" < "10" < "11.2" < "11.13"),
+// as the script's sort -V does, so the table reads in the README's order.
+func idLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, errx := strconv.Atoi(as[i])
+		y, erry := strconv.Atoi(bs[i])
+		if errx != nil || erry != nil {
+			if as[i] != bs[i] {
+				return as[i] < bs[i]
+			}
+			continue
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return len(as) < len(bs)
 }
 
 // saveTable writes the rows as tab-separated lines to $GAUNTLET_ROWS (the
@@ -151,4 +172,12 @@ func saveTable(rows []*row) {
 	}
 	defer f.Close()
 	writeTable(f, rows)
+}
+
+func TestIDLessNumeric(t *testing.T) {
+	ids := []string{"11.13", "10", "5", "11.2", "11", "9", "11.1"}
+	sort.SliceStable(ids, func(i, j int) bool { return idLess(ids[i], ids[j]) })
+	if got, want := strings.Join(ids, " "), "5 9 10 11 11.1 11.2 11.13"; got != want {
+		t.Fatalf("order %q, want %q", got, want)
+	}
 }

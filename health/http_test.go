@@ -56,6 +56,16 @@ func TestHTTPStatusCodes(t *testing.T) {
 func TestHTTPSNotVerified(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
+	if clientTLS == nil { // -tags oxios_nohttps, as the Makefile builds oxios-init
+		spec, err := ParseSpec(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewProber(spec); !errors.Is(err, ErrNoHTTPS) {
+			t.Fatalf("https:// in a build without it: NewProber err %v, want ErrNoHTTPS", err)
+		}
+		return
+	}
 	if r := probeOnce(t, mustProber(t, srv.URL+"/"), time.Second); r.Status != Success {
 		t.Fatalf("https with a self-signed certificate: %+v (the kubelet does not verify)", r)
 	}

@@ -25,8 +25,9 @@ type SpecOptions struct {
 // ResolveSpec resolves what the service runs: this binary, by its absolute
 // path, and the config file `oxios start` would read, made absolute
 // (systemd and launchd start it from /). The unit's timeouts follow that
-// config; missing reports that the file does not exist yet, so the
-// service, like the unit, runs with the built-in defaults until it does.
+// config; missing reports that the file does not exist yet: the unit's
+// timeouts then follow the built-in defaults, and the service cannot start
+// until the file is written (the unit names it with --config).
 func ResolveSpec(o SpecOptions) (s Spec, missing bool, err error) {
 	exe, err := executable()
 	if err != nil {

@@ -120,7 +120,7 @@ esac
 {
 	echo
 	echo "oxios reliability gauntlet ($(date -u +%Y-%m-%dT%H:%MZ), $(git describe --always --dirty 2>/dev/null))"
-	{ printf '#\tscenario\tresult\trecover\tlost\tnotes\n'; sort -t$'\t' -k1,1 -s "$rows"; } |
+	{ printf '#\tscenario\tresult\trecover\tlost\tnotes\n'; sort -t$'\t' -k1,1V -s "$rows"; } |
 		column -t -s$'\t'
 } | tee build/gauntlet-table.txt
 if grep -qP '\t(FAIL|MISSING|INCOMPLETE)\t' "$rows"; then failed=1; fi

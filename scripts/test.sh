@@ -18,6 +18,8 @@ GOOS=darwin go build -o /dev/null ./cmd/oxios
 # processes; on 2 cores, two packages' containerds and daemons at once add
 # scheduling delays that are not oxios'.
 go test -p 1 -count=1 -timeout 60m ./... 2>&1 | tee build/test.log
+# The probes as the shipped oxios-init builds them (no https://).
+go test -count=1 -tags oxios_nohttps ./health 2>&1 | tee -a build/test.log
 bash scripts/tour-test.sh
 # The manifest under a real kubelet (builds and caches the kubelet once).
 bash scripts/k8s-test.sh 2>&1 | tee build/k8s-test.log

@@ -27,6 +27,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		startCommand(), stopCommand(), restartCommand(), statusCommand(), logsCommand(),
+		upgradeCommand(), rollbackCommand(), historyCommand(),
 		installCommand(), uninstallCommand(), daemonCommand(), configCommand(), kubeCommand(),
 		versionCommand(), completionCommand(), helpCommand(),
 	}

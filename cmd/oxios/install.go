@@ -84,7 +84,9 @@ func cmdInstall(e *env, f *installFlags, args []string) int {
 		return exitFail
 	}
 	if missing {
-		fmt.Fprintf(stderr, "oxios install: note: %s does not exist yet; the service will run with the built-in defaults until it does\n", spec.Config)
+		// The unit names the file with --config, and a named file that is
+		// missing is an error: say so now rather than at the first boot.
+		fmt.Fprintf(stderr, "oxios install: note: %s does not exist yet; the service fails to start (exit 2) until it does: write it first ('oxios config show > %s' writes the defaults for you to edit)\n", spec.Config, spec.Config)
 	}
 	in, err := hostsvc.NewInstaller(f.user, stdout)
 	if err != nil {

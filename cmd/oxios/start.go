@@ -38,6 +38,7 @@ SIGINT and exits with the task's code. -v prints how long each step took.`,
 
 func cmdStart(e *env, fg bool) int {
 	return withRuntime(e, exitFail, func(c *conn) int {
+		recoverFirst(e, c)
 		if fg {
 			return foreground(c.r, e.stdout, e.stderr)
 		}
@@ -145,6 +146,7 @@ func restartCommand() *command {
 
 func cmdRestart(e *env) int {
 	return withRuntime(e, exitFail, func(c *conn) int {
+		recoverFirst(e, c)
 		st, err := watchStart(e.stderr, c, c.r.Restart)
 		if err != nil {
 			report(e.stderr, err)

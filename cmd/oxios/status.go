@@ -67,6 +67,7 @@ func cmdStatus(e *env, o statusOptions) int {
 			report(e.stderr, err)
 			return lsbUnknown
 		}
+		describeUpgrade(d, c.cfg)
 		if o.json {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
@@ -111,6 +112,12 @@ func printStatus(w io.Writer, d *task.Description, ch *addressChoice, now time.T
 		}
 	}
 	field("image", "%s %s", d.Image, orDash(d.ImageDigest))
+	if d.PreviousImageDigest != "" {
+		field("previous", "%s (oxios rollback)", d.PreviousImageDigest)
+	}
+	if d.UpgradeStep != "" {
+		field("upgrade", "at step %s", d.UpgradeStep)
+	}
 	field("url", "%s", d.URL)
 	field("log", "%s", d.Log)
 	for _, l := range d.Details() {

@@ -21,6 +21,7 @@ type Config struct {
 	Logs       Logs       `toml:"logs"`
 	Init       Init       `toml:"init"`
 	Kubernetes Kubernetes `toml:"kubernetes"`
+	Upgrade    Upgrade    `toml:"upgrade"`
 
 	// Source is the file the config came from ("" = built-in defaults).
 	Source string `toml:"-"`
@@ -108,6 +109,21 @@ type Kubernetes struct {
 	Env []string `toml:"env"`
 	// Memory is the pod's memory limit when resources.memory is 0.
 	Memory Size `toml:"memory"`
+}
+
+// Upgrade is `oxios upgrade` and `oxios rollback`.
+type Upgrade struct {
+	// VerifyFor is the verification window: after the new daemon is
+	// ready it must stay live and ready, without a restart, this long, or
+	// the upgrade is rolled back.
+	VerifyFor Duration `toml:"verify_for"`
+	// SnapshotData copies the data directory before the new daemon
+	// starts (a reflink where the filesystem can) and puts the copy back
+	// on a rollback.
+	SnapshotData bool `toml:"snapshot_data"`
+	// StateDir holds the upgrade record and history (and the data
+	// snapshot): host-private, and it must survive a reboot.
+	StateDir string `toml:"state_dir"`
 }
 
 // Paths the lookup order tries after --config and $OXIOS_CONFIG.
@@ -205,7 +221,7 @@ func Parse(path string, data []byte) (*Config, error) {
 // resolvePaths makes relative paths relative to the config file, so a
 // file means the same thing from any working directory.
 func (c *Config) resolvePaths(dir string) {
-	for _, p := range []*string{&c.Image.Archive, &c.Container.DataDir, &c.Container.LogDir, &c.Container.RunDir} {
+	for _, p := range []*string{&c.Image.Archive, &c.Container.DataDir, &c.Container.LogDir, &c.Container.RunDir, &c.Upgrade.StateDir} {
 		*p = expandHome(*p)
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)

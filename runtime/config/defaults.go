@@ -31,11 +31,16 @@ const (
 	// DefaultPodMemory is the pod's memory limit when resources.memory
 	// sets none: a pod without one can take its node's memory.
 	DefaultPodMemory = 512 << 20
+	// DefaultVerifyFor is upgrade.verify_for: long enough for a daemon
+	// that fails its first liveness checks (period 10 s, 3 failures) to
+	// show it.
+	DefaultVerifyFor = Duration(30 * time.Second)
 )
 
 // Default is the configuration used when no file exists.
 func Default() *Config {
 	data, logs, run := defaultDirs()
+	state := defaultStateDir()
 	return &Config{
 		Containerd: Containerd{
 			Address:     DefaultAddress,
@@ -65,6 +70,7 @@ func Default() *Config {
 			Lock:      DefaultLock,
 		},
 		Kubernetes: Kubernetes{Memory: DefaultPodMemory},
+		Upgrade:    Upgrade{VerifyFor: DefaultVerifyFor, StateDir: state},
 	}
 }
 
@@ -78,6 +84,16 @@ func defaultDirs() (data, logs, run string) {
 	logs = xdg("XDG_STATE_HOME", filepath.Join(home, ".local", "state"), "oxios", "logs")
 	run = xdg("XDG_RUNTIME_DIR", filepath.Join(home, ".cache"), "oxios")
 	return data, logs, run
+}
+
+// defaultStateDir is upgrade.state_dir: not under the run dir, which is
+// a tmpfs, since the history must survive a reboot.
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/oxios/state"
+	}
+	home, _ := os.UserHomeDir()
+	return xdg("XDG_STATE_HOME", filepath.Join(home, ".local", "state"), "oxios", "upgrade")
 }
 
 func xdg(env, fallback string, elem ...string) string {

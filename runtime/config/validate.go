@@ -29,7 +29,7 @@ func bad(key, format string, a ...any) error {
 }
 
 func (c *Config) validate() error {
-	for _, check := range []func() error{c.checkContainerd, c.checkImage, c.checkContainer, c.checkLimits, c.checkInit, c.checkKubernetes} {
+	for _, check := range []func() error{c.checkContainerd, c.checkImage, c.checkContainer, c.checkLimits, c.checkInit, c.checkKubernetes, c.checkUpgrade} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -178,6 +178,16 @@ func (c *Config) checkKubernetes() error {
 	}
 	if m := c.Kubernetes.Memory; m != 0 && m < 4<<20 {
 		return bad("kubernetes.memory", "must be 0 (no limit) or at least 4MiB")
+	}
+	return nil
+}
+
+func (c *Config) checkUpgrade() error {
+	if p := c.Upgrade.StateDir; p == "" || !filepath.IsAbs(p) {
+		return bad("upgrade.state_dir", "must be a path, got %q", p)
+	}
+	if c.Upgrade.StateDir == c.Container.DataDir || strings.HasPrefix(c.Upgrade.StateDir, c.Container.DataDir+"/") {
+		return bad("upgrade.state_dir", "%s is inside container.data_dir (%s), which the container can write", c.Upgrade.StateDir, c.Container.DataDir)
 	}
 	return nil
 }

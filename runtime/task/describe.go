@@ -28,6 +28,12 @@ type Description struct {
 	Probes map[string]ProbeResult `json:"probes,omitempty"`
 	// LogTail is the last lines of the log, oldest first.
 	LogTail []string `json:"log_tail,omitempty"`
+	// PreviousImageDigest is the digest `oxios rollback` goes back to
+	// (the image before the last upgrade); UpgradeStep is the step of an
+	// upgrade in progress or interrupted. runtime/upgrade's record; the
+	// caller fills them.
+	PreviousImageDigest string `json:"previous_image_digest,omitempty"`
+	UpgradeStep         string `json:"upgrade_step,omitempty"`
 }
 
 // ProbeResult is oxios-init's last result of one probe.

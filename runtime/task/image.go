@@ -201,12 +201,13 @@ func (r *Runtime) pull(ctx context.Context) (client.Image, error) {
 	return img, nil
 }
 
+// unpack unpacks an image just imported or pulled. Always, even when its
+// rootfs snapshot exists already (IsUnpacked): Unpack is also what labels
+// the image's config with the snapshot for the garbage collector, and an
+// image whose layers another image unpacked first would otherwise hold no
+// reference to them, so that removing that other image (an upgrade's old
+// version) takes its rootfs away.
 func (r *Runtime) unpack(ctx context.Context, img client.Image) error {
-	sn := r.cfg.Containerd.Snapshotter
-	ok, err := img.IsUnpacked(ctx, sn)
-	if err != nil || ok {
-		return err
-	}
 	return r.unpackNow(ctx, img)
 }
 

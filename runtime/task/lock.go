@@ -61,9 +61,11 @@ func (r *Runtime) lock() (func(), error) {
 // lockTimeout outlasts what a holder does under the lock: a start waits
 // up to start_timeout for readiness and may first stop an outdated task
 // (up to the host grace and a SIGKILL wait); a minute more covers image
-// and snapshot work.
+// and snapshot work. An upgrade (Hold) adds its verification window and
+// a rollback's stop and start.
 func (r *Runtime) lockTimeout() time.Duration {
-	return r.cfg.Container.StartTimeout.D() + r.hostGrace() + 10*time.Second + time.Minute
+	start := r.cfg.Container.StartTimeout.D() + r.hostGrace() + 10*time.Second
+	return 2*start + r.cfg.Upgrade.VerifyFor.D() + time.Minute
 }
 
 // flockWait takes an exclusive flock on f within timeout. flock(2) has

@@ -71,14 +71,21 @@ func (e *NotReadyError) Unwrap() error { return ErrNotReady }
 // are inspected, and a new container's snapshot is prepared as soon as
 // the image's rootfs is known, while the spec is still being built.
 func (r *Runtime) Start(ctx context.Context) (*Started, error) {
+	return r.start(ctx, true)
+}
+
+// start is Start; lock = false when the caller holds the lock (Held).
+func (r *Runtime) start(ctx context.Context, lock bool) (*Started, error) {
 	ctx = r.ctx(ctx)
 	res := &Started{URL: r.cfg.URL(), LogPath: r.cfg.LogPath()}
 	tr := newTrace(res)
-	unlock, err := r.lock()
-	if err != nil {
-		return nil, err
+	if lock {
+		unlock, err := r.lock()
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	tr.step("lock")
 	// Joined before Start returns (the CLI exits right after): nothing
 	// runs on against a closed connection.

@@ -24,13 +24,20 @@ type Stopped struct {
 // all) and deletes task and container. Stopping what is not there is not
 // an error: stop is idempotent.
 func (r *Runtime) Stop(ctx context.Context) (*Stopped, error) {
+	return r.stop(ctx, true)
+}
+
+// stop is Stop; lock = false when the caller holds the lock (Held).
+func (r *Runtime) stop(ctx context.Context, lock bool) (*Stopped, error) {
 	ctx = r.ctx(ctx)
 	t0 := time.Now()
-	unlock, err := r.lock()
-	if err != nil {
-		return nil, err
+	if lock {
+		unlock, err := r.lock()
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	res := &Stopped{}
 	ctr, err := r.load(ctx)
 	if err != nil || ctr == nil {

@@ -1,0 +1,108 @@
+package upgrade
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// The data dir copy (upgrade.snapshot_data). Both the copy and its
+// restore run while no task runs (after the old daemon's stop, before
+// the new one's start; after the failed one's stop): nothing in the
+// container can swap a file for a link under them. cp -a copies links as
+// links and keeps owners, modes and times; --reflink=auto shares the
+// blocks where the filesystem can (btrfs, XFS) and copies them elsewhere.
+
+// dataDir is container.data_dir with links resolved: the copy and the
+// restore act on the directory, not on a link to it.
+func (u *upgrader) dataDir() (string, error) {
+	d, err := filepath.EvalSymlinks(u.o.Config.Container.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("data dir %s (container.data_dir): %w", u.o.Config.Container.DataDir, err)
+	}
+	return d, nil
+}
+
+// snapshot copies the data dir to the state dir; Record.Snapshot is set
+// only once the copy is complete.
+func (u *upgrader) snapshot() error {
+	data, err := u.dataDir()
+	if err != nil {
+		return err
+	}
+	dst := u.s.snapshotPath()
+	if err := os.RemoveAll(dst); err != nil {
+		return fmt.Errorf("remove the old copy %s: %w", dst, err)
+	}
+	u.progress("copying %s to %s (upgrade.snapshot_data)", data, dst)
+	if err := cp(data, dst); err != nil {
+		os.RemoveAll(dst)
+		return err
+	}
+	u.rec.Snapshot = dst
+	return nil
+}
+
+// restoreData puts the copy in place of the data dir. The failed
+// daemon's data is kept next to the copy (STATE_DIR/ID.data-failed) when
+// a rename can move it, that is when the data dir is not a mount point
+// and shares the state dir's filesystem; else it is replaced in place.
+func (u *upgrader) restoreData() error {
+	data, err := u.dataDir()
+	if err != nil {
+		return err
+	}
+	snap, failed := u.rec.Snapshot, u.s.failedPath()
+	os.RemoveAll(failed)
+	if os.Rename(data, failed) == nil {
+		if err := os.Rename(snap, data); err != nil {
+			os.Rename(failed, data)
+			return err
+		}
+		return nil
+	}
+	if err := clearDir(data); err != nil {
+		return err
+	}
+	if err := cp(snap+"/.", data); err != nil {
+		return err
+	}
+	return os.RemoveAll(snap)
+}
+
+// dropSnapshot removes the copy (after a committed upgrade, or an
+// incomplete copy).
+func (u *upgrader) dropSnapshot() {
+	p := u.s.snapshotPath()
+	if err := os.RemoveAll(p); err != nil {
+		u.progress("remove the data copy %s: %v", p, err)
+	}
+	u.rec.Snapshot = ""
+}
+
+func cp(src, dst string) error {
+	var stderr bytes.Buffer
+	cmd := exec.Command("cp", "-a", "--reflink=auto", "--", src, dst)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("cp -a %s %s: %w: %s", src, dst, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// clearDir removes what dir holds, not dir itself.
+func clearDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
