@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -35,18 +36,21 @@ journalctl --sync
 journalctl -D /run/log/journal -o json --all --no-pager SYSLOG_IDENTIFIER=oxios
 `
 
-// The journald driver: one entry per line with the fields journalctl
-// filters on, priority by stream, long lines as marked parts, bytes that
-// are not UTF-8 as they came; checked in a real systemd-journald's files.
+// The journald driver, run as the shim runs it (Main: streams on fds 3
+// and 4, ready on 5, the container's ID and namespace in the
+// environment): one entry per line with the fields journalctl filters on,
+// priority by stream, long lines as marked parts, bytes that are not
+// UTF-8 as they came; checked in a real systemd-journald's files.
 func TestLogJournaldEntries(t *testing.T) {
-	if os.Getenv("OXIOS_JOURNAL_TEST_SEND") == "1" {
-		if err := checkJournal(); err != nil {
+	switch {
+	case os.Getenv("OXIOS_JOURNAL_TEST_DRIVER") == "1":
+		if err := Main(os.Args[len(os.Args)-4:]); err != nil {
 			t.Fatal(err)
 		}
+		return
+	case os.Getenv("OXIOS_JOURNAL_TEST_SEND") == "1":
 		out := "out one\n" + strings.Repeat("L", ReadSize+5) + "\nout \xff three\n"
-		if err := Copy(newJournalWriter("c1", "ns1"), nil, strings.NewReader(out), strings.NewReader("err two\n")); err != nil {
-			t.Fatal(err)
-		}
+		runDriver(t, out, "err two\n")
 		return
 	}
 	testenv.RequireRoot(t)
@@ -99,6 +103,37 @@ func TestLogJournaldEntries(t *testing.T) {
 		if stdout[i] != want[i] {
 			t.Errorf("stdout entry %d: got %.80q %s, want %.80q %s", i, stdout[i].msg, stdout[i].partial, want[i].msg, want[i].partial)
 		}
+	}
+}
+
+// runDriver runs this test binary as the journald driver, as containerd's
+// shim would, feeds it stdout and stderr, and waits for it to exit.
+func runDriver(t *testing.T, stdout, stderr string) {
+	var pipes [3][2]*os.File
+	for i := range pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipes[i] = [2]*os.File{r, w}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLogJournaldEntries$", "--", Mode, "1", "driver", DriverJournald)
+	cmd.Env = append(os.Environ(), "OXIOS_JOURNAL_TEST_SEND=", "OXIOS_JOURNAL_TEST_DRIVER=1", "CONTAINER_ID=c1", "CONTAINER_NAMESPACE=ns1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.ExtraFiles = []*os.File{pipes[0][0], pipes[1][0], pipes[2][1]}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pipes[0][0].Close()
+	pipes[1][0].Close()
+	pipes[2][1].Close()
+	io.ReadFull(pipes[2][0], make([]byte, 1)) // ready: a byte, or EOF
+	pipes[0][1].WriteString(stdout)
+	pipes[1][1].WriteString(stderr)
+	pipes[0][1].Close()
+	pipes[1][1].Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the driver: %v", err)
 	}
 }
 
