@@ -131,7 +131,7 @@ func WriteLogs(ctx context.Context, path string, w io.Writer, o LogOptions) erro
 		return fmt.Errorf("log %s: %w", path, err)
 	}
 	defer func() { f.Close() }()
-	files := append(rotatedLogs(path, o.Since), path)
+	files := append(rotatedLogs(path, o.Since, f), path)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	p := &printer{w: bw, o: o}
 	if o.Lines > 0 {
@@ -162,8 +162,10 @@ func WriteLogs(ctx context.Context, path string, w io.Writer, o LogOptions) erro
 }
 
 // rotatedLogs lists PATH.N .. PATH.1, oldest first, leaving out those
-// last written before since: all their lines are older.
-func rotatedLogs(path string, since time.Time) []string {
+// last written before since (all their lines are older) and cur, the
+// open current file, should it have been rotated since it was opened.
+func rotatedLogs(path string, since time.Time, cur *os.File) []string {
+	curInfo, _ := cur.Stat()
 	type rotated struct {
 		name string
 		n    int
@@ -175,7 +177,8 @@ func rotatedLogs(path string, since time.Time) []string {
 		if err != nil || n < 1 {
 			continue
 		}
-		if fi, err := os.Stat(m); err != nil || !fi.Mode().IsRegular() || fi.ModTime().Before(since) {
+		fi, err := os.Stat(m)
+		if err != nil || !fi.Mode().IsRegular() || fi.ModTime().Before(since) || curInfo != nil && os.SameFile(fi, curInfo) {
 			continue
 		}
 		rs = append(rs, rotated{m, n})
