@@ -1,7 +1,9 @@
 // Package logdriver owns the container's log file: one append-only file per
-// container, rotated by size, never truncated. containerd's shim runs it as
-// a logging binary (cio.BinaryIO): the container's stdout and stderr arrive
-// on fds 3 and 4, and closing fd 5 tells the shim it may start the task.
+// container, rotated by size, never truncated, its lines kept whole as
+// records of the CRI log format (format.go); or, as the other driver, the
+// systemd journal. containerd's shim runs it as a logging binary
+// (cio.BinaryIO): the container's stdout and stderr arrive on fds 3 and 4,
+// and closing fd 5 tells the shim it may start the task.
 //
 // A plain file:// log URI would be opened by the shim with O_APPEND (so no
 // truncation), but the shim holds that descriptor for the task's whole life,
@@ -33,8 +35,8 @@ type Options struct {
 	MaxFiles int    // keep PATH.1 .. PATH.N
 	// Report is a file (on another filesystem than Path: the host-private
 	// run dir) where the driver states a write error while it lasts;
-	// status shows it. The shim gives the driver no stderr (/dev/null), so this is the
-	// only way out for the error.
+	// status shows it. The shim gives the driver no stderr (/dev/null),
+	// so this is the only way out for the error.
 	Report string
 }
 
@@ -94,9 +96,10 @@ func Parse(args []string) (Options, error) {
 	return o, nil
 }
 
-// Main is the driver. It opens the log first, so that a file it cannot
-// open fails the start with the path named (the shim sees it exit before
-// it is ready); then containerd's own logging.Run hands it the streams
+// Main is the driver. It opens the log first and returns the error, naming
+// the path, when it cannot (the shim takes that exit for ready, so the
+// host checks the same first: Options.Check); then containerd's own
+// logging.Run hands it the streams
 // (fds 3 and 4) and the ready pipe (fd 5), and turns a SIGTERM into the end
 // of the context instead of a death that would drop buffered lines. Main
 // returns only that first error: Run exits the process.
