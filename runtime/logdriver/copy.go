@@ -67,41 +67,15 @@ func Copy(w io.Writer, errw io.Writer, stdout, stderr io.Reader) error {
 
 // copyStream reads r until EOF; only a read error ends it early.
 func copyStream(l *lossy, name string, r io.Reader) error {
+	s := &stream{name: name, l: l, out: make([]byte, 0, flushSize+ReadSize)}
 	buf := make([]byte, ReadSize)
-	out := make([]byte, 0, flushSize+ReadSize)
-	prefix := make([]byte, 0, timeLen+len(Stdout)+2)
 	held := 0 // bytes of an unfinished line at the start of buf
-	var stamp stamper
 	for {
 		n, err := r.Read(buf[held:])
 		if n == 0 && err == nil {
 			continue
 		}
-		held += n
-		// One time per read: the lines in it arrived together.
-		prefix = append(stamp.append(prefix[:0], time.Now()), ' ')
-		prefix = append(append(prefix, name...), ' ')
-		rest := buf[:held]
-		for {
-			i := bytes.IndexByte(rest, '\n')
-			if i < 0 {
-				break
-			}
-			out = appendRecord(out, prefix, Full, rest[:i])
-			rest = rest[i+1:]
-			if len(out) >= flushSize {
-				out = l.write(out)
-			}
-		}
-		switch {
-		case len(rest) == len(buf): // one line fills the buffer
-			out = appendRecord(out, prefix, Partial, rest)
-			rest = nil
-		case err != nil && len(rest) > 0: // the stream ended inside a line
-			out = appendRecord(out, prefix, Full, rest)
-			rest = nil
-		}
-		out = l.write(out)
+		rest := s.records(buf[:held+n], len(buf), err != nil)
 		held = copy(buf, rest)
 		if err == io.EOF {
 			return nil
@@ -110,6 +84,45 @@ func copyStream(l *lossy, name string, r io.Reader) error {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 	}
+}
+
+// stream turns one stream's reads into batches of records.
+type stream struct {
+	name   string
+	l      *lossy
+	stamp  stamper
+	prefix []byte // "TIME STREAM " of the current read
+	out    []byte // the batch
+}
+
+// records writes the whole lines of data (one read, after what was held
+// from the one before) as records, and returns the unfinished line: none
+// when it fills the buffer (a part, tag P) or the stream ended (a line).
+func (s *stream) records(data []byte, bufSize int, ended bool) []byte {
+	// One time per read: the lines in it arrived together.
+	s.prefix = append(s.stamp.append(s.prefix[:0], time.Now()), ' ')
+	s.prefix = append(append(s.prefix, s.name...), ' ')
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		s.out = appendRecord(s.out, s.prefix, Full, data[:i])
+		data = data[i+1:]
+		if len(s.out) >= flushSize {
+			s.out = s.l.write(s.out)
+		}
+	}
+	switch {
+	case len(data) == bufSize:
+		s.out = appendRecord(s.out, s.prefix, Partial, data)
+		data = nil
+	case ended && len(data) > 0:
+		s.out = appendRecord(s.out, s.prefix, Full, data)
+		data = nil
+	}
+	s.out = s.l.write(s.out)
+	return data
 }
 
 // lossy writes batches of records, counting instead of failing when the
