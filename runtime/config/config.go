@@ -81,9 +81,10 @@ type Resources struct {
 // Logs is where the daemon's output goes: the per-container append-only
 // log and its rotation, or the systemd journal.
 type Logs struct {
-	Driver   string `toml:"driver"` // "file" or "journald"
-	MaxSize  Size   `toml:"max_size"`
-	MaxFiles int    `toml:"max_files"`
+	Driver        string `toml:"driver"`         // "file" or "journald"
+	JournalSocket string `toml:"journal_socket"` // journald's; "" = the default one
+	MaxSize       Size   `toml:"max_size"`
+	MaxFiles      int    `toml:"max_files"`
 }
 
 // Init is handed to oxios-init as OXIOS_INIT_* variables (see Env).

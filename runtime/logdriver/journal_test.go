@@ -44,7 +44,7 @@ journalctl -D /run/log/journal -o json --all --no-pager SYSLOG_IDENTIFIER=oxios
 func TestLogJournaldEntries(t *testing.T) {
 	switch {
 	case os.Getenv("OXIOS_JOURNAL_TEST_DRIVER") == "1":
-		if err := Main(os.Args[len(os.Args)-4:]); err != nil {
+		if err := Main(os.Args[len(os.Args)-6:]); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -117,7 +117,7 @@ func runDriver(t *testing.T, stdout, stderr string) {
 		}
 		pipes[i] = [2]*os.File{r, w}
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLogJournaldEntries$", "--", Mode, "1", "driver", DriverJournald)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLogJournaldEntries$", "--", Mode, "1", "driver", DriverJournald, "journal", JournalSocket)
 	cmd.Env = append(os.Environ(), "OXIOS_JOURNAL_TEST_SEND=", "OXIOS_JOURNAL_TEST_DRIVER=1", "CONTAINER_ID=c1", "CONTAINER_NAMESPACE=ns1")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.ExtraFiles = []*os.File{pipes[0][0], pipes[1][0], pipes[2][1]}

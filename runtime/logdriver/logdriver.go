@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strconv"
 
@@ -29,10 +30,13 @@ const Mode = "oxios-log-driver"
 
 // Options is what the driver needs; Args turns it into BinaryIO args.
 type Options struct {
-	Driver   string // DriverFile ("" too) or DriverJournald
-	Path     string // the log file
-	MaxSize  int64  // rotate when the file would exceed this; 0 = never
-	MaxFiles int    // keep PATH.1 .. PATH.N
+	Driver string // DriverFile ("" too) or DriverJournald
+	// JournalSocket is journald's socket ("" = JournalSocket): another
+	// journal namespace's, or (in tests) a journald elsewhere.
+	JournalSocket string
+	Path          string // the log file
+	MaxSize       int64  // rotate when the file would exceed this; 0 = never
+	MaxFiles      int    // keep PATH.1 .. PATH.N
 	// Report is a file (on another filesystem than Path: the host-private
 	// run dir) where the driver states a write error while it lasts;
 	// status shows it. The shim gives the driver no stderr (/dev/null),
@@ -45,6 +49,7 @@ func (o Options) Args() map[string]string {
 	return map[string]string{
 		Mode:        "1",
 		"driver":    o.Driver,
+		"journal":   o.JournalSocket,
 		"file":      o.Path,
 		"max-size":  strconv.FormatInt(o.MaxSize, 10),
 		"max-files": strconv.Itoa(o.MaxFiles),
@@ -71,6 +76,8 @@ func Parse(args []string) (Options, error) {
 		switch k {
 		case "driver":
 			o.Driver = v
+		case "journal":
+			o.JournalSocket = v
 		case "file":
 			o.Path = v
 		case "max-size":
@@ -109,8 +116,9 @@ func Main(args []string) error {
 		return err
 	}
 	var w io.WriteCloser
+	var journal *net.UnixConn
 	if o.Driver == DriverJournald {
-		err = checkJournal()
+		journal, err = dialJournal(o.JournalSocket)
 	} else {
 		w, err = Open(o)
 	}
@@ -118,8 +126,8 @@ func Main(args []string) error {
 		return err
 	}
 	logging.Run(func(_ context.Context, c *logging.Config, ready func() error) error {
-		if w == nil {
-			w = newJournalWriter(c.ID, c.Namespace)
+		if journal != nil { // its fields are known here
+			w = newJournalWriter(journal, o.JournalSocket, c.ID, c.Namespace)
 		}
 		defer w.Close()
 		if err := ready(); err != nil {

@@ -32,7 +32,11 @@ func Open(o Options) (*Writer, error) {
 // with the path named.
 func (o Options) Check() error {
 	if o.Driver == DriverJournald {
-		return checkJournal()
+		conn, err := dialJournal(o.JournalSocket)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
 	}
 	w, err := Open(o)
 	if err != nil {

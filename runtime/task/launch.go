@@ -61,7 +61,7 @@ func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Moun
 		return nil, fmt.Errorf("%s task %s: %w", step, r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
 	l.logFrom = markLog(r.cfg.LogPath())
-	lo := logdriver.Options{Driver: r.cfg.Logs.Driver, Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
+	lo := logdriver.Options{Driver: r.cfg.Logs.Driver, JournalSocket: r.cfg.Logs.JournalSocket, Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
 	if err := lo.Check(); err != nil {
 		return fail("create", err)
 	}
