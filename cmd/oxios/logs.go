@@ -85,7 +85,9 @@ func cmdLogs(e *env, o logsOptions) int {
 	}
 	write := func() error { return task.WriteLogs(ctx, l.cfg.LogPath(), out, o.LogOptions) }
 	if l.cfg.Logs.Driver == logdriver.DriverJournald {
-		write = func() error { return task.WriteJournal(ctx, l.cfg.Container.ID, e.stdout, e.stderr, o.LogOptions) }
+		write = func() error {
+			return task.WriteJournal(ctx, l.cfg.Container.ID, l.cfg.Logs.JournalSocket, e.stdout, e.stderr, o.LogOptions)
+		}
 	}
 	if err := write(); err != nil {
 		report(e.stderr, err)

@@ -491,11 +491,15 @@ func ParseLogTime(s string, now time.Time) (time.Time, error) {
 // JournalctlArgs is the journalctl command line that prints what
 // WriteLogs would for a daemon whose lines go to the journal (logs.driver
 // = "journald"): its entries by SYSLOG_IDENTIFIER and CONTAINER_ID, the
-// stream by priority, times to the second.
-func JournalctlArgs(id string, o LogOptions) []string {
+// stream by priority, times to the second; socket is logs.journal_socket,
+// whose journal namespace it reads.
+func JournalctlArgs(id, socket string, o LogOptions) []string {
 	args := []string{"--no-pager", "--quiet", "--all", "--output", "cat"}
 	if o.Timestamps {
 		args[len(args)-1] = "short-iso-precise"
+	}
+	if ns, ok := strings.CutPrefix(filepath.Dir(socket), "/run/systemd/journal."); ok && filepath.Base(socket) == "socket" {
+		args = append(args, "--namespace", ns)
 	}
 	if o.Lines > 0 {
 		args = append(args, "--lines", strconv.Itoa(o.Lines))
@@ -521,8 +525,8 @@ func JournalctlArgs(id string, o LogOptions) []string {
 
 // WriteJournal runs journalctl (JournalctlArgs) with its output on w and
 // errw, until it ends or ctx does.
-func WriteJournal(ctx context.Context, id string, w, errw io.Writer, o LogOptions) error {
-	cmd := exec.CommandContext(ctx, "journalctl", JournalctlArgs(id, o)...)
+func WriteJournal(ctx context.Context, id, socket string, w, errw io.Writer, o LogOptions) error {
+	cmd := exec.CommandContext(ctx, "journalctl", JournalctlArgs(id, socket, o)...)
 	cmd.Stdout, cmd.Stderr = w, errw
 	err := cmd.Run()
 	if ctx.Err() != nil {

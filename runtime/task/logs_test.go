@@ -335,16 +335,19 @@ func TestLogStartFailsNamingTheLogPath(t *testing.T) {
 func TestJournalctlArgs(t *testing.T) {
 	since := time.Unix(1700000000, 500)
 	for _, tc := range []struct {
-		o    LogOptions
-		want string
+		o      LogOptions
+		socket string
+		want   string
 	}{
-		{LogOptions{}, "--no-pager --quiet --all --output cat SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1"},
-		{LogOptions{Lines: 5, Follow: true, Timestamps: true, Stream: logdriver.Stderr},
+		{LogOptions{}, "", "--no-pager --quiet --all --output cat SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1"},
+		{LogOptions{}, "/run/systemd/journal.apps/socket", "--no-pager --quiet --all --output cat --namespace apps SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1"},
+		{LogOptions{}, "/tmp/elsewhere/socket", "--no-pager --quiet --all --output cat SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1"},
+		{LogOptions{Lines: 5, Follow: true, Timestamps: true, Stream: logdriver.Stderr}, "",
 			"--no-pager --quiet --all --output short-iso-precise --lines 5 --follow SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1 PRIORITY=3"},
-		{LogOptions{Since: since, Until: since, Stream: logdriver.Stdout},
+		{LogOptions{Since: since, Until: since, Stream: logdriver.Stdout}, "",
 			"--no-pager --quiet --all --output cat --since @1700000000 --until @1700000001 SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1 PRIORITY=6"},
 	} {
-		if got := strings.Join(JournalctlArgs("c1", tc.o), " "); got != tc.want {
+		if got := strings.Join(JournalctlArgs("c1", tc.socket, tc.o), " "); got != tc.want {
 			t.Errorf("%+v:\n got %s\nwant %s", tc.o, got, tc.want)
 		}
 	}
