@@ -354,11 +354,11 @@ entries() {
 	inside journalctl --no-pager -o cat SYSLOG_IDENTIFIER=oxios CONTAINER_ID="$ID" PRIORITY="$1" | grep -cE -- "$2" || true
 }
 for _ in $(seq 1 300); do
-	[ "$(entries 6 'oxios-demo starting')" -gt 0 ] && [ "$(entries 3 'msg="started ')" -gt 0 ] && break
+	[ "$(entries 6 'oxios-demo starting')" -gt 0 ] && [ "$(entries 3 'readiness probe succeeded')" -gt 0 ] && break
 	sleep 0.1
 done
 [ "$(entries 6 'oxios-demo starting')" -gt 0 ] || fail "no stdout entry (PRIORITY=6) from the daemon in the machine's journal"
-[ "$(entries 3 'msg="started ')" -gt 0 ] || fail "no stderr entry (PRIORITY=3) from oxios-init in the machine's journal"
+[ "$(entries 3 'readiness probe succeeded')" -gt 0 ] || fail "no stderr entry (PRIORITY=3) from oxios-init in the machine's journal"
 inside "$BOOT_BIN" logs --config "$BOOT_CONFIG" --stream stdout -n 20 | grep -q 'oxios-demo starting' ||
 	fail "oxios logs --stream stdout does not show the journal's entries"
 inside systemctl stop oxiosd.service || fail "systemctl stop with logs.driver = journald"
