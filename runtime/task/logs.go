@@ -140,7 +140,7 @@ func WriteLogs(ctx context.Context, path string, w io.Writer, o LogOptions) erro
 			return err
 		}
 		files = files[start:]
-		p.ring = make([][]byte, 0, o.Lines)
+		p.ringMax = o.Lines
 	}
 	for _, name := range files[:len(files)-1] {
 		if err := p.file(name); err != nil {
@@ -272,6 +272,7 @@ type printer struct {
 	o         LogOptions
 	j         logdriver.Joiner
 	ring      [][]byte // with Lines: the last lines, not printed yet
+	ringMax   int      // the ring's size (Lines); 0 once lines are printed as they come
 	next      int      // where the ring's next line goes once it is full
 	n         int      // lines that matched
 	pastUntil bool     // a line later than Until was seen
@@ -341,11 +342,11 @@ func (p *printer) line(l logdriver.Line) error {
 	}
 	b = append(append(b, l.Msg...), '\n')
 	p.buf = b
-	if cap(p.ring) == 0 {
+	if p.ringMax == 0 {
 		_, err := p.w.Write(b)
 		return err
 	}
-	if len(p.ring) < cap(p.ring) {
+	if len(p.ring) < p.ringMax {
 		p.ring = append(p.ring, slices.Clone(b))
 		return nil
 	}
@@ -377,7 +378,7 @@ func (p *printer) flushRing() {
 	for i := range p.ring {
 		p.w.Write(p.ring[(p.next+i)%len(p.ring)])
 	}
-	p.ring = nil
+	p.ring, p.ringMax = nil, 0
 }
 
 // lineReader reads a file's lines; a last line without its newline yet
