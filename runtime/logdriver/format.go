@@ -18,9 +18,6 @@ import (
 // TimeLayout is the record's time: fixed width, RFC 3339 with nanoseconds.
 const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// timeLen is len(TimeLayout) once formatted in UTC ("Z" for "Z07:00").
-const timeLen = len("2006-01-02T15:04:05.000000000Z")
-
 // Stream names, as the CRI format spells them.
 const (
 	Stdout = "stdout"
