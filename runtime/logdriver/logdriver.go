@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"strconv"
 
@@ -116,7 +115,7 @@ func Main(args []string) error {
 		return err
 	}
 	var w io.WriteCloser
-	var journal *net.UnixConn
+	journal := -1
 	if o.Driver == DriverJournald {
 		journal, err = dialJournal(o.JournalSocket)
 	} else {
@@ -126,7 +125,7 @@ func Main(args []string) error {
 		return err
 	}
 	logging.Run(func(_ context.Context, c *logging.Config, ready func() error) error {
-		if journal != nil { // its fields are known here
+		if journal >= 0 { // its fields are known here
 			w = newJournalWriter(journal, o.JournalSocket, c.ID, c.Namespace)
 		}
 		defer w.Close()

@@ -32,11 +32,7 @@ func Open(o Options) (*Writer, error) {
 // with the path named.
 func (o Options) Check() error {
 	if o.Driver == DriverJournald {
-		conn, err := dialJournal(o.JournalSocket)
-		if err != nil {
-			return err
-		}
-		return conn.Close()
+		return checkJournal(o.JournalSocket)
 	}
 	w, err := Open(o)
 	if err != nil {
