@@ -18,7 +18,7 @@ INIT_TAGS := oxios_nohttps
 INIT_LDFLAGS := -s -w -X runtime.godebugDefault=$(INIT_GODEBUG) -X main.godebugDefault=$(INIT_GODEBUG) -X main.version=$(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build image run test deps bench-init bench-health bench-runtime bench-cli bench-logd gauntlet boot-test k8s-test clean
+.PHONY: build image run test deps bench-init bench-health bench-runtime bench-cli bench-logd bench-logs gauntlet boot-test k8s-test clean
 
 build:
 	@mkdir -p bin
@@ -54,6 +54,10 @@ bench-cli: build
 # The log driver's ready latency, on every start's path (bench/logd).
 bench-logd: build
 	go run ./bench/logd -a bin/oxios-logd -runs 300
+
+# How fast the daemon can log: oxios-logd vs containerd's file:// (bench/logs).
+bench-logs: image
+	bash scripts/bench-logs.sh
 
 gauntlet: image
 	bash scripts/gauntlet.sh

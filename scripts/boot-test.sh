@@ -18,6 +18,9 @@
 #      process's /proc/PID/cmdline are exactly the rendered hostile args;
 #   4. `systemctl stop oxiosd`: the daemon drains (SIGTERM rewritten to
 #      SIGINT) and containerd holds no task and no container afterwards;
+#      then, with logs.driver = "journald", the daemon's stdout and stderr
+#      lines are entries in the machine's journal (SYSLOG_IDENTIFIER=oxios,
+#      CONTAINER_ID, priority by stream) and `oxios logs` shows them;
 #   5. SIGKILL to the unit's main process: systemd restarts it, and the new
 #      oxios adopts the running task (same task PID, one task);
 #   6. a crash of the CLI (SIGABRT: Go exits 2): ExecStopPost= stops and
@@ -117,7 +120,9 @@ fail() {
 	[ -f "$BOOT_LOG" ] && { echo "--- task log tail:" >&2; tail -n 30 "$BOOT_LOG" >&2; }
 	exit 1
 }
+JSOCK=     # the journald step's symlink on the host
 cleanup() {
+	[ -z "$JSOCK" ] || rm -f "$JSOCK"
 	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
 		kill -TERM "$NSPAWN" 2>/dev/null || true   # nspawn: SIGTERM = orderly poweroff
 		for _ in $(seq 1 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
@@ -351,6 +356,40 @@ inside systemctl stop oxiosd.service || fail "systemctl stop"
 ctr_has_container && fail "container $ID still in containerd after stop"
 [ "$(grep -c 'drained, exiting' "$BOOT_LOG" || true)" -gt "$drained" ] || fail "the daemon did not drain (no 'drained, exiting' in $BOOT_LOG)"
 echo "task drained, stopped and removed"
+
+# ---------------------------------------------------------------- journald
+step "journald: logs.driver = journald sends the daemon's lines to the machine's journal"
+# The log driver runs on the host beside containerd's shim, and oxios
+# inside checks the socket before it starts the task: one path reaches
+# the machine's journald from both sides, a symlink in each /run.
+JSOCK=/run/oxios-boot-journal-$$.sock
+ln -sfn "/proc/$LEADER/root/run/systemd/journal/socket" "$JSOCK"
+inside ln -sfn /run/systemd/journal/socket "$JSOCK"
+cp "$BOOT_CONFIG" "$OUT/config.file.toml"
+printf '[logs]\ndriver = "journald"\njournal_socket = "%s"\n' "$JSOCK" >>"$BOOT_CONFIG"
+logged=$(wc -l <"$BOOT_LOG")
+inside systemctl start oxiosd.service || fail "systemctl start with logs.driver = journald"
+# entries PRIORITY ERE: how many of the daemon's journal entries of that
+# priority match.
+entries() {
+	inside journalctl --no-pager -o cat SYSLOG_IDENTIFIER=oxios CONTAINER_ID="$ID" PRIORITY="$1" | grep -cE -- "$2" || true
+}
+for _ in $(seq 1 300); do
+	[ "$(entries 6 'oxios-demo starting')" -gt 0 ] && [ "$(entries 3 'readiness probe succeeded')" -gt 0 ] && break
+	sleep 0.1
+done
+[ "$(entries 6 'oxios-demo starting')" -gt 0 ] || fail "no stdout entry (PRIORITY=6) from the daemon in the machine's journal"
+[ "$(entries 3 'readiness probe succeeded')" -gt 0 ] || fail "no stderr entry (PRIORITY=3) from oxios-init in the machine's journal"
+inside "$BOOT_BIN" logs --config "$BOOT_CONFIG" --stream stdout -n 20 | grep -q 'oxios-demo starting' ||
+	fail "oxios logs --stream stdout does not show the journal's entries"
+inside systemctl stop oxiosd.service || fail "systemctl stop with logs.driver = journald"
+[ "$(entries 6 'drained, exiting')" -gt 0 ] || fail "the drain is not in the journal"
+[ "$(wc -l <"$BOOT_LOG")" = "$logged" ] || fail "lines went to $BOOT_LOG with logs.driver = journald"
+cp "$OUT/config.file.toml" "$BOOT_CONFIG"
+inside rm -f "$JSOCK"
+rm -f "$JSOCK"
+JSOCK=
+echo "stdout and stderr lines in the machine's journal (priorities 6 and 3), none in the file; oxios logs reads them"
 
 # ---------------------------------------------------------------- restart
 step "restart: SIGKILL to the unit's main process"

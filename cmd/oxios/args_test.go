@@ -183,7 +183,7 @@ func TestCompletion(t *testing.T) {
 		"oxios daemon install --d":       "--dry-run",
 		"oxios config s":                 "show",
 		"oxios completion f":             "fish",
-		"oxios log -":                    "--follow -f --lines -n --raw --config --address --verbose -v --help",
+		"oxios log -":                    "--follow -f --lines -n --since --until --timestamps -t --stream --raw --config --address --verbose -v --help",
 		"oxios status -n 5 --no":         "--no-logs",
 		"oxios help d":                   "daemon",
 		"oxios serve --fo":               "--foreground",

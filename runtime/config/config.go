@@ -78,10 +78,13 @@ type Resources struct {
 	Pids   int64   `toml:"pids"`
 }
 
-// Logs is the per-container append-only log and its rotation.
+// Logs is where the daemon's output goes: the per-container append-only
+// log and its rotation, or the systemd journal.
 type Logs struct {
-	MaxSize  Size `toml:"max_size"`
-	MaxFiles int  `toml:"max_files"`
+	Driver        string `toml:"driver"`         // "file" or "journald"
+	JournalSocket string `toml:"journal_socket"` // journald's; "" = the default one
+	MaxSize       Size   `toml:"max_size"`
+	MaxFiles      int    `toml:"max_files"`
 }
 
 // Init is handed to oxios-init as OXIOS_INIT_* variables (see Env).

@@ -61,7 +61,7 @@ func Default() *Config {
 			ReadOnly:     true,
 		},
 		Resources: Resources{Pids: DefaultPids},
-		Logs:      Logs{MaxSize: 10 << 20, MaxFiles: 5},
+		Logs:      Logs{Driver: "file", MaxSize: 10 << 20, MaxFiles: 5},
 		Init: Init{
 			Restart:   DefaultRestart,
 			Rewrite:   DefaultRewrite,

@@ -125,6 +125,12 @@ func (c *Config) checkLimits() error {
 	if c.Resources.Memory != 0 && c.Resources.Memory < 4<<20 {
 		return bad("resources.memory", "must be 0 (unlimited) or at least 4MiB")
 	}
+	if c.Logs.Driver != "file" && c.Logs.Driver != "journald" {
+		return bad("logs.driver", "expected file or journald, got %q", c.Logs.Driver)
+	}
+	if s := c.Logs.JournalSocket; s != "" && !filepath.IsAbs(s) {
+		return bad("logs.journal_socket", "must be an absolute path, got %q", s)
+	}
 	if c.Logs.MaxFiles < 0 {
 		return bad("logs.max_files", "must be >= 0, got %d", c.Logs.MaxFiles)
 	}

@@ -1,7 +1,9 @@
 // Package logdriver owns the container's log file: one append-only file per
-// container, rotated by size, never truncated. containerd's shim runs it as
-// a logging binary (cio.BinaryIO): the container's stdout and stderr arrive
-// on fds 3 and 4, and closing fd 5 tells the shim it may start the task.
+// container, rotated by size, never truncated, its lines kept whole as
+// records of the CRI log format (format.go); or, as the other driver, the
+// systemd journal. containerd's shim runs it as a logging binary
+// (cio.BinaryIO): the container's stdout and stderr arrive on fds 3 and 4,
+// and closing fd 5 tells the shim it may start the task.
 //
 // A plain file:// log URI would be opened by the shim with O_APPEND (so no
 // truncation), but the shim holds that descriptor for the task's whole life,
@@ -10,14 +12,11 @@
 package logdriver
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/a7garden/oxios/internal/safefs"
 	"github.com/containerd/containerd/v2/core/runtime/v2/logging"
@@ -30,13 +29,17 @@ const Mode = "oxios-log-driver"
 
 // Options is what the driver needs; Args turns it into BinaryIO args.
 type Options struct {
-	Path     string // the log file
-	MaxSize  int64  // rotate when the file would exceed this; 0 = never
-	MaxFiles int    // keep PATH.1 .. PATH.N
+	Driver string // DriverFile ("" too) or DriverJournald
+	// JournalSocket is journald's socket ("" = JournalSocket): another
+	// journal namespace's, or (in tests) a journald elsewhere.
+	JournalSocket string
+	Path          string // the log file
+	MaxSize       int64  // rotate when the file would exceed this; 0 = never
+	MaxFiles      int    // keep PATH.1 .. PATH.N
 	// Report is a file (on another filesystem than Path: the host-private
 	// run dir) where the driver states a write error while it lasts;
-	// status shows it. The shim gives the driver no stderr (/dev/null), so this is the
-	// only way out for the error.
+	// status shows it. The shim gives the driver no stderr (/dev/null),
+	// so this is the only way out for the error.
 	Report string
 }
 
@@ -44,6 +47,8 @@ type Options struct {
 func (o Options) Args() map[string]string {
 	return map[string]string{
 		Mode:        "1",
+		"driver":    o.Driver,
+		"journal":   o.JournalSocket,
 		"file":      o.Path,
 		"max-size":  strconv.FormatInt(o.MaxSize, 10),
 		"max-files": strconv.Itoa(o.MaxFiles),
@@ -68,6 +73,10 @@ func Parse(args []string) (Options, error) {
 		k, v := args[i], args[i+1]
 		var err error
 		switch k {
+		case "driver":
+			o.Driver = v
+		case "journal":
+			o.JournalSocket = v
 		case "file":
 			o.Path = v
 		case "max-size":
@@ -81,15 +90,22 @@ func Parse(args []string) (Options, error) {
 			return o, fmt.Errorf("log driver argument %s=%q: %w", k, v, err)
 		}
 	}
-	if o.Path == "" {
-		return o, fmt.Errorf("log driver: no file argument")
+	switch o.Driver {
+	case "", DriverFile:
+		if o.Path == "" {
+			return o, fmt.Errorf("log driver: no file argument")
+		}
+	case DriverJournald:
+	default:
+		return o, fmt.Errorf("log driver argument driver=%q: not %s or %s", o.Driver, DriverFile, DriverJournald)
 	}
 	return o, nil
 }
 
-// Main is the driver. It opens the log first, so that a file it cannot
-// open fails the start with the path named (the shim sees it exit before
-// it is ready); then containerd's own logging.Run hands it the streams
+// Main is the driver. It opens the log first and returns the error, naming
+// the path, when it cannot (the shim takes that exit for ready, so the
+// host checks the same first: Options.Check); then containerd's own
+// logging.Run hands it the streams
 // (fds 3 and 4) and the ready pipe (fd 5), and turns a SIGTERM into the end
 // of the context instead of a death that would drop buffered lines. Main
 // returns only that first error: Run exits the process.
@@ -98,11 +114,20 @@ func Main(args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := Open(o)
+	var w io.WriteCloser
+	journal := -1
+	if o.Driver == DriverJournald {
+		journal, err = dialJournal(o.JournalSocket)
+	} else {
+		w, err = Open(o)
+	}
 	if err != nil {
 		return err
 	}
 	logging.Run(func(_ context.Context, c *logging.Config, ready func() error) error {
+		if journal >= 0 { // its fields are known here
+			w = newJournalWriter(journal, o.JournalSocket, c.ID, c.Namespace)
+		}
 		defer w.Close()
 		if err := ready(); err != nil {
 			return err
@@ -143,98 +168,5 @@ func (r reporter) recovered() {
 	if d, err := safefs.OpenDir(filepath.Dir(r.path)); err == nil {
 		d.Remove(filepath.Base(r.path))
 		d.Close()
-	}
-}
-
-// recoverer is an error writer that is told when writing works again,
-// instead of being sent a line saying so.
-type recoverer interface{ recovered() }
-
-// Copy writes whole lines from each stream until both end. Lines are
-// written under one lock so stdout and stderr never interleave mid-line.
-//
-// A write error (a full disk) never stops the reading: if the driver
-// stopped reading, the daemon's next write to its stdout would get
-// SIGPIPE and kill it. Lines are dropped instead, the error is reported
-// once on errw, and once writing works again a marker line says how many
-// were lost.
-func Copy(w io.Writer, errw io.Writer, streams ...io.Reader) error {
-	if errw == nil {
-		errw = io.Discard
-	}
-	l := &lossy{w: w, errw: errw}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(streams))
-	for _, r := range streams {
-		if r == nil {
-			continue
-		}
-		wg.Add(1)
-		go func(r io.Reader) {
-			defer wg.Done()
-			errs <- copyLines(l, r)
-		}(r)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// lossy writes lines, counting instead of failing when the file cannot
-// take them.
-type lossy struct {
-	mu      sync.Mutex
-	w       io.Writer
-	errw    io.Writer
-	dropped int
-	lastErr error
-}
-
-func (l *lossy) writeLine(line []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.dropped > 0 {
-		marker := fmt.Sprintf("oxios: %d log lines dropped (%v)\n", l.dropped, l.lastErr)
-		if _, err := l.w.Write([]byte(marker)); err != nil {
-			l.dropped++
-			return
-		}
-		if r, ok := l.errw.(recoverer); ok {
-			r.recovered()
-		} else {
-			fmt.Fprintf(l.errw, "oxios log driver: writing again after %d dropped lines\n", l.dropped)
-		}
-		l.dropped = 0
-	}
-	if _, err := l.w.Write(line); err != nil {
-		if l.dropped == 0 {
-			fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
-		}
-		l.dropped++
-		l.lastErr = err
-	}
-}
-
-// copyLines reads until EOF; only a read error ends it early.
-func copyLines(l *lossy, r io.Reader) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			l.writeLine(line)
-		}
-		switch {
-		case err == bufio.ErrBufferFull:
-			continue // a line longer than the buffer goes out in pieces
-		case err == io.EOF:
-			return nil
-		case err != nil:
-			return err
-		}
 	}
 }

@@ -1,11 +1,16 @@
 package logdriver
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestArgsRoundTripInAnyOrder(t *testing.T) {
@@ -23,20 +28,51 @@ func TestArgsRoundTripInAnyOrder(t *testing.T) {
 	}
 }
 
+// records parses the log files in order into records, failing on a line
+// that is not one.
+func records(t *testing.T, paths ...string) []Record {
+	t.Helper()
+	var out []Record
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			t.Fatalf("%s does not end with a newline", p)
+		}
+		for _, line := range bytes.SplitAfter(b, []byte{'\n'}) {
+			if len(line) == 0 {
+				continue
+			}
+			r := ParseRecord(line[:len(line)-1])
+			if r.Stream == "" {
+				t.Fatalf("%s: not a record: %q", p, line)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+var reRecord = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [PF] `)
+
 func TestAppendsAcrossRunsAndRotates(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c.log")
-	o := Options{Path: p, MaxSize: 100, MaxFiles: 2}
+	o := Options{Path: p, MaxSize: 150, MaxFiles: 2}
 	for run := 0; run < 2; run++ {
 		w, err := Open(o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		Copy(w, nil, strings.NewReader(fmt.Sprintf("run %d line\n", run)))
+		Copy(w, nil, strings.NewReader(fmt.Sprintf("run %d line\n", run)), nil)
 		w.Close()
 	}
 	b, _ := os.ReadFile(p)
-	if string(b) != "run 0 line\nrun 1 line\n" {
-		t.Fatalf("second run did not append: %q", b)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 2 || !reRecord.MatchString(lines[0]) || !strings.HasSuffix(lines[0], " stdout F run 0 line") ||
+		!strings.HasSuffix(lines[1], " stdout F run 1 line") {
+		t.Fatalf("second run did not append a record: %q", b)
 	}
 	w, _ := Open(o)
 	for i := 0; i < 30; i++ {
@@ -45,7 +81,7 @@ func TestAppendsAcrossRunsAndRotates(t *testing.T) {
 	w.Close()
 	for _, f := range []string{p, p + ".1", p + ".2"} {
 		st, err := os.Stat(f)
-		if err != nil || st.Size() > 100 {
+		if err != nil || st.Size() > 150 {
 			t.Fatalf("%s: %v %v", f, st, err)
 		}
 	}
@@ -58,35 +94,86 @@ func TestAppendsAcrossRunsAndRotates(t *testing.T) {
 	}
 }
 
-// failing fails its first n writes, like a full disk.
+// failing fails its first n writes, like a full disk; with short set, a
+// failing write first takes half of what it is given.
 type failing struct {
-	n   int
-	out strings.Builder
+	n     int
+	short bool
+	out   bytes.Buffer
 }
 
 func (f *failing) Write(p []byte) (int, error) {
 	if f.n > 0 {
 		f.n--
-		return 0, fmt.Errorf("write x.log: no space left on device")
+		n := 0
+		if f.short {
+			n, _ = f.out.Write(p[:len(p)/2])
+		}
+		return n, fmt.Errorf("write x.log: no space left on device")
 	}
 	return f.out.Write(p)
 }
 
-// A failing write never stops the reading (the daemon would die of
-// SIGPIPE); the loss is reported once and marked when writing resumes.
+// linesOneByOne feeds lines to Copy one read at a time (an io.Pipe hands
+// each Write to one Read), so each line is a batch of its own.
+func linesOneByOne(lines ...string) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		for _, l := range lines {
+			io.WriteString(pw, l)
+		}
+		pw.Close()
+	}()
+	return pr
+}
+
+func messages(t *testing.T, b []byte) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		r := ParseRecord([]byte(strings.TrimSuffix(line, "\n")))
+		if r.Stream == "" {
+			t.Fatalf("not a record: %q in %q", line, b)
+		}
+		out = append(out, r.Stream+" "+string(r.Msg))
+	}
+	return out
+}
+
+// A failing write never stops the reading (the daemon would block, then
+// die of SIGPIPE); the loss is reported once and marked when writing
+// resumes.
 func TestWriteErrorsDropLinesAndKeepReading(t *testing.T) {
 	f := &failing{n: 3}
 	var errs strings.Builder
-	in := "a\nb\nc\nd\ne\n"
-	if err := Copy(f, &errs, strings.NewReader(in)); err != nil {
+	if err := Copy(f, &errs, linesOneByOne("a\n", "b\n", "c\n", "d\n", "e\n"), nil); err != nil {
 		t.Fatal(err)
 	}
-	want := "oxios: 3 log lines dropped (write x.log: no space left on device)\nd\ne\n"
-	if f.out.String() != want {
-		t.Fatalf("got %q, want %q", f.out.String(), want)
+	got := strings.Join(messages(t, f.out.Bytes()), "|")
+	want := "stderr oxios: 3 log lines dropped (write x.log: no space left on device)|stdout d|stdout e"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 	if strings.Count(errs.String(), "dropping log lines") != 1 || !strings.Contains(errs.String(), "writing again after 3") {
 		t.Fatalf("reports: %q", errs.String())
+	}
+}
+
+// A write cut short inside a record (the disk filled up during it): the
+// rest of the record is written first once writing works again, so the
+// file holds whole records, and the records after the cut are counted.
+func TestShortWriteFinishesTheRecord(t *testing.T) {
+	f := &failing{n: 1, short: true}
+	if err := Copy(f, nil, linesOneByOne("first line\nlost\n", "second\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(messages(t, f.out.Bytes()), "|")
+	want := "stdout first line|stderr oxios: 1 log lines dropped (write x.log: no space left on device)|stdout second"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }
 
@@ -95,17 +182,224 @@ func TestWriteErrorsDropLinesAndKeepReading(t *testing.T) {
 func TestReportFileFollowsTheError(t *testing.T) {
 	report := filepath.Join(t.TempDir(), "log-error")
 	f := &failing{n: 1 << 30}
-	if err := Copy(f, reporter{report}, strings.NewReader("a\nb\n")); err != nil {
+	if err := Copy(f, reporter{report}, strings.NewReader("a\nb\n"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(report); err != nil || !strings.Contains(string(b), "no space left on device") {
 		t.Fatalf("while failing: report %q, %v", b, err)
 	}
 	f.n = 1
-	if err := Copy(f, reporter{report}, strings.NewReader("c\nd\n")); err != nil {
+	if err := Copy(f, reporter{report}, linesOneByOne("c\n", "d\n"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(report); !os.IsNotExist(err) {
 		t.Fatalf("report file still there after writing resumed: %v", err)
+	}
+}
+
+// Two streams written at full speed, in writes that end inside lines,
+// come out as whole lines: every record is one line of one stream, in
+// the stream's order.
+func TestLogTwoStreamsNeverInterleave(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.log")
+	w, err := Open(Options{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	outR, errR := feed(t, n, "out", 7), feed(t, n, "err", 13)
+	if err := Copy(w, nil, outR, errR); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	next := map[string]int{}
+	for _, r := range records(t, p) {
+		want := line(r.Stream[3:], next[r.Stream])
+		if r.Partial || string(r.Msg)+"\n" != want {
+			t.Fatalf("%s record %d: got %q (partial %v), want %q", r.Stream, next[r.Stream], r.Msg, r.Partial, want)
+		}
+		next[r.Stream]++
+	}
+	if next[Stdout] != n || next[Stderr] != n {
+		t.Fatalf("read back %v, want %d of each", next, n)
+	}
+}
+
+// line i of a stream: numbered, of varying length.
+func line(name string, i int) string {
+	return fmt.Sprintf("%s %07d %s\n", name, i, strings.Repeat("x", i%97))
+}
+
+// feed writes n lines of a stream into a real pipe in writes of odd
+// sizes (every one of them ends inside a line), as fast as it can.
+func feed(t *testing.T, n int, name string, chunk int) io.Reader {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	go func() {
+		defer w.Close()
+		var b bytes.Buffer
+		for i := 0; i < n; i++ {
+			b.WriteString(line(name, i))
+		}
+		data := b.Bytes()
+		for k := 1; len(data) > 0; k++ {
+			m := min(len(data), chunk*k%4093+1)
+			w.Write(data[:m])
+			data = data[m:]
+		}
+	}()
+	return r
+}
+
+// A line longer than the read buffer is split into parts (P, then F for
+// the last), never dropped; bytes that are not UTF-8 come out as written.
+func TestLogLongLineSplitsIntoParts(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.log")
+	w, err := Open(Options{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := bytes.Repeat([]byte("0123456789abcdef"), ReadSize*5/2/16)
+	long = append(long, 0xff, 0xfe, 'e', 'n', 'd')
+	in := append(append([]byte("before\n"), long...), "\nafter\nno newline at the end"...)
+	if err := Copy(w, nil, bytes.NewReader(in), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	rs := records(t, p)
+	var tags []string
+	var joined []byte
+	for _, r := range rs {
+		tags = append(tags, map[bool]string{true: "P", false: "F"}[r.Partial])
+		joined = append(joined, r.Msg...)
+		if !r.Partial {
+			joined = append(joined, '\n')
+		}
+		if len(r.Msg) > ReadSize {
+			t.Errorf("a record of %d bytes, more than the read buffer", len(r.Msg))
+		}
+	}
+	if got := strings.Join(tags, ""); got != "FPPFFF" {
+		t.Errorf("tags %s, want FPPFFF", got)
+	}
+	if !bytes.Equal(joined, append(in, '\n')) {
+		t.Errorf("the parts do not join to the input (%d bytes, want %d)", len(joined), len(in)+1)
+	}
+}
+
+// N numbered lines at full speed across many rotations: the files, oldest
+// first, hold exactly the N lines in order, and none is over max_size.
+func TestLogNothingLostAcrossRotation(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.log")
+	const maxSize, maxFiles = 64 << 10, 1000
+	w, err := Open(Options{Path: p, MaxSize: maxSize, MaxFiles: maxFiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50000
+	if err := Copy(w, nil, feed(t, n, "out", 4096), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var files []string
+	for i := maxFiles; i >= 1; i-- {
+		f := fmt.Sprintf("%s.%d", p, i)
+		if _, err := os.Stat(f); err == nil {
+			files = append(files, f)
+		}
+	}
+	files = append(files, p)
+	if len(files) < 5 {
+		t.Fatalf("only %d files: too few rotations to test", len(files))
+	}
+	for _, f := range files {
+		if st, _ := os.Stat(f); st.Size() > maxSize {
+			t.Errorf("%s: %d bytes, over max_size", f, st.Size())
+		}
+	}
+	rs := records(t, files...)
+	if len(rs) != n {
+		t.Fatalf("read back %d lines from %d files, want %d", len(rs), len(files), n)
+	}
+	for i, r := range rs {
+		if string(r.Msg)+"\n" != line("out", i) {
+			t.Fatalf("line %d: %q", i, r.Msg)
+		}
+	}
+}
+
+// A driver that cannot open its log fails before it is ready (so the
+// shim fails the start) and names the path.
+func TestLogDriverThatCannotOpenFailsNamingThePath(t *testing.T) {
+	if os.Getenv("OXIOS_LOGDRIVER_TEST_MAIN") == "1" {
+		if err := Main(os.Args[len(os.Args)-4:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
+	path := filepath.Join(dir, "file", "c.log") // under a regular file
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLogDriverThatCannotOpenFailsNamingThePath$", "--", Mode, "1", "file", path)
+	cmd.Env = append(os.Environ(), "OXIOS_LOGDRIVER_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil || !strings.Contains(stderr.String(), path) {
+		t.Fatalf("driver on %s: %v, stderr %q", path, err, stderr.String())
+	}
+}
+
+func TestParseRecord(t *testing.T) {
+	for _, tc := range []struct {
+		line   string
+		stream string
+		msg    string
+		part   bool
+	}{
+		{"2026-12-03T15:04:05.000000001Z stdout F hello world", Stdout, "hello world", false},
+		{"2026-12-03T15:04:05.5+02:00 stderr P part", Stderr, "part", true},
+		{"2026-12-03T15:04:05Z stdout F ", Stdout, "", false},
+		{"2026-12-03T15:04:05Z stdout F", Stdout, "", false},
+		{"time=\"2026-12-03T15:04:05Z\" level=info msg=old", "", "time=\"2026-12-03T15:04:05Z\" level=info msg=old", false},
+		{"2026-12-03T15:04:05Z stdin F x", "", "2026-12-03T15:04:05Z stdin F x", false},
+		{"2026-12-03T15:04:05Z stdout X x", "", "2026-12-03T15:04:05Z stdout X x", false},
+		{"", "", "", false},
+	} {
+		r := ParseRecord([]byte(tc.line))
+		if r.Stream != tc.stream || string(r.Msg) != tc.msg || r.Partial != tc.part || (r.Stream != "") == r.Time.IsZero() {
+			t.Errorf("%q: got %+v", tc.line, r)
+		}
+	}
+}
+
+func FuzzParseRecord(f *testing.F) {
+	f.Add([]byte("2026-12-03T15:04:05.000000001Z stdout F hello"))
+	f.Add([]byte("old line"))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r := ParseRecord(line)
+		if r.Stream == "" && !bytes.Equal(r.Msg, line) {
+			t.Fatalf("a line not in the format is not kept whole: %q -> %q", line, r.Msg)
+		}
+		if !bytes.HasSuffix(line, r.Msg) {
+			t.Fatalf("message %q is not the end of %q", r.Msg, line)
+		}
+	})
+}
+
+// The stamper's hand-made fraction is the layout's, across seconds,
+// years and zones.
+func TestStamperMatchesTheLayout(t *testing.T) {
+	var s stamper
+	base := time.Date(2027, 1, 1, 0, 59, 58, 0, time.FixedZone("x", 3600)) // 2026-12-31T23:59:58Z
+	for i := 0; i < 5000; i++ {
+		tm := base.Add(time.Duration(i) * 999_937 * time.Nanosecond)
+		if got, want := string(s.append(nil, tm)), string(appendStamp(nil, tm)); got != want {
+			t.Fatalf("%v: got %s, want %s", tm, got, want)
+		}
 	}
 }

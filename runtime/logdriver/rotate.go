@@ -1,6 +1,7 @@
 package logdriver
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,23 @@ func Open(o Options) (*Writer, error) {
 	return w, w.open()
 }
 
+// Check opens the log as the driver will, and closes it (with journald:
+// checks that journald takes entries). The shim takes a
+// driver that exits at once for a ready one (its ready pipe closes either
+// way), so the daemon would start with no one reading its output: the
+// host calls Check first, and a log that cannot be opened fails the start
+// with the path named.
+func (o Options) Check() error {
+	if o.Driver == DriverJournald {
+		return checkJournal(o.JournalSocket)
+	}
+	w, err := Open(o)
+	if err != nil {
+		return err
+	}
+	return w.Close()
+}
+
 func (w *Writer) open() error {
 	f, err := os.OpenFile(w.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
@@ -37,22 +55,55 @@ func (w *Writer) open() error {
 	return nil
 }
 
-// Write appends p, rotating first when p would push the file past MaxSize.
-// One call is one or more whole lines (Copy), so rotation never splits one.
+// Write appends p, one or more whole records (Copy). When p would push
+// the file past MaxSize, the records that fit go to this file and the rest
+// to the next: rotation never splits a record, and a record larger than
+// MaxSize gets a file of its own.
 func (w *Writer) Write(p []byte) (int, error) {
-	if w.f == nil { // an earlier reopen failed (say, the disk was full)
-		if err := w.open(); err != nil {
-			return 0, err
+	done := 0
+	for done < len(p) {
+		if w.f == nil { // an earlier reopen failed (say, the disk was full)
+			if err := w.open(); err != nil {
+				return done, err
+			}
+		}
+		chunk := w.fit(p[done:])
+		if len(chunk) == 0 {
+			if err := w.rotate(); err != nil {
+				return done, err
+			}
+			continue
+		}
+		n, err := w.f.Write(chunk)
+		w.size += int64(n)
+		done += n
+		if err != nil {
+			return done, err
 		}
 	}
-	if w.o.MaxSize > 0 && w.size > 0 && w.size+int64(len(p)) > w.o.MaxSize {
-		if err := w.rotate(); err != nil {
-			return 0, err
+	return done, nil
+}
+
+// fit returns the records at the start of p that this file can take:
+// all of p, the whole records that fit, or (in an empty file) the first
+// record whatever its size. Empty means: rotate first.
+func (w *Writer) fit(p []byte) []byte {
+	room := w.o.MaxSize - w.size
+	if w.o.MaxSize <= 0 || int64(len(p)) <= room {
+		return p
+	}
+	if room > 0 {
+		if i := bytes.LastIndexByte(p[:room], '\n'); i >= 0 {
+			return p[:i+1]
 		}
 	}
-	n, err := w.f.Write(p)
-	w.size += int64(n)
-	return n, err
+	if w.size > 0 {
+		return nil
+	}
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		return p[:i+1]
+	}
+	return p
 }
 
 func (w *Writer) rotate() error {

@@ -61,7 +61,10 @@ func (r *Runtime) startTask(ctx context.Context, d *desired, rootfs []mount.Moun
 		return nil, fmt.Errorf("%s task %s: %w", step, r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
 	l.logFrom = markLog(r.cfg.LogPath())
-	lo := logdriver.Options{Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
+	lo := logdriver.Options{Driver: r.cfg.Logs.Driver, JournalSocket: r.cfg.Logs.JournalSocket, Path: r.cfg.LogPath(), MaxSize: int64(r.cfg.Logs.MaxSize), MaxFiles: r.cfg.Logs.MaxFiles, Report: r.logErrorPath()}
+	if err := lo.Check(); err != nil {
+		return fail("create", err)
+	}
 	pid, err := r.newTask(ctx, d, rootfs, cio.BinaryIO(r.logBin, lo.Args()))
 	if err != nil {
 		return fail("create", err)

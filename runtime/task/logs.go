@@ -2,14 +2,21 @@ package task
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/a7garden/oxios/runtime/logdriver"
 )
 
 // TailLines returns the last n lines of path.
@@ -78,81 +85,377 @@ func lastLines(f *os.File, n int, floor int64) ([]string, error) {
 		}
 		buf = append(chunk, buf...)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(buf), "\n"), "\n")
 	if len(buf) == 0 {
 		return nil, nil
 	}
+	lines := messages(strings.Split(strings.TrimSuffix(string(buf), "\n"), "\n"))
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return lines, nil
 }
 
-// LogOptions select what Logs prints.
-type LogOptions struct {
-	Lines  int  // last N lines; <= 0 = the whole current file
-	Follow bool // keep printing new lines, across rotation, until ctx ends
+// messages turns the log's records into the daemon's lines: the message
+// alone, with a line's parts joined. A line not in the record format (an
+// older log) is kept as it is.
+func messages(records []string) []string {
+	var out []string
+	var j logdriver.Joiner
+	for _, r := range records {
+		if l, ok := j.Add([]byte(r)); ok {
+			out = append(out, string(l.Msg))
+		}
+	}
+	for _, l := range j.Flush() {
+		out = append(out, string(l.Msg))
+	}
+	return out
 }
 
-// WriteLogs writes the log at path to w. It needs no containerd: the log
-// is a host file.
+// LogOptions select what WriteLogs prints.
+type LogOptions struct {
+	Lines      int       // the last N lines; <= 0 = all
+	Follow     bool      // keep printing new lines, across rotation, until ctx ends
+	Since      time.Time // only lines written at or after it (zero: no bound)
+	Until      time.Time // only lines written at or before it (zero: no bound)
+	Timestamps bool      // each line starts with the time it was written
+	Stream     string    // only this stream (logdriver.Stdout or Stderr); "" = both
+}
+
+// WriteLogs writes the daemon's lines from the log at path and the files
+// rotated out of it (PATH.N .. PATH.1), oldest first, to w. It needs no
+// containerd: the log is a host file.
 func WriteLogs(ctx context.Context, path string, w io.Writer, o LogOptions) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("log %s: %w", path, err)
 	}
 	defer func() { f.Close() }()
-	if err := writeStart(f, w, o.Lines); err != nil {
+	files := append(rotatedLogs(path, o.Since, f), path)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	p := &printer{w: bw, o: o}
+	if o.Lines > 0 {
+		var start int
+		if start, err = lastFiles(files, f, o); err != nil {
+			return err
+		}
+		files = files[start:]
+		p.ringMax = o.Lines
+	}
+	for _, name := range files[:len(files)-1] {
+		if err := p.file(name); err != nil {
+			return err
+		}
+	}
+	lr := newLineReader(f)
+	if err := p.lines(lr); err != nil {
 		return err
 	}
-	if !o.Follow {
+	if !o.Follow || p.pastUntil {
+		p.end(lr.rest())
+	}
+	p.flushRing()
+	if err := bw.Flush(); err != nil || !o.Follow || p.pastUntil {
+		return err
+	}
+	return follow(ctx, path, f, lr, p, bw)
+}
+
+// rotatedLogs lists PATH.N .. PATH.1, oldest first, leaving out those
+// last written before since (all their lines are older) and cur, the
+// open current file, should it have been rotated since it was opened.
+func rotatedLogs(path string, since time.Time, cur *os.File) []string {
+	curInfo, _ := cur.Stat()
+	type rotated struct {
+		name string
+		n    int
+	}
+	var rs []rotated
+	matches, _ := filepath.Glob(globEscape(path) + ".*")
+	for _, m := range matches {
+		n, err := strconv.Atoi(strings.TrimPrefix(m, path+"."))
+		if err != nil || n < 1 {
+			continue
+		}
+		fi, err := os.Stat(m)
+		if err != nil || !fi.Mode().IsRegular() || fi.ModTime().Before(since) || curInfo != nil && os.SameFile(fi, curInfo) {
+			continue
+		}
+		rs = append(rs, rotated{m, n})
+	}
+	slices.SortFunc(rs, func(a, b rotated) int { return b.n - a.n })
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.name
+	}
+	return out
+}
+
+// globEscape quotes the glob metacharacters of a path.
+func globEscape(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// lastFiles returns the index of the file to start from for the last
+// o.Lines matching lines: the newest file from which on the files hold
+// that many, or an older one whose last records are the first parts of a
+// line that ends in it; cur is the open current file, rewound after.
+func lastFiles(files []string, cur *os.File, o LogOptions) (int, error) {
+	o.Follow = false
+	n := 0
+	for i := len(files) - 1; i >= 0; i-- {
+		// Each file on its own: a line split across two counts in both,
+		// which only makes the count start a file early.
+		count := &printer{w: io.Discard, o: o}
+		var err error
+		if i == len(files)-1 {
+			lr := newLineReader(cur)
+			err = count.lines(lr)
+			count.end(lr.rest())
+			if _, serr := cur.Seek(0, io.SeekStart); err == nil {
+				err = serr
+			}
+		} else if err = count.file(files[i]); err == nil {
+			count.end(nil)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n += count.n; n >= o.Lines {
+			for i > 0 && endsInsideLine(files[i-1]) {
+				i--
+			}
+			return i, nil
+		}
+	}
+	return 0, nil
+}
+
+// endsInsideLine reports whether the last record of a stream in the file
+// is a part (P): the line goes on in the next file. It reads the file's
+// last block only; a block with no record in it (inside one long part)
+// counts as a yes.
+func endsInsideLine(name string) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	off := max(st.Size()-(64<<10), 0)
+	b := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	last := map[string]bool{} // stream -> its last record is a part
+	for _, line := range bytes.Split(bytes.TrimSuffix(b, []byte{'\n'}), []byte{'\n'}) {
+		if r := logdriver.ParseRecord(line); r.Stream != "" {
+			last[r.Stream] = r.Partial
+		}
+	}
+	return len(last) == 0 && off > 0 || last[logdriver.Stdout] || last[logdriver.Stderr]
+}
+
+// printer prints the lines that match its options.
+type printer struct {
+	w         io.Writer
+	o         LogOptions
+	j         logdriver.Joiner
+	ring      [][]byte // with Lines: the last lines, not printed yet
+	ringMax   int      // the ring's size (Lines); 0 once lines are printed as they come
+	next      int      // where the ring's next line goes once it is full
+	n         int      // lines that matched
+	pastUntil bool     // a line later than Until was seen
+	buf       []byte
+}
+
+// file prints a whole rotated file: complete, nothing follows. A line's
+// last parts may be in the next file: the joiner keeps them.
+func (p *printer) file(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("log %s: %w", name, err)
+	}
+	defer f.Close()
+	lr := newLineReader(f)
+	if err := p.lines(lr); err != nil {
+		return err
+	}
+	p.record(lr.rest())
+	return nil
+}
+
+// lines prints the complete lines lr has now.
+func (p *printer) lines(lr *lineReader) error {
+	for {
+		rec, err := lr.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := p.record(rec); err != nil {
+			return err
+		}
+	}
+}
+
+// record prints the line that rec (a line of the file) completes.
+func (p *printer) record(rec []byte) error {
+	if len(rec) == 0 {
 		return nil
 	}
-	return follow(ctx, path, f, w)
+	if l, ok := p.j.Add(rec); ok {
+		return p.line(l)
+	}
+	return nil
 }
 
-func writeStart(f *os.File, w io.Writer, n int) error {
-	if n <= 0 {
-		_, err := io.Copy(w, f)
-		return err
+// end ends the log: an unfinished record (rest), then the lines whose
+// parts never ended.
+func (p *printer) end(rest []byte) {
+	p.record(rest)
+	for _, l := range p.j.Flush() {
+		p.line(l)
 	}
-	lines, err := lastLines(f, n, 0)
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
-		fmt.Fprintln(w, l)
-	}
-	_, err = f.Seek(0, io.SeekEnd)
-	return err
 }
 
-// follow copies what is appended and reopens the path when the driver
+func (p *printer) line(l logdriver.Line) error {
+	if !p.match(l) {
+		return nil
+	}
+	p.n++
+	b := p.buf[:0]
+	if p.o.Timestamps && !l.Time.IsZero() {
+		b = append(l.Time.UTC().AppendFormat(b, logdriver.TimeLayout), ' ')
+	}
+	b = append(append(b, l.Msg...), '\n')
+	p.buf = b
+	if p.ringMax == 0 {
+		_, err := p.w.Write(b)
+		return err
+	}
+	if len(p.ring) < p.ringMax {
+		p.ring = append(p.ring, slices.Clone(b))
+		return nil
+	}
+	p.ring[p.next] = append(p.ring[p.next][:0], b...)
+	p.next = (p.next + 1) % len(p.ring)
+	return nil
+}
+
+// match applies the options. A line not in the record format has no time
+// and no stream: --since, --until and --stream leave it out.
+func (p *printer) match(l logdriver.Line) bool {
+	o := p.o
+	timed := !o.Since.IsZero() || !o.Until.IsZero()
+	switch {
+	case o.Stream != "" && l.Stream != o.Stream, timed && l.Time.IsZero():
+		return false
+	case !o.Since.IsZero() && l.Time.Before(o.Since):
+		return false
+	case !o.Until.IsZero() && l.Time.After(o.Until):
+		p.pastUntil = true
+		return false
+	}
+	return true
+}
+
+// flushRing prints the ring's lines in order; from then on lines are
+// printed as they come.
+func (p *printer) flushRing() {
+	for i := range p.ring {
+		p.w.Write(p.ring[(p.next+i)%len(p.ring)])
+	}
+	p.ring, p.ringMax = nil, 0
+}
+
+// lineReader reads a file's lines; a last line without its newline yet
+// is kept until the rest comes (the driver may be writing it).
+type lineReader struct {
+	br   *bufio.Reader
+	part []byte
+}
+
+func newLineReader(f io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(f, 64<<10)}
+}
+
+// next returns the next complete line without its newline, valid until
+// the next call; io.EOF when there is none now.
+func (l *lineReader) next() ([]byte, error) {
+	for {
+		b, err := l.br.ReadSlice('\n')
+		switch {
+		case err == nil && len(l.part) == 0:
+			return b[:len(b)-1], nil
+		case err == nil:
+			line := append(l.part, b[:len(b)-1]...)
+			l.part = line[:0]
+			return line, nil
+		case err == bufio.ErrBufferFull || err == io.EOF:
+			l.part = append(l.part, b...)
+			if err == io.EOF {
+				return nil, io.EOF
+			}
+		default:
+			return nil, err
+		}
+	}
+}
+
+// rest returns the unfinished last line and forgets it.
+func (l *lineReader) rest() []byte {
+	r := l.part
+	l.part = nil
+	return r
+}
+
+// follow prints what is appended and reopens the path when the driver
 // rotates it (the open file was renamed to .1: the inode changed). It
-// wakes on inotify events for the log directory, not on a timer.
-func follow(ctx context.Context, path string, f *os.File, w io.Writer) error {
+// wakes on inotify events for the log directory, not on a timer, and
+// ends with ctx or at the first line past --until.
+func follow(ctx context.Context, path string, f *os.File, lr *lineReader, p *printer, bw *bufio.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events, err := dirEvents(ctx, filepath.Dir(path))
 	if err != nil {
 		return err
 	}
-	r := bufio.NewReader(f)
+	defer func() { f.Close() }()
 	for {
-		if _, err := io.Copy(w, r); err != nil {
+		if err := p.lines(lr); err != nil {
 			return err
 		}
 		if rotated(path, f) {
 			if nf, err := os.Open(path); err == nil {
-				io.Copy(w, r) // the rest of the old file
+				// The rest of the old file: complete, as the driver
+				// rotates only between records.
+				if err := p.lines(lr); err != nil {
+					return err
+				}
+				p.record(lr.rest())
 				f.Close()
 				f = nf
-				r.Reset(f)
+				lr = newLineReader(f)
 				continue
 			}
 		}
+		if err := bw.Flush(); err != nil || p.pastUntil {
+			return err
+		}
 		if _, ok := <-events; !ok {
-			f.Close()
 			return nil
 		}
 	}
@@ -162,4 +465,76 @@ func rotated(path string, f *os.File) bool {
 	a, err1 := os.Stat(path)
 	b, err2 := f.Stat()
 	return err1 == nil && err2 == nil && !os.SameFile(a, b)
+}
+
+// ParseLogTime parses a --since or --until value: a duration back from
+// now (10m, 1h30m) or a time: RFC 3339 (2006-01-02T15:04:05Z, with any
+// fraction or zone), or in the local zone 2006-01-02T15:04:05,
+// 2006-01-02 15:04:05 or 2006-01-02 (midnight).
+func ParseLogTime(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("%q: a duration back from now must not be negative", s)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, now.Location()); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a duration (10m) nor a time (2006-01-02T15:04:05Z, 2006-01-02 15:04:05, 2006-01-02)", s)
+}
+
+// JournalctlArgs is the journalctl command line that prints what
+// WriteLogs would for a daemon whose lines go to the journal (logs.driver
+// = "journald"): its entries by SYSLOG_IDENTIFIER and CONTAINER_ID, the
+// stream by priority, times to the second; socket is logs.journal_socket,
+// whose journal namespace it reads.
+func JournalctlArgs(id, socket string, o LogOptions) []string {
+	args := []string{"--no-pager", "--quiet", "--all", "--output", "cat"}
+	if o.Timestamps {
+		args[len(args)-1] = "short-iso-precise"
+	}
+	if ns, ok := strings.CutPrefix(filepath.Dir(socket), "/run/systemd/journal."); ok && filepath.Base(socket) == "socket" {
+		args = append(args, "--namespace", ns)
+	}
+	if o.Lines > 0 {
+		args = append(args, "--lines", strconv.Itoa(o.Lines))
+	}
+	if o.Follow {
+		args = append(args, "--follow")
+	}
+	if !o.Since.IsZero() {
+		args = append(args, "--since", "@"+strconv.FormatInt(o.Since.Unix(), 10))
+	}
+	if !o.Until.IsZero() {
+		args = append(args, "--until", "@"+strconv.FormatInt(o.Until.Add(time.Second-1).Unix(), 10))
+	}
+	args = append(args, "SYSLOG_IDENTIFIER="+logdriver.JournalIdentifier, "CONTAINER_ID="+id)
+	switch o.Stream {
+	case logdriver.Stdout:
+		args = append(args, "PRIORITY=6")
+	case logdriver.Stderr:
+		args = append(args, "PRIORITY=3")
+	}
+	return args
+}
+
+// WriteJournal runs journalctl (JournalctlArgs) with its output on w and
+// errw, until it ends or ctx does.
+func WriteJournal(ctx context.Context, id, socket string, w, errw io.Writer, o LogOptions) error {
+	cmd := exec.CommandContext(ctx, "journalctl", JournalctlArgs(id, socket, o)...)
+	cmd.Stdout, cmd.Stderr = w, errw
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return nil // interrupted, as -f ends
+	}
+	if err != nil {
+		return fmt.Errorf("journalctl %s: %w", strings.Join(cmd.Args[1:], " "), err)
+	}
+	return nil
 }

@@ -116,3 +116,239 @@ func TestFollowAcrossRotation(t *testing.T) {
 		t.Fatalf("followed %d of 10 lines:\n%s", n, out.b.String())
 	}
 }
+
+// at is a record time: T0 plus s seconds.
+func at(s int) time.Time { return time.Date(2026, 12, 3, 10, 0, s, 0, time.UTC) }
+
+// rec is one record of the log file.
+func rec(s int, stream, tag, msg string) string {
+	return at(s).Format(logdriver.TimeLayout) + " " + stream + " " + tag + " " + msg + "\n"
+}
+
+// logFixture writes a log and two rotated files: an older-format line,
+// stdout and stderr records, and a stdout line in two parts that spans a
+// rotation (the driver rotates between records, not between parts).
+func logFixture(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "x.log")
+	os.WriteFile(p+".2", []byte("an old line without a record\n"+
+		rec(1, "stdout", "F", "one")+rec(2, "stderr", "F", "two \xff")), 0o644)
+	os.WriteFile(p+".1", []byte(rec(3, "stdout", "F", "three")+rec(4, "stdout", "P", "fo")), 0o644)
+	os.WriteFile(p, []byte(rec(5, "stderr", "F", "five")+rec(5, "stdout", "F", "ur")+rec(6, "stdout", "F", "")+rec(7, "stderr", "F", "seven")), 0o644)
+	os.WriteFile(p+".x", []byte("not a rotated file\n"), 0o644)
+	return p
+}
+
+func logs(t *testing.T, p string, o LogOptions) string {
+	t.Helper()
+	var b strings.Builder
+	if err := WriteLogs(context.Background(), p, &b, o); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// Every kept file, oldest first; each line as the daemon wrote it, its
+// parts joined, bytes that are not UTF-8 as they came.
+func TestLogsPrintLinesAcrossFiles(t *testing.T) {
+	p := logFixture(t)
+	want := "an old line without a record\none\ntwo \xff\nthree\nfive\nfour\n\nseven\n"
+	if got := logs(t, p, LogOptions{}); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestLogsSinceUntil(t *testing.T) {
+	p := logFixture(t)
+	// Lines without a time are left out once a time bound is asked for.
+	if got, want := logs(t, p, LogOptions{Since: at(2), Until: at(5)}), "two \xff\nthree\nfive\nfour\n"; got != want {
+		t.Errorf("since 2 until 5: got %q, want %q", got, want)
+	}
+	// A rotated file last written before --since is not read at all.
+	old := at(0).Add(-time.Hour)
+	os.Chtimes(p+".2", old, old)
+	os.WriteFile(p+".2", []byte("unreadable\n"), 0o000)
+	os.Chtimes(p+".2", old, old)
+	if got, want := logs(t, p, LogOptions{Since: at(6)}), "\nseven\n"; got != want {
+		t.Errorf("since 6: got %q, want %q", got, want)
+	}
+}
+
+func TestLogsTimestamps(t *testing.T) {
+	p := logFixture(t)
+	got := logs(t, p, LogOptions{Timestamps: true, Lines: 3})
+	want := "2026-12-03T10:00:04.000000000Z four\n2026-12-03T10:00:06.000000000Z \n2026-12-03T10:00:07.000000000Z seven\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := logs(t, p, LogOptions{Timestamps: true}); !strings.HasPrefix(got, "an old line without a record\n2026-12-03T10:00:01.000000000Z one\n") {
+		t.Errorf("a line without a time is printed as it is: %q", got)
+	}
+}
+
+func TestLogsStream(t *testing.T) {
+	p := logFixture(t)
+	if got, want := logs(t, p, LogOptions{Stream: logdriver.Stderr}), "two \xff\nfive\nseven\n"; got != want {
+		t.Errorf("stderr: got %q, want %q", got, want)
+	}
+	if got, want := logs(t, p, LogOptions{Stream: logdriver.Stdout}), "one\nthree\nfour\n\n"; got != want {
+		t.Errorf("stdout: got %q, want %q", got, want)
+	}
+}
+
+// -n counts the lines that match, across rotated files when the current
+// one has too few.
+func TestLogsLastLines(t *testing.T) {
+	p := logFixture(t)
+	for _, tc := range []struct {
+		o    LogOptions
+		want string
+	}{
+		{LogOptions{Lines: 2}, "\nseven\n"},
+		{LogOptions{Lines: 5}, "three\nfive\nfour\n\nseven\n"},
+		{LogOptions{Lines: 3, Stream: logdriver.Stdout}, "three\nfour\n\n"},
+		{LogOptions{Lines: 100}, "an old line without a record\none\ntwo \xff\nthree\nfive\nfour\n\nseven\n"},
+	} {
+		if got := logs(t, p, tc.o); got != tc.want {
+			t.Errorf("%+v: got %q, want %q", tc.o, got, tc.want)
+		}
+	}
+}
+
+// A log written by the driver itself reads back line for line, each of
+// its streams in order.
+func TestLogsReadWhatTheDriverWrote(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.log")
+	w, err := logdriver.Open(logdriver.Options{Path: p, MaxSize: 4096, MaxFiles: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errs strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&out, "out %d\n", i)
+		fmt.Fprintf(&errs, "err %d\n", i)
+	}
+	long := strings.Repeat("y", logdriver.ReadSize*2+10)
+	out.WriteString(long + "\n")
+	if err := logdriver.Copy(w, nil, strings.NewReader(out.String()), strings.NewReader(errs.String())); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if got := logs(t, p, LogOptions{Stream: logdriver.Stdout}); got != out.String() {
+		t.Errorf("stdout: %d bytes back, want %d", len(got), out.Len())
+	}
+	if got := logs(t, p, LogOptions{Stream: logdriver.Stderr}); got != errs.String() {
+		t.Errorf("stderr: %q", got)
+	}
+	if got := logs(t, p, LogOptions{Lines: 1}); got != long+"\n" && got != "err 299\n" {
+		t.Errorf("last line: %.40q", got)
+	}
+}
+
+// -f prints a record once its newline is there, and stops at the first
+// line past --until.
+func TestFollowWaitsForWholeRecordsAndStopsAtUntil(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.log")
+	os.WriteFile(p, []byte(rec(1, "stdout", "F", "first")), 0o644)
+	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	defer f.Close()
+	out := &syncBuf{ch: make(chan struct{}, 1)}
+	done := make(chan error)
+	go func() {
+		done <- WriteLogs(context.Background(), p, out, LogOptions{Follow: true, Until: at(5), Timestamps: true})
+	}()
+	out.waitFor(t, "first\n")
+	half := rec(2, "stdout", "F", "second")
+	f.WriteString(half[:20])
+	f.WriteString(half[20:] + rec(3, "stdout", "P", "thi"))
+	out.waitFor(t, "second\n")
+	f.WriteString(rec(3, "stdout", "F", "rd") + rec(6, "stdout", "F", "too late") + rec(7, "stdout", "F", "later"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("-f did not stop after a line past --until")
+	}
+	want := "2026-12-03T10:00:01.000000000Z first\n2026-12-03T10:00:02.000000000Z second\n2026-12-03T10:00:03.000000000Z third\n"
+	if got := out.b.String(); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestParseLogTime(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"10m":                            now.Add(-10 * time.Minute),
+		"1h30m":                          now.Add(-90 * time.Minute),
+		"2026-12-03T10:00:00Z":           at(0),
+		"2026-12-03T11:00:00.5+01:00":    at(0).Add(500 * time.Millisecond),
+		"2026-12-03T10:00:07":            at(7),
+		"2026-12-03 10:00:07":            at(7),
+		"2026-12-03":                     time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC),
+		"2026-12-03T10:00:00.000000001Z": at(0).Add(1),
+	} {
+		got, err := ParseLogTime(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%q: got %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "yesterday", "-5m", "10", "2026-13-01", "12:00"} {
+		if _, err := ParseLogTime(in, now); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", in)) {
+			t.Errorf("%q: want an error naming it, got %v", in, err)
+		}
+	}
+}
+
+func FuzzParseLogTime(f *testing.F) {
+	for _, s := range []string{"10m", "2026-12-03T10:00:00Z", "2026-12-03 10:00:07", "2026-12-03", "-1h"} {
+		f.Add(s)
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseLogTime(s, now)
+		if err == nil && got.IsZero() && s != "0001-01-01" {
+			if _, derr := time.ParseDuration(s); derr == nil {
+				t.Fatalf("%q: a duration gave the zero time", s)
+			}
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", s)) {
+			t.Fatalf("%q: the error does not name the value: %v", s, err)
+		}
+	})
+}
+
+// A log the driver cannot open fails the start, naming the path, before
+// the daemon runs with no one reading its output.
+func TestLogStartFailsNamingTheLogPath(t *testing.T) {
+	e := newEnv(t)
+	if err := os.MkdirAll(e.cfg.LogPath(), 0o755); err != nil { // a directory where the file goes
+		t.Fatal(err)
+	}
+	r := e.connect(t)
+	_, err := r.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), e.cfg.LogPath()) {
+		t.Fatalf("start with an unopenable log: %v", err)
+	}
+}
+
+func TestJournalctlArgs(t *testing.T) {
+	since := time.Unix(1700000000, 500)
+	for _, tc := range []struct {
+		o      LogOptions
+		socket string
+		want   string
+	}{
+		{LogOptions{}, "", "--no-pager --quiet --all --output cat SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1"},
+		{LogOptions{}, "/run/systemd/journal.apps/socket", "--no-pager --quiet --all --output cat --namespace apps SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1"},
+		{LogOptions{}, "/tmp/elsewhere/socket", "--no-pager --quiet --all --output cat SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1"},
+		{LogOptions{Lines: 5, Follow: true, Timestamps: true, Stream: logdriver.Stderr}, "",
+			"--no-pager --quiet --all --output short-iso-precise --lines 5 --follow SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1 PRIORITY=3"},
+		{LogOptions{Since: since, Until: since, Stream: logdriver.Stdout}, "",
+			"--no-pager --quiet --all --output cat --since @1700000000 --until @1700000001 SYSLOG_IDENTIFIER=oxios CONTAINER_ID=c1 PRIORITY=6"},
+	} {
+		if got := strings.Join(JournalctlArgs("c1", tc.socket, tc.o), " "); got != tc.want {
+			t.Errorf("%+v:\n got %s\nwant %s", tc.o, got, tc.want)
+		}
+	}
+}
