@@ -90,8 +90,11 @@ func TestReadyDelayElapses(t *testing.T) {
 	p := startDemo(t, []string{"OXIOS_DEMO_READY_DELAY=" + delay.String()})
 	listening, _ := p.waitLog(`msg=listening`)
 	readyLine, _ := p.waitLog(`msg=ready `)
-	if got := readyLine.at.Sub(listening.at); got < delay {
-		t.Fatalf("ready %v after listening, want >= %v", got, delay)
+	// The times are when this test read each line; the demo's timer starts
+	// just before it writes "listening", so the gap can fall short of the
+	// delay by a scheduling hiccup. A delay ignored would show as ~0.
+	if got := readyLine.at.Sub(listening.at); got < delay*9/10 {
+		t.Fatalf("ready %v after listening, want about %v", got, delay)
 	}
 	if code, _ := get(t, "http://"+p.addr()+"/health/ready"); code != 200 {
 		t.Fatalf("/health/ready = %d after the delay", code)

@@ -106,13 +106,16 @@ func (u *upgrader) fetch(ctx context.Context) (from, to ocispec.Descriptor, err 
 		src = ref
 	}
 	to, err = rt.Fetch(ctx, src, u.o.Archive)
+	// Pin the new image before image.ref is moved back: in between, no name
+	// would hold it, and containerd's garbage collector (which a name's
+	// update sets off) would take its content.
+	if err == nil {
+		err = rt.Tag(ctx, u.pin(rolePending), to)
+	}
 	// Also after a failure: a pull that failed while unpacking has moved
 	// image.ref already.
 	if rerr := u.retag(context.WithoutCancel(ctx), ref, from); err == nil {
 		err = rerr
-	}
-	if err == nil {
-		err = rt.Tag(ctx, u.pin(rolePending), to)
 	}
 	return from, to, err
 }
