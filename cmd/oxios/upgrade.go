@@ -110,6 +110,9 @@ func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
 		}
 		if err != nil {
 			fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
+			if errors.Is(err, upgrade.ErrBadRef) {
+				return exitUsage
+			}
 			return exitFail
 		}
 		return exitOK
@@ -177,8 +180,18 @@ func upgradeHint(err error) string {
 		return "; wait for it to end (`oxios history` shows it then)"
 	case errors.Is(err, upgrade.ErrNoDaemon):
 		return "; no daemon runs: see `oxios history`, fix, then `oxios start`"
+	case errors.Is(err, upgrade.ErrUnrecorded):
+		return "; make upgrade.state_dir writable (space, mount), then `oxios start` finishes what the record says"
 	case errors.Is(err, upgrade.ErrRolledBack):
 		return " (the old version runs; `oxios history` keeps this report)"
+	case errors.Is(err, upgrade.ErrNoPrevious):
+		return "; an upgrade that passed its window records the version it replaced"
+	case errors.Is(err, upgrade.ErrBadState):
+		return "; nothing was changed: look at it, then move it aside (oxios then forgets the rollback target and the history) and run the command again"
+	case errors.Is(err, upgrade.ErrBadRef):
+		return "; REF is a full image name, e.g. registry.example.com/oxios:1.2"
+	case errors.Is(err, upgrade.ErrBadArchive):
+		return "; --archive takes an OCI or docker image archive (`make image` writes one)"
 	}
 	return hint(err)
 }
@@ -191,7 +204,7 @@ func cmdHistory(e *env, n int, asJSON bool) int {
 	}
 	h, err := upgrade.History(l.cfg, n)
 	if err != nil {
-		report(e.stderr, err)
+		fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
 		return exitFail
 	}
 	if asJSON {

@@ -7,6 +7,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -154,6 +155,15 @@ func (r *Runtime) Hold() (*Held, error) {
 
 // Release drops the lock.
 func (h *Held) Release() { h.release() }
+
+// RecordLockHolder writes this process into the lock file f, and
+// LockHolder reads who holds it, so that runtime/upgrade's lock names its
+// holder as the start lock does.
+func RecordLockHolder(f *os.File) { recordHolder(f) }
+
+// LockHolder describes the process recorded in the lock file f ("" when
+// none is).
+func LockHolder(f *os.File) string { return holder(f) }
 
 // Start is Runtime.Start under the held lock. It never pulls: the image
 // is what the caller tagged (image.pull = "always" would fetch image.ref

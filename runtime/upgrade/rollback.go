@@ -95,8 +95,11 @@ func (u *upgrader) recover(ctx context.Context) (*Record, error) {
 	}
 	u.rec.Note = note + "; recovered: the daemon runs " + u.rec.From.Digest
 	u.untag(rolePending, roleFrom)
-	rec := u.rec
-	return rec, u.finish(Recovered)
+	if err := u.finish(Recovered); err != nil {
+		return u.rec, err
+	}
+	u.removeSnapshot()
+	return u.rec, nil
 }
 
 // fromImage finds the From image: its pin, else image.ref when it still
@@ -130,8 +133,8 @@ func (u *upgrader) recoverTo(ctx context.Context, from ocispec.Descriptor) error
 	return err
 }
 
+// stepOrder ranks the steps of an upgrade.
+var stepOrder = map[Step]int{StepFetch: 0, StepRecorded: 1, StepStopping: 2, StepSnapshot: 3, StepStarting: 4, StepVerifying: 5, StepRollingBack: 6, StepDone: 7}
+
 // before: step a comes before step b in an upgrade.
-func before(a, b Step) bool {
-	order := map[Step]int{StepFetch: 0, StepRecorded: 1, StepStopping: 2, StepSnapshot: 3, StepStarting: 4, StepVerifying: 5, StepRollingBack: 6, StepDone: 7}
-	return order[a] < order[b]
-}
+func before(a, b Step) bool { return stepOrder[a] < stepOrder[b] }

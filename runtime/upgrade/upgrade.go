@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/a7garden/oxios/runtime/config"
@@ -74,6 +75,9 @@ func PinName(id, role string) string { return "oxios-upgrade.local/" + id + ":" 
 // report; the error wraps ErrRolledBack or ErrNoDaemon when the new
 // daemon failed. An interrupted earlier upgrade is recovered first.
 func Upgrade(ctx context.Context, o Options) (*Record, error) {
+	if err := checkSource(o); err != nil {
+		return nil, err
+	}
 	u, err := begin(ctx, o)
 	if err != nil {
 		return nil, err
@@ -203,12 +207,17 @@ func (u *upgrader) progress(format string, a ...any) {
 	fmt.Fprintf(u.out, format+"\n", a...)
 }
 
+// ErrUnrecorded: a step could not be written to the state file (full,
+// read-only, gone). The upgrade never goes past such a step: before the
+// old daemon's stop it ends there, after it it goes back.
+var ErrUnrecorded = errors.New("could not record the upgrade's step")
+
 // step records s as the step about to run (durably) and tells OnStep.
 func (u *upgrader) step(s Step) error {
 	u.rec.Step = s
 	u.st.InProgress = u.rec
 	if err := u.s.save(u.st); err != nil {
-		return err
+		return fmt.Errorf("%w %q: %w", ErrUnrecorded, s, err)
 	}
 	if u.o.OnStep != nil {
 		u.o.OnStep(s)
@@ -216,12 +225,26 @@ func (u *upgrader) step(s Step) error {
 	return nil
 }
 
-// finish ends the record with outcome, moves it to the history and saves.
-func (u *upgrader) finish(o Outcome) error {
+// finish ends the record with outcome and moves it to the history.
+func (u *upgrader) finish(o Outcome) error { return u.finishWith(o, nil) }
+
+// finishWith is finish with change (commit's new versions) applied to
+// the state. The report (u.rec) says the outcome whatever happens; the
+// state in memory changes only once it is saved, so that a caller that
+// cannot record a commit can still go back from the state it had.
+func (u *upgrader) finishWith(o Outcome, change func(*State)) error {
 	u.rec.finish(o, time.Now())
-	u.st.InProgress = nil
-	u.st.History = append(u.st.History, *u.rec)
-	return u.s.save(u.st)
+	st := *u.st
+	st.InProgress = nil
+	st.History = append(slices.Clip(st.History), *u.rec)
+	if change != nil {
+		change(&st)
+	}
+	if err := u.s.save(&st); err != nil {
+		return fmt.Errorf("%w (outcome %s): %w", ErrUnrecorded, o, err)
+	}
+	*u.st = st
+	return nil
 }
 
 func newRecord(k Kind, source string) *Record {
