@@ -247,3 +247,60 @@ func refused(t *testing.T, what string, fn func() error) {
 		t.Errorf("%s in the window: %v; want ErrBusy naming PID %d", what, err, os.Getpid())
 	}
 }
+
+// snapshot_data with the data dir on a tmpfs of its own (a mount point,
+// and another filesystem than the state dir): the copy is put back in
+// place, the mount stays, and the failed daemon's file is gone.
+func TestSnapshotDataOnMountPoint(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		os.MkdirAll(c.Container.DataDir, 0o755)
+		// Owned by the image's user, as oxios would make the data dir.
+		mountOpts(t, "tmpfs", c.Container.DataDir, "tmpfs", 0, "mode=0750,uid=65532,gid=65532")
+		c.Upgrade.SnapshotData = true
+	})
+	r := e.connect(t)
+	intact := e.dataFile(t)
+	bad := e.variant(t, "migrates", "OXIOS_DEMO_DATA_DIR=/data", "OXIOS_DEMO_EXIT_AFTER=1500ms", "OXIOS_DEMO_EXIT_CODE=4")
+	rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: bad, Out: testWriter{t}})
+	if !errors.Is(err, ErrRolledBack) || !rec.DataRestored {
+		t.Fatalf("upgrade: %v %+v", err, rec)
+	}
+	e.checkRestored(t, intact)
+	if !isMount(t, e.cfg.Container.DataDir) {
+		t.Fatalf("the data dir %s is no longer a mount point", e.cfg.Container.DataDir)
+	}
+}
+
+// checkRestored: the data dir is the one from before the upgrade, the
+// copy is gone, and the old daemon serves.
+func (e *env) checkRestored(t *testing.T, intact func()) {
+	t.Helper()
+	data := e.cfg.Container.DataDir
+	if _, err := os.Stat(filepath.Join(data, "oxios-demo.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed daemon's file is still in the data dir: %v", err)
+	}
+	intact()
+	if _, err := os.Stat(newStore(e.cfg).snapshotPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the data copy is left behind: %v", err)
+	}
+	running(t, e.connect(t))
+	e.serves(t)
+}
+
+// An upgrade with snapshot_data SIGKILLed in its window, after the new
+// daemon wrote to the data dir: the recovery puts the copy back too.
+func TestRecoverRestoresSnapshot(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Upgrade.SnapshotData = true })
+	e.cfg.Upgrade.VerifyFor = config.Duration(time.Minute)
+	r := e.connect(t)
+	intact := e.dataFile(t)
+	e.runChild(t, e.variant(t, "writes", "OXIOS_DEMO_DATA_DIR=/data"), StepVerifying)
+	if _, err := os.Stat(filepath.Join(e.cfg.Container.DataDir, "oxios-demo.json")); err != nil {
+		t.Fatalf("the new daemon wrote nothing to the data dir before the kill: %v", err)
+	}
+	rec, err := Recover(context.Background(), e.opts(t, r))
+	if err != nil || rec.Outcome != Recovered || !rec.DataRestored {
+		t.Fatalf("recover: %v %+v", err, rec)
+	}
+	e.checkRestored(t, intact)
+}
