@@ -255,11 +255,22 @@ func recoverFirst(e *env, c *conn) {
 	rec, err := upgrade.Recover(context.Background(), upgrade.Options{Config: c.cfg, Runtime: c.r, Out: prefixed{e.stderr}})
 	switch {
 	case errors.Is(err, upgrade.ErrBusy):
-		fmt.Fprintln(e.stderr, "oxios: an upgrade is in progress: waiting for it")
+		fmt.Fprintf(e.stderr, "oxios: %v: waiting for it to end\n", err)
 	case err != nil:
 		fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
 	case rec != nil:
 		fmt.Fprintf(e.stderr, "oxios: %s\n", printable(rec.Note))
+	}
+}
+
+// stopAfterUpgrade says why a stop waits: an upgrade or rollback holds
+// the start lock to the end of its verification window. The stop then
+// stops what the upgrade left: stopping the new daemon inside the window
+// would read as its failure and start the old one again, undoing the
+// stop.
+func stopAfterUpgrade(w io.Writer, cfg *config.Config) {
+	if rec, err := upgrade.InProgress(cfg); err == nil && rec != nil {
+		fmt.Fprintf(w, "oxios: the %s by oxios PID %d is at step %s: stopping once it ends\n", rec.Kind, rec.PID, rec.Step)
 	}
 }
 
