@@ -102,9 +102,7 @@ func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
 		defer stop()
 		rec, err := fn(ctx, o)
 		if asJSON && rec != nil {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(rec)
+			printJSON(e.stdout, rec)
 		} else if rec != nil {
 			printRecord(e.stdout, e.stderr, rec)
 		}
@@ -121,25 +119,13 @@ func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
 
 // printRecord: the outcome on stdout; a failure's details on stderr.
 func printRecord(stdout, stderr io.Writer, r *upgrade.Record) {
-	switch r.Outcome {
-	case upgrade.Upgraded:
-		fmt.Fprintf(stdout, "oxios %s: %s -> %s (down %.2f s, then verified)\n", pastTense(r.Kind), r.From.Digest, r.To.Digest, r.DowntimeSeconds)
-	case upgrade.Unchanged:
-		fmt.Fprintf(stdout, "oxios: nothing changed: %s\n", printable(firstOf(r.Note, r.Failure)))
-		return
-	case upgrade.RolledBack:
-	default:
-		fmt.Fprintf(stdout, "oxios %s: %s\n", r.Outcome, printable(firstOf(r.Note, r.Failure)))
-	}
-	if r.Note != "" && r.Outcome == upgrade.Upgraded {
-		fmt.Fprintf(stderr, "oxios: %s\n", printable(r.Note))
-	}
-	if r.Failure == "" {
+	printOutcome(stdout, stderr, r)
+	if r.Outcome == upgrade.Unchanged || r.Failure == "" {
 		return
 	}
-	fmt.Fprintf(stderr, "oxios: the new daemon (%s) failed: %s\n", r.To.Digest, printable(r.Failure))
+	fmt.Fprintf(stderr, "oxios: the %s to %s failed: %s\n", r.Kind, r.To.Digest, printable(r.Failure))
 	if len(r.LogTail) > 0 {
-		fmt.Fprintf(stderr, "  -- its last log lines (%d) --\n", len(r.LogTail))
+		fmt.Fprintf(stderr, "  -- the new daemon's last log lines (%d) --\n", len(r.LogTail))
 		for _, l := range r.LogTail {
 			fmt.Fprintf(stderr, "  %s\n", printable(l))
 		}
@@ -151,6 +137,30 @@ func printRecord(stdout, stderr io.Writer, r *upgrade.Record) {
 		}
 		fmt.Fprintln(stdout)
 	}
+}
+
+// printOutcome is the outcome's line (a rollback's comes after its
+// failure), and an upgrade's note.
+func printOutcome(stdout, stderr io.Writer, r *upgrade.Record) {
+	switch r.Outcome {
+	case upgrade.Upgraded:
+		fmt.Fprintf(stdout, "oxios %s: %s -> %s (down %.2f s, then verified)\n", pastTense(r.Kind), r.From.Digest, r.To.Digest, r.DowntimeSeconds)
+		if r.Note != "" {
+			fmt.Fprintf(stderr, "oxios: %s\n", printable(r.Note))
+		}
+	case upgrade.Unchanged:
+		fmt.Fprintf(stdout, "oxios: nothing changed: %s\n", printable(firstOf(r.Note, r.Failure)))
+	case upgrade.RolledBack:
+	default:
+		fmt.Fprintf(stdout, "oxios %s: %s\n", r.Outcome, printable(firstOf(r.Note, r.Failure)))
+	}
+}
+
+// printJSON writes v indented, as --json prints it.
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
 
 func pastTense(k upgrade.Kind) string {
@@ -211,9 +221,7 @@ func cmdHistory(e *env, n int, asJSON bool) int {
 		if h == nil {
 			h = []upgrade.Record{}
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(h)
+		printJSON(e.stdout, h)
 		return exitOK
 	}
 	if len(h) == 0 {

@@ -75,6 +75,35 @@ func TestCLIUpgradeBadInput(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &h); err != nil || len(h) != 1 || h[0].Outcome != "unchanged" || !strings.Contains(h[0].Source, two) {
 		t.Fatalf("history: %v\n%s", err, out)
 	}
+	badRecord(t, c, pid)
+}
+
+// badRecord truncates the upgrade record: upgrade, rollback and history
+// refuse with the file named and the next step; start still adopts the
+// daemon and says why the record was not read; the file stays as it was.
+func badRecord(t *testing.T, c *cli, pid int) {
+	state := filepath.Join(c.dir, "state", c.id+".json")
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = b[:len(b)/2]
+	os.WriteFile(state, b, 0o600)
+	for _, args := range [][]string{{"upgrade"}, {"rollback"}, {"history"}, {"start"}} {
+		out, errs, code := c.run(args...)
+		if !strings.Contains(errs, state) || !strings.Contains(errs, "move it aside") {
+			t.Errorf("%s with a truncated record: stderr does not name %s and the next step:\n%s", args[0], state, errs)
+		}
+		if want := map[bool]int{true: 0, false: 1}[args[0] == "start"]; code != want {
+			t.Errorf("%s with a truncated record: exit %d, want %d\n%s\n%s", args[0], code, want, out, errs)
+		}
+	}
+	if now := statusPID(t, c); now != pid {
+		t.Fatalf("task PID %d, was %d", now, pid)
+	}
+	if after, _ := os.ReadFile(state); !bytes.Equal(after, b) {
+		t.Fatalf("the truncated record was changed:\n%s", after)
+	}
 }
 
 func statusPID(t *testing.T, c *cli) int {

@@ -139,12 +139,7 @@ func TestRestoreDataMountPoints(t *testing.T) {
 	for _, kind := range []string{"dir", "tmpfs", "bind"} {
 		t.Run(kind, func(t *testing.T) {
 			u, data := snapshotUpgrader(t, kind)
-			write(t, filepath.Join(data, "precious.db"), "v1 rows")
-			os.Mkdir(filepath.Join(data, "sub"), 0o750)
-			write(t, filepath.Join(data, "sub", "wal"), "v1 wal")
-			if err := u.snapshot(); err != nil {
-				t.Fatal(err)
-			}
+			writeV1(t, u, data)
 			// The new daemon migrates: changes, adds, removes.
 			write(t, filepath.Join(data, "precious.db"), "v2 rows")
 			write(t, filepath.Join(data, "v2.schema"), "new")
@@ -170,12 +165,7 @@ func TestRestoreDataMountPoints(t *testing.T) {
 // complete) is finished by the next one.
 func TestRestoreDataBetweenRenames(t *testing.T) {
 	u, data := snapshotUpgrader(t, "dir")
-	write(t, filepath.Join(data, "precious.db"), "v1 rows")
-	os.Mkdir(filepath.Join(data, "sub"), 0o750)
-	write(t, filepath.Join(data, "sub", "wal"), "v1 wal")
-	if err := u.snapshot(); err != nil {
-		t.Fatal(err)
-	}
+	writeV1(t, u, data)
 	write(t, filepath.Join(data, "precious.db"), "v2 rows")
 	if err := os.Rename(data, u.s.failedPath()); err != nil {
 		t.Fatal(err)
@@ -234,6 +224,17 @@ func isMount(t *testing.T, dir string) bool {
 
 func write(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeV1 writes the old daemon's data (checkV1 checks it) and copies it
+// as an upgrade does.
+func writeV1(t *testing.T, u *upgrader, data string) {
+	write(t, filepath.Join(data, "precious.db"), "v1 rows")
+	os.Mkdir(filepath.Join(data, "sub"), 0o750)
+	write(t, filepath.Join(data, "sub", "wal"), "v1 wal")
+	if err := u.snapshot(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,12 +18,9 @@ func (u *upgrader) rollback(ctx context.Context) (*Record, error) {
 	u.rec = newRecord(KindRollback, "")
 	u.rec.To = *u.st.Previous
 	rt, ref := u.o.Runtime, u.o.Config.Image.Ref
-	to, err := rt.ImageTarget(ctx, u.pin(rolePrevious))
+	to, err := u.previousImage(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the image of %s is gone from containerd (%w)", ErrNoPrevious, u.rec.To.Digest, err)
-	}
-	if to.Digest.String() != u.rec.To.Digest {
-		return nil, fmt.Errorf("%w: %s holds %s, the record says %s", ErrNoPrevious, u.pin(rolePrevious), to.Digest, u.rec.To.Digest)
+		return nil, err
 	}
 	from, err := u.leaving(ctx)
 	if err != nil {
@@ -41,6 +38,18 @@ func (u *upgrader) rollback(ctx context.Context) (*Record, error) {
 	}
 	u.progress("rolling back %s from %s to %s", ref, short(u.rec.From.Digest), short(u.rec.To.Digest))
 	return u.switchTo(ctx, from, to)
+}
+
+// previousImage is State.Previous's image, kept by its pin.
+func (u *upgrader) previousImage(ctx context.Context) (ocispec.Descriptor, error) {
+	to, err := u.o.Runtime.ImageTarget(ctx, u.pin(rolePrevious))
+	if err != nil {
+		return to, fmt.Errorf("%w: the image of %s is gone from containerd (%w)", ErrNoPrevious, u.rec.To.Digest, err)
+	}
+	if to.Digest.String() != u.rec.To.Digest {
+		return to, fmt.Errorf("%w: %s holds %s, the record says %s", ErrNoPrevious, u.pin(rolePrevious), to.Digest, u.rec.To.Digest)
+	}
+	return to, nil
 }
 
 // leaving records the version a rollback leaves: the running container's,

@@ -69,19 +69,29 @@ func (u *upgrader) restoreData() error {
 	if err != nil {
 		return err
 	}
-	failed := u.s.failedPath()
-	os.RemoveAll(failed)
-	if os.Rename(data, failed) == nil {
-		if err := os.Rename(snap, data); err != nil {
-			os.Rename(failed, data)
-			return err
-		}
-		return nil
+	if moved, err := u.swapIn(data, snap); moved || err != nil {
+		return err
 	}
 	if err := clearDir(data); err != nil {
 		return err
 	}
 	return cp(snap+"/.", data)
+}
+
+// swapIn moves the data dir aside to STATE_DIR/ID.data-failed and the
+// copy into its place; moved is false when the data dir cannot be
+// renamed (a mount point, another filesystem), with nothing changed.
+func (u *upgrader) swapIn(data, snap string) (moved bool, err error) {
+	failed := u.s.failedPath()
+	os.RemoveAll(failed)
+	if os.Rename(data, failed) != nil {
+		return false, nil
+	}
+	if err := os.Rename(snap, data); err != nil {
+		os.Rename(failed, data)
+		return true, err
+	}
+	return true, nil
 }
 
 // dropSnapshot removes the copy and forgets it (an incomplete copy, or

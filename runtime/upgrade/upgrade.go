@@ -78,24 +78,14 @@ func Upgrade(ctx context.Context, o Options) (*Record, error) {
 	if err := checkSource(o); err != nil {
 		return nil, err
 	}
-	u, err := begin(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	defer u.end()
-	return u.upgrade(ctx)
+	return run(ctx, o, (*upgrader).upgrade)
 }
 
 // Rollback goes back to the previous recorded version, with the same
 // stop, start and verification as an upgrade (and back again when the
 // previous version fails its verification).
 func Rollback(ctx context.Context, o Options) (*Record, error) {
-	u, err := begin(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	defer u.end()
-	return u.rollback(ctx)
+	return run(ctx, o, (*upgrader).rollback)
 }
 
 // Recover finishes an interrupted upgrade or rollback (its process died):
@@ -103,20 +93,29 @@ func Rollback(ctx context.Context, o Options) (*Record, error) {
 // record, nil when nothing was interrupted, and ErrBusy when an upgrade
 // is running now.
 func Recover(ctx context.Context, o Options) (*Record, error) {
-	s := newStore(o.Config)
-	if _, err := os.Stat(s.path()); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(newStore(o.Config).path()); errors.Is(err, os.ErrNotExist) {
 		return nil, nil // the start path's common case: one stat
 	}
-	unlock, err := s.lock()
+	u, err := lockState(o)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	u := &upgrader{o: o, s: s, out: writerOr(o.Out)}
-	if u.st, err = s.load(); err != nil {
+	defer u.end()
+	return u.recover(ctx)
+}
+
+// run is one upgrade or rollback (do) under the upgrade lock, after the
+// recovery of an interrupted one.
+func run(ctx context.Context, o Options, do func(*upgrader, context.Context) (*Record, error)) (*Record, error) {
+	u, err := lockState(o)
+	if err != nil {
 		return nil, err
 	}
-	return u.recover(ctx)
+	defer u.end()
+	if _, err := u.recover(ctx); err != nil {
+		return nil, err
+	}
+	return do(u, ctx)
 }
 
 // Load returns the state (current and previous versions, history, an
@@ -176,9 +175,8 @@ type upgrader struct {
 	downFrom time.Time
 }
 
-// begin takes the upgrade lock, loads the state and recovers an
-// interrupted upgrade first.
-func begin(ctx context.Context, o Options) (*upgrader, error) {
+// lockState takes the upgrade lock and loads the state.
+func lockState(o Options) (*upgrader, error) {
 	s := newStore(o.Config)
 	unlock, err := s.lock()
 	if err != nil {
@@ -186,10 +184,6 @@ func begin(ctx context.Context, o Options) (*upgrader, error) {
 	}
 	u := &upgrader{o: o, s: s, out: writerOr(o.Out), unlock: unlock}
 	if u.st, err = s.load(); err != nil {
-		unlock()
-		return nil, err
-	}
-	if _, err := u.recover(ctx); err != nil {
 		unlock()
 		return nil, err
 	}
