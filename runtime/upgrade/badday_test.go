@@ -24,10 +24,14 @@ import (
 // (its image writes a file into the data dir at once: none is there);
 // the old version runs again, the error says why, and the record keeps
 // the last step it could write, which the next command recovers from
-// once the dir is writable again.
+// once the dir is writable again. The same in the window: the verified
+// upgrade cannot be recorded, so it is not kept.
 func TestUpgradeUnrecordedStepGoesBack(t *testing.T) {
-	for _, how := range []string{"full", "read-only"} {
-		t.Run(how, func(t *testing.T) {
+	for _, tc := range []struct {
+		how string
+		at  Step
+	}{{"full", StepStopping}, {"read-only", StepStopping}, {"full", StepVerifying}} {
+		t.Run(tc.how+"-at-"+string(tc.at), func(t *testing.T) {
 			var state string
 			e := newEnv(t, func(c *config.Config) {
 				state = filepath.Join(filepath.Dir(c.Container.DataDir), "statefs")
@@ -41,8 +45,8 @@ func TestUpgradeUnrecordedStepGoesBack(t *testing.T) {
 			var fix func()
 			rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: writes, Out: testWriter{t},
 				OnStep: func(s Step) {
-					if s == StepStopping {
-						fix = breakDir(t, how, state)
+					if s == tc.at {
+						fix = breakDir(t, tc.how, state)
 					}
 				}})
 			if !errors.Is(err, ErrUnrecorded) || !errors.Is(err, ErrRolledBack) || rec == nil || rec.Outcome != RolledBack {
@@ -53,12 +57,13 @@ func TestUpgradeUnrecordedStepGoesBack(t *testing.T) {
 				t.Fatalf("after the rollback: %+v, want %+v", now, old)
 			}
 			e.serves(t)
-			if _, err := os.Stat(filepath.Join(e.cfg.Container.DataDir, "oxios-demo.json")); !errors.Is(err, os.ErrNotExist) {
+			_, err = os.Stat(filepath.Join(e.cfg.Container.DataDir, "oxios-demo.json"))
+			if tc.at == StepStopping && !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("the new daemon ran though its start was never recorded: %v", err)
 			}
 			fix()
-			if st, err := Load(e.cfg); err != nil || st.InProgress == nil || st.InProgress.Step != StepStopping {
-				t.Fatalf("record: %+v %v; want the upgrade in progress at %s", st, err, StepStopping)
+			if st, err := Load(e.cfg); err != nil || st.InProgress == nil || st.InProgress.Step != tc.at || st.Current != nil {
+				t.Fatalf("record: %+v %v; want the upgrade in progress at %s", st, err, tc.at)
 			}
 			if rec, err := Recover(context.Background(), e.opts(t, r)); err != nil || rec.Outcome != Recovered {
 				t.Fatalf("recover: %v %+v", err, rec)
