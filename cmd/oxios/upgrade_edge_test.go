@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +260,46 @@ func (c *cli) lastOutcome(want string) {
 func (c *cli) log() string {
 	b, _ := os.ReadFile(filepath.Join(c.dir, "logs", c.id+".log"))
 	return string(b)
+}
+
+// Two `oxios upgrade` started together: one upgrades, the other is
+// refused at once (exit 1) naming the PID that holds the upgrade, and the
+// old daemon is stopped once only.
+func TestCLITwoUpgradesAtOnce(t *testing.T) {
+	c := newCLI(t, "[upgrade]\nverify_for = \"2s\"\nstate_dir = \"state\"\n")
+	if out, errs, code := c.run("start"); code != 0 {
+		t.Fatalf("start: %d\n%s\n%s", code, out, errs)
+	}
+	defer c.run("stop")
+	archive := testenv.ImageArchive(t)
+	var cmds [2]*exec.Cmd
+	var outs [2]bytes.Buffer
+	for i, name := range []string{"v2", "v3"} {
+		a := testenv.ImageVariant(t, archive, c.dir, "localhost/"+name+":test", func(m map[string]any) { m["Labels"] = map[string]any{"v": name} })
+		cmds[i] = exec.Command(c.bin, "upgrade", "--archive", a, "--config", c.config)
+		cmds[i].Env = append(os.Environ(), "CONTAINERD_ADDRESS=", "NOTIFY_SOCKET=")
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var codes [2]int
+	for i, cmd := range cmds {
+		cmd.Wait()
+		codes[i] = cmd.ProcessState.ExitCode()
+	}
+	won, lost := 0, 1
+	if codes[0] != 0 {
+		won, lost = 1, 0
+	}
+	pid := strconv.Itoa(cmds[won].Process.Pid)
+	if codes[won] != 0 || codes[lost] != 1 || !strings.Contains(outs[lost].String(), "in progress: PID "+pid) {
+		t.Fatalf("exit codes %v; want one 0 and one 1 naming PID %s:\n%s\n---\n%s", codes, pid, outs[0].String(), outs[1].String())
+	}
+	if n := strings.Count(c.log(), "stop signal received"); n != 1 {
+		t.Fatalf("the daemon was stopped %d times, want once", n)
+	}
+	c.lastOutcome("upgraded")
 }
