@@ -31,10 +31,10 @@ func (u *upgrader) rollback(ctx context.Context) (*Record, error) {
 		return u.rec, err
 	}
 	if err := rt.Tag(ctx, u.pin(roleFrom), from); err != nil {
-		return u.rec, err
+		return u.abandon(err)
 	}
 	if err := rt.Tag(ctx, u.pin(rolePending), to); err != nil {
-		return u.rec, err
+		return u.abandon(err)
 	}
 	u.progress("rolling back %s from %s to %s", ref, short(u.rec.From.Digest), short(u.rec.To.Digest))
 	return u.switchTo(ctx, from, to)
