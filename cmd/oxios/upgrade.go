@@ -33,7 +33,9 @@ An image that cannot be had leaves the old daemon running. An image with
 the running digest stops nothing (--if-newer: for timers). SIGINT or
 SIGTERM ends it at once with nothing changed before the old daemon is
 stopped, and rolls back after; an upgrade killed outright is finished by
-the next start, upgrade or rollback.
+the next start, upgrade or rollback. One upgrade or rollback at a time:
+another is refused; start and stop wait for the window to end. A REF that
+is not a full image name (registry/name:tag) exits 2.
 See docs/upgrade.md, also for upgrade.snapshot_data.`,
 		setup: func(fs *flagSet) runFunc {
 			var o upgrade.Options
@@ -94,6 +96,10 @@ type switchFunc func(context.Context, upgrade.Options) (*upgrade.Record, error)
 
 // cmdSwitch runs an upgrade or a rollback and reports it.
 func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
+	// What was typed is judged before containerd is asked anything.
+	if err := upgrade.CheckSource(o); err != nil {
+		return switchFailed(e, err)
+	}
 	return withRuntime(e, exitFail, func(c *conn) int {
 		o.Config, o.Runtime, o.Out = c.cfg, c.r, prefixed{e.stderr}
 		// SIGINT or SIGTERM: before the old daemon is stopped the upgrade
@@ -107,14 +113,20 @@ func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
 			printRecord(e.stdout, e.stderr, rec)
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
-			if errors.Is(err, upgrade.ErrBadRef) {
-				return exitUsage
-			}
-			return exitFail
+			return switchFailed(e, err)
 		}
 		return exitOK
 	})
+}
+
+// switchFailed reports a failed upgrade or rollback; a REF that does not
+// parse is a usage error.
+func switchFailed(e *env, err error) int {
+	fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
+	if errors.Is(err, upgrade.ErrBadRef) {
+		return exitUsage
+	}
+	return exitFail
 }
 
 // printRecord: the outcome on stdout; a failure's details on stderr.

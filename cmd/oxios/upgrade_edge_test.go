@@ -303,3 +303,23 @@ func TestCLITwoUpgradesAtOnce(t *testing.T) {
 	}
 	c.lastOutcome("upgraded")
 }
+
+// A REF that does not parse, or an archive that is not there, is judged
+// before containerd is asked anything: the same answer with no config
+// and no containerd.
+func TestUpgradeSourceBeforeContainerd(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.tar")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"upgrade", "Bad/REF::x"}, 2, `bad image reference "Bad/REF::x"`},
+		{[]string{"upgrade", "--archive", missing}, 1, missing},
+	} {
+		_, errs, code := oxios(t, append(tc.args, "--config", filepath.Join(t.TempDir(), "none.toml"))...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+}

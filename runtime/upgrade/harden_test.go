@@ -101,7 +101,7 @@ func TestCheckSource(t *testing.T) {
 		{Options{Archive: gz}, nil},
 		{Options{}, nil},
 	} {
-		err := checkSource(tc.o)
+		err := CheckSource(tc.o)
 		if !errors.Is(err, tc.want) || err == nil && tc.want != nil {
 			t.Errorf("%+v: %v, want %v", tc.o, err, tc.want)
 		}

@@ -21,9 +21,10 @@ var (
 	ErrBadArchive = errors.New("bad image archive")
 )
 
-// checkSource refuses a source that cannot be had, before anything
-// else: a typo must not recover, lock or record anything.
-func checkSource(o Options) error {
+// CheckSource refuses a source (o.Ref, o.Archive) that cannot be had,
+// before anything else: a typo must not recover, lock or record
+// anything. Upgrade calls it first; a CLI may call it before it connects.
+func CheckSource(o Options) error {
 	switch {
 	case o.Ref != "" && o.Archive != "":
 		return fmt.Errorf("%w: %s and the archive %s together: give one", ErrBadRef, o.Ref, o.Archive)

@@ -75,7 +75,7 @@ func PinName(id, role string) string { return "oxios-upgrade.local/" + id + ":" 
 // report; the error wraps ErrRolledBack or ErrNoDaemon when the new
 // daemon failed. An interrupted earlier upgrade is recovered first.
 func Upgrade(ctx context.Context, o Options) (*Record, error) {
-	if err := checkSource(o); err != nil {
+	if err := CheckSource(o); err != nil {
 		return nil, err
 	}
 	return run(ctx, o, (*upgrader).upgrade)
