@@ -130,8 +130,9 @@ func (in *Installer) Render(s Spec) ([]byte, error) {
 }
 
 // Install writes the service file atomically (a second install replaces the
-// first), reloads the manager, enables it at boot unless opts.NoEnable,
-// and with opts.Now starts it.
+// first), with s.AutoUpdate the automatic update's files next to it (and
+// without it removes them), reloads the manager, enables it at boot unless
+// opts.NoEnable, and with opts.Now starts it.
 func (in *Installer) Install(s Spec, opts Options) error {
 	if s.User != in.User {
 		// A user unit in the system's directory (or the reverse) would
@@ -142,27 +143,30 @@ func (in *Installer) Install(s Spec, opts Options) error {
 	if err != nil {
 		return err
 	}
+	upgrade, err := in.renderUpgrade(s)
+	if err != nil {
+		return err
+	}
 	if opts.DryRun {
-		_, err := in.Out.Write(data)
+		return in.printFiles(data, upgrade)
+	}
+	if err := in.writeFiles(append([]file{{in.Path, data}}, upgrade...)); err != nil {
 		return err
 	}
-	if err := writeAtomic(in.Path, data, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(in.Out, "wrote %s\n", in.Path)
-	if in.Manager == Launchd && in.LogDir != "" {
-		if err := os.MkdirAll(in.LogDir, 0o755); err != nil {
-			return &PathError{Op: "create directory", Path: in.LogDir, Err: err}
+	running := in.Running == nil || in.Running()
+	if s.AutoUpdate == "" {
+		if err := in.dropUpgrade(running, false, false); err != nil {
+			return err
 		}
 	}
-	if in.Running != nil && !in.Running() {
+	if !running {
 		if opts.Now {
 			return fmt.Errorf("%w: wrote %s, but cannot start it now", ErrNotRunning, in.Path)
 		}
 		fmt.Fprintf(in.Out, "%s is not running on this host: wrote %s, reloaded and started nothing\n", in.Manager, in.Path)
 		return nil
 	}
-	for _, step := range in.installSteps(opts) {
+	for _, step := range in.installSteps(opts, s.AutoUpdate != "") {
 		if err := in.run(step); err != nil {
 			return err
 		}
@@ -170,10 +174,43 @@ func (in *Installer) Install(s Spec, opts Options) error {
 	return nil
 }
 
-// Uninstall stops and disables the service, removes its file, and reloads.
-// A service that is not installed is not an error.
+// writeFiles writes each file atomically, and launchd's log directory.
+func (in *Installer) writeFiles(files []file) error {
+	for _, f := range files {
+		if err := writeAtomic(f.path, f.data, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(in.Out, "wrote %s\n", f.path)
+	}
+	if in.Manager == Launchd && in.LogDir != "" {
+		if err := os.MkdirAll(in.LogDir, 0o755); err != nil {
+			return &PathError{Op: "create directory", Path: in.LogDir, Err: err}
+		}
+	}
+	return nil
+}
+
+// printFiles is a dry run's output: the service file as it would be
+// written, then each automatic-update file under a comment naming it.
+func (in *Installer) printFiles(data []byte, more []file) error {
+	if _, err := in.Out.Write(data); err != nil {
+		return err
+	}
+	for _, f := range more {
+		if _, err := fmt.Fprintf(in.Out, "\n# %s\n%s", f.path, f.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Uninstall stops and disables the service and its automatic update,
+// removes their files (and no other), and reloads. A service that is not
+// installed is not an error.
 func (in *Installer) Uninstall(opts Options) error {
-	if _, err := os.Lstat(in.Path); errors.Is(err, fs.ErrNotExist) {
+	_, err := os.Lstat(in.Path)
+	installed := !errors.Is(err, fs.ErrNotExist)
+	if !installed && len(existing(in.upgradePaths())) == 0 {
 		fmt.Fprintf(in.Out, "not installed: no %s\n", in.Path)
 		return nil
 	}
@@ -182,10 +219,24 @@ func (in *Installer) Uninstall(opts Options) error {
 	if err := checkWritableDir(filepath.Dir(in.Path)); err != nil && !opts.DryRun {
 		return &PathError{Op: "remove", Path: in.Path, Err: err}
 	}
+	running := in.Running == nil || in.Running()
+	if !running {
+		// Nothing to stop or reload; removing the files is the whole job.
+		fmt.Fprintf(in.Out, "%s is not running on this host: only removing the files\n", in.Manager)
+	}
+	// The automatic update first: a run it started must not bring the
+	// daemon back after it was stopped.
+	if err := in.dropUpgrade(running, opts.DryRun, true); err != nil {
+		return err
+	}
+	if !installed {
+		if running && in.Manager == Systemd {
+			return in.runOrPrint(step{args: in.systemctl("daemon-reload")}, opts.DryRun)
+		}
+		return nil
+	}
 	before, after := in.uninstallSteps()
-	if in.Running != nil && !in.Running() {
-		// Nothing to stop or reload; removing the file is the whole job.
-		fmt.Fprintf(in.Out, "%s is not running on this host: only removing the file\n", in.Manager)
+	if !running {
 		before, after = nil, nil
 	}
 	for _, step := range before {
@@ -193,19 +244,26 @@ func (in *Installer) Uninstall(opts Options) error {
 			return err
 		}
 	}
-	if opts.DryRun {
-		fmt.Fprintf(in.Out, "would remove %s\n", in.Path)
-	} else {
-		if err := os.Remove(in.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return &PathError{Op: "remove", Path: in.Path, Err: err}
-		}
-		fmt.Fprintf(in.Out, "removed %s\n", in.Path)
+	if err := in.remove(in.Path, opts.DryRun); err != nil {
+		return err
 	}
 	for _, step := range after {
 		if err := in.runOrPrint(step, opts.DryRun); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+func (in *Installer) remove(path string, dryRun bool) error {
+	if dryRun {
+		fmt.Fprintf(in.Out, "would remove %s\n", path)
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return &PathError{Op: "remove", Path: path, Err: err}
+	}
+	fmt.Fprintf(in.Out, "removed %s\n", path)
 	return nil
 }
 
@@ -230,34 +288,48 @@ func (in *Installer) launchdDomain() string {
 	return "system"
 }
 
-func (in *Installer) installSteps(opts Options) []step {
+func (in *Installer) installSteps(opts Options, autoUpdate bool) []step {
 	enable := !opts.NoEnable || opts.Now
 	if in.Manager == Launchd {
-		d := in.launchdDomain()
-		// bootout first: bootstrap refuses a label that is already loaded,
-		// and a reinstall must replace the old job, not fail on it.
-		steps := []step{{args: []string{"launchctl", "bootout", d + "/" + Label}, tolerate: true}}
-		if enable {
-			// enable before bootstrap: launchd refuses to bootstrap a job
-			// whose label an earlier `launchctl disable` left disabled.
-			steps = append(steps, step{args: []string{"launchctl", "enable", d + "/" + Label}})
-		}
-		// bootstrap loads the job; RunAtLoad starts it (launchd has no
-		// "loaded but stopped" for such a job).
-		steps = append(steps, step{args: []string{"launchctl", "bootstrap", d, in.Path}})
+		steps := in.launchdLoad(Label, in.Path, enable)
 		if opts.Now {
-			steps = append(steps, step{args: []string{"launchctl", "kickstart", d + "/" + Label}})
+			steps = append(steps, step{args: []string{"launchctl", "kickstart", in.launchdDomain() + "/" + Label}})
+		}
+		if autoUpdate {
+			steps = append(steps, in.launchdLoad(UpgradeLabel, in.upgradePaths()[0], enable)...)
 		}
 		return steps
 	}
 	steps := []step{{args: in.systemctl("daemon-reload")}}
+	units := []string{UnitName}
+	if autoUpdate {
+		// The timer follows the service: enabled with it, started with it.
+		units = append(units, UpgradeTimerName)
+	}
 	switch {
 	case opts.Now:
-		steps = append(steps, step{args: in.systemctl("enable", "--now", UnitName)})
+		steps = append(steps, step{args: in.systemctl(append([]string{"enable", "--now"}, units...)...)})
 	case enable:
-		steps = append(steps, step{args: in.systemctl("enable", UnitName)})
+		steps = append(steps, step{args: in.systemctl(append([]string{"enable"}, units...)...)})
 	}
 	return steps
+}
+
+// launchdLoad (re)loads the job label from path.
+func (in *Installer) launchdLoad(label, path string, enable bool) []step {
+	d := in.launchdDomain()
+	// bootout first: bootstrap refuses a label that is already loaded,
+	// and a reinstall must replace the old job, not fail on it.
+	steps := []step{{args: []string{"launchctl", "bootout", d + "/" + label}, tolerate: true}}
+	if enable {
+		// enable before bootstrap: launchd refuses to bootstrap a job
+		// whose label an earlier `launchctl disable` left disabled.
+		steps = append(steps, step{args: []string{"launchctl", "enable", d + "/" + label}})
+	}
+	// bootstrap loads the job; RunAtLoad starts the service's (launchd
+	// has no "loaded but stopped" for such a job); the update's waits
+	// for its calendar.
+	return append(steps, step{args: []string{"launchctl", "bootstrap", d, path}})
 }
 
 func (in *Installer) uninstallSteps() (before, after []step) {

@@ -1,14 +1,11 @@
 package hostsvc
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"path/filepath"
 	"time"
 	"unicode/utf8"
-
-	"howett.net/plist"
 )
 
 // Label is the launchd job label; the old layer used the same one, so an
@@ -76,14 +73,7 @@ func RenderPlist(s Spec, logDir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	enc := plist.NewEncoderForFormat(&b, plist.XMLFormat)
-	enc.Indent("\t")
-	if err := enc.Encode(job); err != nil {
-		return nil, fmt.Errorf("encode launchd plist: %w", err)
-	}
-	b.WriteByte('\n')
-	return b.Bytes(), nil
+	return encodePlist(job)
 }
 
 // ceilSeconds: launchd's intervals are whole seconds; round up so that a

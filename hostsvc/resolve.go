@@ -3,6 +3,7 @@ package hostsvc
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ type SpecOptions struct {
 	Config   string
 	User     bool
 	Watchdog time.Duration
+	// AutoUpdate is --auto-update's calendar ("" = none).
+	AutoUpdate string
 }
 
 // ResolveSpec resolves what the service runs: this binary, by its absolute
@@ -43,7 +46,8 @@ func ResolveSpec(o SpecOptions) (s Spec, missing bool, err error) {
 	if err != nil {
 		return Spec{}, false, err
 	}
-	s = Spec{Binary: exe, Config: path, User: o.User, Watchdog: o.Watchdog}
+	s = Spec{Binary: exe, Config: path, User: o.User, Watchdog: o.Watchdog,
+		AutoUpdate: o.AutoUpdate, AutoUpdateOffset: hostOffset()}
 	load := config.Load
 	if o.User {
 		load = config.LoadForUser // the service runs as the user, not as root
@@ -111,4 +115,14 @@ func NewInstaller(user bool, out io.Writer) (*Installer, error) {
 		in.Running = util.IsRunningSystemd // sd_booted(3)
 	}
 	return in, nil
+}
+
+// hostOffset places launchd's automatic update within the hour by the
+// host's name: stable across reinstalls, different between hosts (what
+// systemd's RandomizedDelaySec does at each run).
+func hostOffset() time.Duration {
+	name, _ := os.Hostname()
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return time.Duration(h.Sum32()%60) * time.Minute
 }

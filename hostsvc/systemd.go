@@ -33,6 +33,14 @@ type Spec struct {
 	// Watchdog, when set, is WatchdogSec; oxios feeds it only while the
 	// daemon is live.
 	Watchdog time.Duration
+	// AutoUpdate, when set, is the calendar (systemd.time(7) OnCalendar=;
+	// launchd: hourly, daily, weekly, monthly or HH:MM) on which
+	// `oxios upgrade --if-newer` runs; "" installs no automatic update.
+	AutoUpdate string
+	// AutoUpdateOffset is where in the hour (and day) launchd runs a
+	// calendar shortcut, chosen per host since launchd has no
+	// RandomizedDelaySec; systemd ignores it.
+	AutoUpdateOffset time.Duration
 }
 
 // Defaults that a zero Spec field takes.

@@ -24,6 +24,14 @@
 #      removes the task it left, and the restart starts a fresh one;
 #   7. `systemctl restart oxiosd`: containerd's task list, polled all along,
 #      never holds two tasks; the old task drains, a fresh one is ready;
+#   7a. the automatic update (install --auto-update: oxios-upgrade.timer
+#      enabled and active): its service run with image.archive unchanged
+#      stops nothing; run again after a rebuilt image.archive appeared, it
+#      upgrades under the running unit: the unit goes through "reloading"
+#      (RELOADING=1 from oxios start --foreground), never fails, is not
+#      restarted (NRestarts and MainPID unchanged), and the new image runs;
+#   7b. `oxios upgrade --archive` to an image that crashes at start: rolled
+#      back, the unit again only reloads, the previous image runs and is ready;
 #   8. containerd SIGKILLed and started again under the running unit: the
 #      task keeps its PID, the daemon keeps answering, `oxios status` exits
 #      4 saying it still answers, and the journal has both "containerd
@@ -52,6 +60,9 @@
 #   BOOT_EXPECT_CMDLINE     NUL-separated argv oxios must run with
 #   BOOT_EXPECT_SHOW        the "path=... ; argv[]=..." systemctl must show
 #   BOOT_ARGV_UNIT, BOOT_ARGV_EXPECT  the argv-check unit and its expected dump
+#   BOOT_ARCHIVE  the config's image.archive (writable: replaced by a rebuild)
+#   BOOT_UPGRADE_GOOD, BOOT_UPGRADE_BAD  image archives: a new image, and one
+#                           that crashes at start
 #   BOOT_CACHE  rootfs cache (default /var/cache/oxios)
 set -euo pipefail
 
@@ -60,6 +71,12 @@ if [ -z "${BOOT_CONTAINERD_ADDRESS:-}" ]; then
 	export PATH=/usr/local/go/bin:$PATH
 	exec go test -count=1 -timeout 20m -run '^TestBoot$' -v ./hostsvc/boottest/
 fi
+
+[ -z "${BOOT_TRACE:-}" ] || set -x
+# A command that fails outside a check ends the script (set -e): say where,
+# in functions too (errtrace).
+set -o errtrace
+trap 'echo "boot-test: line $LINENO: a command failed (exit $?)" >&2' ERR
 
 CACHE=${BOOT_CACHE:-/var/cache/oxios}
 SUITE=bookworm
@@ -286,8 +303,12 @@ echo "all $(tr -cd '\0' <"$BOOT_ARGV_EXPECT" | wc -c) hostile arguments arrived 
 
 # ---------------------------------------------------------------- install
 step "install: oxios install --now inside the machine"
-inside "$BOOT_BIN" install --now --watchdog 2s --config "$BOOT_CONFIG" || fail "oxios install --now"
+inside "$BOOT_BIN" install --now --watchdog 2s --auto-update --config "$BOOT_CONFIG" || fail "oxios install --now --auto-update"
 inside systemctl is-active --quiet oxiosd.service || fail "oxiosd.service is not active after install --now"
+for what in is-enabled is-active; do
+	v=$(inside systemctl "$what" oxios-upgrade.timer || true)
+	case "$v" in enabled | active) ;; *) fail "--auto-update: systemctl $what oxios-upgrade.timer says '$v'" ;; esac
+done
 inside "$BOOT_BIN" install --dry-run --watchdog 2s --config "$BOOT_CONFIG" >"$OUT/dry-run.service" ||
 	fail "oxios install --dry-run"
 inside cat /etc/systemd/system/oxiosd.service | cmp - "$OUT/dry-run.service" || fail "--dry-run printed another unit than install wrote"
@@ -389,6 +410,100 @@ read -r PID2 STATE2 <<<"$(ctr_task)"
 [ "$(get_ready)" = 200 ] || fail "GET /health/ready after systemctl restart"
 echo "task $TASKPID drained, task $PID2 ready; $samples samples, at most $most task, $(grep -cx 0 "$OUT/restart.counts") with none"
 
+# ---------------------------------------------------------------- upgrade
+# unit_state: "ActiveState/SubState" of oxiosd, read in one call (two
+# calls could straddle a transition).
+unit_state() {
+	inside systemctl show -p ActiveState -p SubState oxiosd.service |
+		awk -F= '$1 == "ActiveState" { a = $2 } $1 == "SubState" { s = $2 } END { printf "%s/%s", a, s }'
+}
+# watch_states: record oxiosd's state every 20 ms into $OUT/states until
+# $OUT/states.done exists (systemd has no event stream we can read here).
+watch_states() {
+	rm -f "$OUT/states.done"
+	( while [ ! -e "$OUT/states.done" ]; do unit_state; echo; sleep 0.02; done >"$OUT/states" ) &
+	WATCHER=$!
+}
+unwatch_states() { touch "$OUT/states.done"; wait "$WATCHER" || true; }
+# wait_running: until oxiosd is active/running again (READY=1 after the
+# reload), 60 s at most.
+wait_running() {
+	for _ in $(seq 1 1200); do
+		[ "$(unit_state)" = active/running ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+# running_digest: the image digest oxios status reports.
+running_digest() {
+	inside "$BOOT_BIN" status --json --config "$BOOT_CONFIG" >"$OUT/status.json" 2>"$OUT/status.err" ||
+		fail "oxios status --json: $(cat "$OUT/status.err")"
+	python3 -c 'import json, sys; print(json.load(sys.stdin).get("image_digest", ""))' <"$OUT/status.json" ||
+		fail "oxios status --json printed: $(cat "$OUT/status.json")"
+}
+# archive_digest FILE: the manifest digest an OCI archive holds.
+archive_digest() { tar -xOf "$1" index.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])'; }
+# unit_unmoved WHAT: the unit never failed or restarted, and it went through
+# "reloading" (the upgrade's stop and start were said as a reload).
+unit_unmoved() {
+	[ "$(inside systemctl show -p NRestarts --value oxiosd.service)" = "$NR" ] || fail "$1: the unit restarted"
+	[ "$(inside systemctl show -p MainPID --value oxiosd.service)" = "$MAIN" ] || fail "$1: the unit's main process changed"
+	grep -q '^reloading/' "$OUT/states" || fail "$1: oxiosd was never seen reloading: $(sort -u "$OUT/states" | tr '\n' ' ')"
+	bad=$({ grep -vE '^(active/running|reloading/.*)$' "$OUT/states" || true; } | sort -u | tr '\n' ' ')
+	[ -z "$bad" ] || fail "$1: oxiosd went through $bad"
+	[ "$(get_ready)" = 200 ] || fail "$1: not ready from the host"
+}
+
+step "automatic update: oxios-upgrade.service with image.archive unchanged stops nothing"
+read -r TASKPID _ <<<"$(ctr_task)"
+MAIN=$(inside systemctl show -p MainPID --value oxiosd.service)
+NR=$(inside systemctl show -p NRestarts --value oxiosd.service)
+inside systemctl start oxios-upgrade.service || fail "oxios-upgrade.service failed: $(inside journalctl -b -u oxios-upgrade.service -o cat --no-pager | tail -n 5)"
+read -r PID2 _ <<<"$(ctr_task)"
+[ "$PID2" = "$TASKPID" ] || fail "the update check replaced task $TASKPID with ${PID2:-none}"
+inside journalctl -b -u oxios-upgrade.service -o cat --no-pager | grep -q 'nothing changed' ||
+	fail "oxios-upgrade.service did not say 'nothing changed'"
+echo "oxios upgrade --if-newer: nothing changed, task $TASKPID untouched"
+
+step "automatic update: a rebuilt image.archive is upgraded to under the running unit (reload, no restart)"
+GOOD=$(archive_digest "$BOOT_UPGRADE_GOOD") || fail "no manifest digest in $BOOT_UPGRADE_GOOD"
+OLD=$(running_digest) || exit 1
+[ -n "$OLD" ] && [ "$OLD" != "$GOOD" ] || fail "running digest '$OLD' vs the new image's $GOOD"
+cp "$BOOT_UPGRADE_GOOD" "$BOOT_ARCHIVE"
+watch_states
+rc=0
+inside systemctl start oxios-upgrade.service || rc=$?
+wait_running || { unwatch_states; fail "oxiosd not active/running after the upgrade: $(unit_state)"; }
+unwatch_states
+[ "$rc" = 0 ] || fail "oxios-upgrade.service failed: $(inside journalctl -b -u oxios-upgrade.service -o cat --no-pager | tail -n 8)"
+unit_unmoved "upgrade"
+[ "$(running_digest)" = "$GOOD" ] || fail "after the upgrade the daemon runs $(running_digest), want $GOOD"
+read -r PID2 _ <<<"$(ctr_task)"
+[ "$PID2" != "$TASKPID" ] || fail "the task was not replaced"
+[ "$(ctr --address "$SOCK" -n "$NS" tasks ls -q | wc -l)" = 1 ] || fail "more than one task"
+[ "$(journal_count 'the task exited for an upgrade \(upgrading to ')" -ge 1 ] || fail "the journal does not say the unit followed an upgrade"
+st=$(inside systemctl show -p StatusText --value oxiosd.service)
+case "$st" in *"upgrade to "*) ;; *) fail "StatusText after the upgrade: $st" ;; esac
+echo "upgraded $OLD -> $GOOD under the unit: states $(sort -u "$OUT/states" | tr '\n' ' '), NRestarts $NR, main pid $MAIN, task $TASKPID -> $PID2"
+echo "    StatusText: $st"
+
+step "bad image: oxios upgrade to an image that crashes at start is rolled back (reload, no restart)"
+read -r TASKPID _ <<<"$(ctr_task)"
+watch_states
+rc=0
+inside "$BOOT_BIN" upgrade --archive "$BOOT_UPGRADE_BAD" --config "$BOOT_CONFIG" >"$OUT/upgrade-bad.txt" 2>&1 || rc=$?
+wait_running || { unwatch_states; fail "oxiosd not active/running after the rollback: $(unit_state)"; }
+unwatch_states
+[ "$rc" = 1 ] || fail "oxios upgrade to a crashing image: exit $rc, want 1: $(cat "$OUT/upgrade-bad.txt")"
+grep -q 'rolled back\|rolled-back' "$OUT/upgrade-bad.txt" || fail "no rollback in the report: $(cat "$OUT/upgrade-bad.txt")"
+unit_unmoved "rollback"
+[ "$(running_digest)" = "$GOOD" ] || fail "after the rollback the daemon runs $(running_digest), want $GOOD"
+st=$(inside systemctl show -p StatusText --value oxiosd.service)
+case "$st" in *"rolled back"*) ;; *) fail "StatusText after the rollback: $st" ;; esac
+read -r PID2 _ <<<"$(ctr_task)"
+echo "rolled back to $GOOD under the unit: states $(sort -u "$OUT/states" | tr '\n' ' '), NRestarts $NR, task $TASKPID -> $PID2"
+echo "    StatusText: $st"
+
 # ---------------------------------------------------------------- outage
 step "containerd outage: SIGKILL containerd under the running unit, then start it again"
 read -r TASKPID _ <<<"$(ctr_task)"
@@ -425,6 +540,9 @@ inside "$BOOT_BIN" uninstall || fail "oxios uninstall"
 [ -z "$(ctr_task)" ] || fail "task still in containerd after uninstall: $(ctr_task)"
 ctr_has_container && fail "container $ID still in containerd after uninstall"
 inside test ! -e /etc/systemd/system/oxiosd.service || fail "unit file still there"
+for f in oxios-upgrade.timer oxios-upgrade.service timers.target.wants/oxios-upgrade.timer; do
+	inside test ! -e "/etc/systemd/system/$f" || fail "$f still there after uninstall"
+done
 inside test ! -e /etc/systemd/system/multi-user.target.wants/oxiosd.service || fail "still enabled"
 load=$(inside systemctl show -p LoadState --value oxiosd.service)
 [ "$load" = not-found ] || fail "after uninstall and reload, LoadState=$load"
@@ -436,6 +554,7 @@ enabled=$(inside systemctl is-enabled oxiosd.service || true)
 active=$(inside systemctl is-active oxiosd.service || true)
 [ "$active" = inactive ] || fail "a plain oxios install started the unit ($active)"
 [ -z "$(ctr_task)" ] || fail "a task after a plain oxios install: $(ctr_task)"
+inside test ! -e /etc/systemd/system/oxios-upgrade.timer || fail "a plain oxios install wrote the update timer"
 echo "uninstalled cleanly; installed again: enabled, not started"
 sed 's/^/    /' "$OUT/install.txt"
 

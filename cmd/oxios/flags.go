@@ -24,6 +24,7 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 type flagDef struct {
 	long, short string
 	value       string // "N", "FILE", ...; "" = boolean
+	optional    string // value name of a flag whose value is optional (--f[=V])
 	help        string
 	set         func(string) error
 }
@@ -48,6 +49,23 @@ func (fs *flagSet) Bool(p *bool, long, short, help string) {
 			return fmt.Errorf("expected true or false, got %q", v)
 		}
 		*p = b
+		return nil
+	}})
+}
+
+// Optional defines a flag whose value may be left out: --long alone (or
+// =true) sets dflt, --long=false sets "", --long=V sets V. The value only
+// ever follows "=", so the next argument is never taken for it.
+func (fs *flagSet) Optional(p *string, long, value, dflt, help string) {
+	fs.add(&flagDef{long: long, optional: value, help: help, set: func(v string) error {
+		switch b, err := strconv.ParseBool(v); {
+		case err != nil:
+			*p = v
+		case b:
+			*p = dflt
+		default:
+			*p = ""
+		}
 		return nil
 	}})
 }
@@ -181,6 +199,9 @@ func (fs *flagSet) usage(w io.Writer) {
 		}
 		if d.value != "" {
 			left += " " + d.value
+		}
+		if d.optional != "" {
+			left += "[=" + d.optional + "]"
 		}
 		fmt.Fprintf(w, "  %-22s %s\n", left, d.help)
 	}

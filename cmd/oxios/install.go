@@ -20,6 +20,8 @@ type installFlags struct {
 	now      bool
 	noEnable bool
 	watchdog time.Duration
+	// autoUpdate is --auto-update's calendar ("" = none).
+	autoUpdate string
 }
 
 func (f *installFlags) define(fs *flagSet, install bool) {
@@ -29,18 +31,27 @@ func (f *installFlags) define(fs *flagSet, install bool) {
 		fs.Bool(&f.now, "now", "", "also start the service now")
 		fs.Bool(&f.noEnable, "no-enable", "", "write the service file only: do not enable it at boot")
 		fs.Duration(&f.watchdog, "watchdog", "", "D", "systemd WatchdogSec (e.g. 30s); fed while the daemon is live; 0 = off")
+		fs.Optional(&f.autoUpdate, "auto-update", "CALENDAR", hostsvc.DefaultCalendar,
+			"also run 'oxios upgrade --if-newer' on CALENDAR (default daily, at a randomized time)")
 	}
 }
 
 func installCommand() *command {
 	return &command{
-		name: "install", synopsis: "[--user] [--dry-run] [--now] [--no-enable] [--watchdog D]",
+		name: "install", synopsis: "[--user] [--dry-run] [--now] [--no-enable] [--watchdog D] [--auto-update[=CALENDAR]]",
 		summary: "write the systemd unit / launchd job (also: daemon install)",
 		help: `Write the systemd unit (Linux) or launchd plist (macOS) that runs
 'oxios start --foreground' with the config this command resolves (--config,
 else the lookup order), reload the service manager and enable the service
 at boot. --now also starts it; --no-enable writes the file only; --dry-run
-prints what would be written or run.`,
+prints what would be written or run.
+
+--auto-update adds a timer (systemd: oxios-upgrade.timer, OnCalendar=
+CALENDAR with up to an hour of randomized delay; launchd: a calendar job,
+hourly, daily, weekly, monthly or HH:MM) that runs 'oxios upgrade
+--if-newer': it upgrades only when the registry serves a digest other than
+the running one. An install without it removes the timer; uninstall
+removes everything install wrote.`,
 		setup: func(fs *flagSet) runFunc {
 			f := &installFlags{}
 			f.define(fs, true)
@@ -74,11 +85,15 @@ func daemonCommand() *command {
 // cmdInstall is `oxios install [--user] [--dry-run] [--now] [--config FILE]`.
 func cmdInstall(e *env, f *installFlags, args []string) int {
 	if len(args) > 0 {
-		fmt.Fprintf(e.stderr, "oxios install: unexpected argument %q; see 'oxios install --help'\n", args[0])
+		hint := "see 'oxios install --help'"
+		if f.autoUpdate != "" {
+			hint = fmt.Sprintf("a calendar goes after '=': --auto-update=%s", shellQuote(args[0]))
+		}
+		fmt.Fprintf(e.stderr, "oxios install: unexpected argument %q; %s\n", args[0], hint)
 		return exitUsage
 	}
 	stdout, stderr := e.stdout, e.stderr
-	spec, missing, err := hostsvc.ResolveSpec(hostsvc.SpecOptions{Config: e.common.config, User: f.user, Watchdog: f.watchdog})
+	spec, missing, err := hostsvc.ResolveSpec(hostsvc.SpecOptions{Config: e.common.config, User: f.user, Watchdog: f.watchdog, AutoUpdate: f.autoUpdate})
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
 		return exitFail
@@ -119,6 +134,9 @@ func (f *installFlags) args(cmd string) []string {
 	}
 	if f.watchdog > 0 {
 		out = append(out, "--watchdog", f.watchdog.String())
+	}
+	if f.autoUpdate != "" {
+		out = append(out, "--auto-update="+f.autoUpdate)
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func cmdStart(e *env, fg bool) int {
 	return withRuntime(e, exitFail, func(c *conn) int {
 		recoverFirst(e, c)
 		if fg {
-			return foreground(c.r, e.stdout, e.stderr)
+			return foreground(e, c)
 		}
 		st, err := watchStart(e.stderr, c, c.r.Start)
 		if err != nil {
@@ -108,14 +108,17 @@ func printStarted(stdout, stderr io.Writer, st *task.Started) {
 
 // foreground: systemd's Type=notify contract. SIGTERM/SIGINT cancel the
 // context; Foreground then stops the task and returns its exit code.
-func foreground(r *task.Runtime, stdout, stderr io.Writer) int {
+func foreground(e *env, c *conn) int {
+	stdout, stderr := e.stdout, e.stderr
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	wd, _ := daemon.SdWatchdogEnabled(false)
 	notify := func(state string) { daemon.SdNotify(false, state) }
-	_, code, err := r.Foreground(ctx, task.ForegroundOptions{Notify: notify, Watchdog: wd, OnReady: func(st *task.Started) {
+	o := task.ForegroundOptions{Notify: notify, Watchdog: wd, OnReady: func(st *task.Started) {
 		printStarted(stdout, stderr, st)
-	}})
+	}}
+	followUpgrades(&o, e, c)
+	_, code, err := c.r.Foreground(ctx, o)
 	if err != nil {
 		report(stderr, err)
 		// Foreground reports a failed start as 1: the unit must see 78.

@@ -51,7 +51,7 @@ See docs/upgrade.md, also for upgrade.snapshot_data.`,
 				if len(args) == 1 {
 					o.Ref = args[0]
 				}
-				return cmdSwitch(e, o, asJSON, upgrade.Upgrade)
+				return cmdSwitch(e, o, asJSON, upgrade.UpgradeIfNewer)
 			}
 		},
 	}

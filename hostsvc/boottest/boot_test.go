@@ -93,12 +93,23 @@ func TestBoot(t *testing.T) {
 	id := "oxios-boot"
 	ns := "oxios-boot"
 	logDir := filepath.Join(work, "logs")
+	// image.archive is a copy the script may replace (a rebuilt image for
+	// the automatic update to find); the variants are what upgrades go to.
+	archive := filepath.Join(work, "image", "oxios-image.tar")
+	testenv.CopyFile(t, image, archive, 0o644)
+	good := testenv.ImageVariant(t, image, filepath.Join(work, "image"), "localhost/oxios:good", func(c map[string]any) {
+		c["Labels"] = map[string]any{"oxios.boot-test": "good"}
+	})
+	bad := testenv.ImageVariant(t, image, filepath.Join(work, "image"), "localhost/oxios:crash", func(c map[string]any) {
+		env, _ := c["Env"].([]any)
+		c["Env"] = append(env, "OXIOS_DEMO_EXIT_AFTER=0s", "OXIOS_DEMO_EXIT_CODE=3")
+	})
 	cfg := strings.Join([]string{
 		"[containerd]",
 		"address = " + tomlString(addr),
 		"namespace = " + tomlString(ns),
 		"[image]",
-		"archive = " + tomlString(image),
+		"archive = " + tomlString(archive),
 		"[container]",
 		"id = " + tomlString(id),
 		"port = " + strconv.Itoa(port),
@@ -107,6 +118,8 @@ func TestBoot(t *testing.T) {
 		"run_dir = " + tomlString(filepath.Join(work, "run")),
 		// The demo listens where oxios waits for it.
 		`env = ["OXIOS_DEMO_LISTEN=127.0.0.1:{port}"]`,
+		"[upgrade]",
+		`verify_for = "2s"`,
 		"",
 	}, "\n")
 	write(t, cfgPath, []byte(cfg), 0o644)
@@ -152,6 +165,9 @@ func TestBoot(t *testing.T) {
 		"BOOT_BINDS="+work,
 		"BOOT_BINDS_RO="+image,
 		"BOOT_OUT="+out,
+		"BOOT_ARCHIVE="+archive,
+		"BOOT_UPGRADE_GOOD="+good,
+		"BOOT_UPGRADE_BAD="+bad,
 		"BOOT_EXPECT_CMDLINE="+filepath.Join(out, "cmdline"),
 		"BOOT_EXPECT_SHOW="+show,
 		"BOOT_ARGV_UNIT="+filepath.Join(out, "argv-check.service"),

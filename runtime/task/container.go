@@ -77,8 +77,9 @@ func (r *Runtime) createContainer(ctx context.Context, img client.Image, d *desi
 		return nil, err
 	}
 	rec := containers.Container{
-		ID:          r.cfg.Container.ID,
-		Labels:      map[string]string{LabelHash: d.hash, LabelPort: strconv.Itoa(r.cfg.Container.Port), LabelNotifyToken: d.token},
+		ID: r.cfg.Container.ID,
+		Labels: map[string]string{LabelHash: d.hash, LabelPort: strconv.Itoa(r.cfg.Container.Port), LabelNotifyToken: d.token,
+			LabelImageDigest: img.Target().Digest.String()},
 		Image:       img.Name(),
 		Runtime:     rt,
 		Spec:        spec,

@@ -26,14 +26,30 @@ type ForegroundOptions struct {
 	// Watchdog is systemd's WatchdogSec (0 = off); WATCHDOG=1 is sent at
 	// half of it, and only while oxios-init reports the daemon live.
 	Watchdog time.Duration
-	// OnReady is called once the daemon is ready (the CLI prints it).
+	// OnReady is called once the daemon is ready (the CLI prints it),
+	// again after each upgrade it stayed attached through.
 	OnReady func(*Started)
+	// Upgrading is asked when the task exits: whether an upgrade or
+	// rollback (`oxios upgrade`, `oxios rollback`, run by hand or by the
+	// timer) is replacing the daemon, and what it does ("upgrading to
+	// REF"). Such an exit is not the service's: Foreground says
+	// RELOADING=1, waits for the upgrade to let go of the start lock,
+	// attaches to whatever daemon it left and says READY=1 again, so
+	// systemd neither fails nor restarts the unit. nil: never.
+	Upgrading func() (status string, ok bool)
+	// Outcome, after such an upgrade, says how it ended (for STATUS= and
+	// the journal; "" = nothing to say).
+	Outcome func() string
+	// Reattach starts or adopts the daemon after an upgrade; nil = Start.
+	// The CLI passes its own start, which recovers an interrupted upgrade.
+	Reattach func(context.Context) (*Started, error)
 }
 
 // Foreground starts (or adopts) the daemon and stays attached until the
 // task exits or ctx is cancelled (SIGTERM/SIGINT in the CLI), which stops
 // it gracefully. It returns the task's exit code. A containerd restart
-// while attached is waited out, never taken for an exit.
+// while attached is waited out, never taken for an exit; so is an
+// upgrade that replaces the task (o.Upgrading).
 func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started, int, error) {
 	notify := o.Notify
 	if notify == nil {
@@ -44,18 +60,32 @@ func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started
 	if err != nil {
 		return nil, 1, err
 	}
-	if o.OnReady != nil {
-		o.OnReady(st)
-	}
-	notify(fmt.Sprintf("READY=1\nSTATUS=running (PID %d), ready on %s", st.PID, st.URL))
-	wctx, stopWatchdog := context.WithCancel(ctx)
-	defer stopWatchdog()
-	go r.watchdog(wctx, st.PID, o.Watchdog, notify)
-	code, err := r.waitExit(ctx)
-	if ctx.Err() == nil {
-		notify(fmt.Sprintf("STATUS=exited with code %d", code))
-		r.cleanupExited()
-		return st, code, err
+	for after := false; ; after = true {
+		if o.OnReady != nil {
+			o.OnReady(st)
+		}
+		notify(fmt.Sprintf("READY=1\nSTATUS=running (PID %d), ready on %s%s", st.PID, st.URL, outcome(o, after)))
+		code, err := r.attached(ctx, st.PID, o, notify)
+		if ctx.Err() != nil {
+			break
+		}
+		status, upgrading := "", false
+		if err == nil && o.Upgrading != nil {
+			status, upgrading = o.Upgrading()
+		}
+		if !upgrading {
+			notify(fmt.Sprintf("STATUS=exited with code %d", code))
+			r.cleanupExited()
+			return st, code, err
+		}
+		next, err := r.followUpgrade(ctx, o, status, notify)
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			return st, 1, err
+		}
+		st = next
 	}
 	notify("STOPPING=1\nSTATUS=stopping")
 	res, err := r.stopRetrying()
@@ -63,6 +93,102 @@ func (r *Runtime) Foreground(ctx context.Context, o ForegroundOptions) (*Started
 		return st, 1, err
 	}
 	return st, int(res.ExitCode), nil
+}
+
+// outcome is "; " and how the upgrade went, after an upgrade.
+func outcome(o ForegroundOptions, afterUpgrade bool) string {
+	if !afterUpgrade || o.Outcome == nil {
+		return ""
+	}
+	if s := o.Outcome(); s != "" {
+		return "; " + s
+	}
+	return ""
+}
+
+// attached watches the task whose PID 1 is pid until it exits (or ctx
+// ends), feeding systemd's watchdog meanwhile (o.Watchdog).
+func (r *Runtime) attached(ctx context.Context, pid uint32, o ForegroundOptions, notify Notifier) (int, error) {
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go r.watchdog(wctx, pid, o.Watchdog, notify, o.Upgrading)
+	return r.waitExit(ctx)
+}
+
+// followUpgrade tells systemd that the service is reloading, not gone,
+// and returns the daemon the upgrade (or its rollback) left, once it let
+// go of the start lock: the upgrade holds it from the drain of the old
+// daemon to the end of its verification window.
+func (r *Runtime) followUpgrade(ctx context.Context, o ForegroundOptions, status string, notify Notifier) (*Started, error) {
+	r.progress("the task exited for an upgrade (%s): waiting for it to finish", status)
+	// WATCHDOG=1 at once: the drain may have taken most of the interval.
+	msg := "RELOADING=1\nWATCHDOG=1\n"
+	if us := monotonicUsec(); us > 0 {
+		msg += fmt.Sprintf("MONOTONIC_USEC=%d\n", us)
+	}
+	notify(msg + "STATUS=" + status)
+	// The daemon is the upgrade's to judge meanwhile: the watchdog is fed
+	// for this process, which is waiting as it should.
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go feedWatchdog(wctx, o.Watchdog, notify)
+	if err := r.awaitLockFree(ctx, o.Upgrading); err != nil {
+		return nil, err
+	}
+	reattach := o.Reattach
+	if reattach == nil {
+		reattach = r.Start
+	}
+	st, err := reattach(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("attach after the upgrade: %w", err)
+	}
+	return st, nil
+}
+
+// awaitLockFree waits until the start lock is free, or ctx ends. A wait
+// that times out is resumed while the upgrade is still going (a rollback
+// may hold the lock longer than one start).
+func (r *Runtime) awaitLockFree(ctx context.Context, upgrading func() (string, bool)) error {
+	for {
+		got := make(chan error, 1)
+		go func() {
+			unlock, err := r.lock()
+			if err == nil {
+				unlock()
+			}
+			got <- err
+		}()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-got:
+			var lt *LockTimeoutError
+			if !errors.As(err, &lt) {
+				return err
+			}
+			if _, still := upgrading(); !still {
+				return err
+			}
+		}
+	}
+}
+
+// feedWatchdog sends WATCHDOG=1 at half the interval until ctx ends.
+func feedWatchdog(ctx context.Context, interval time.Duration, notify Notifier) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			notify("WATCHDOG=1")
+		}
+	}
 }
 
 // stopRetrying stops even when containerd has just restarted and the
@@ -186,8 +312,10 @@ func isTransport(err error) bool {
 
 // watchdog pings systemd at half the interval while oxios-init's liveness
 // holds; a hung daemon then stops the pings and systemd acts. pid is the
-// task's: only its PID 1's health endpoint counts.
-func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Duration, notify Notifier) {
+// task's: only its PID 1's health endpoint counts. A daemon that is not
+// live while an upgrade drains it (upgrading, nil = never) is the
+// upgrade's to judge: the pings go on.
+func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Duration, notify Notifier, upgrading func() (string, bool)) {
 	if interval <= 0 {
 		return
 	}
@@ -198,11 +326,16 @@ func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Durati
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if r.live(pid) {
+			if r.live(pid) || upgrading != nil && isUpgrading(upgrading) {
 				notify("WATCHDOG=1")
 			}
 		}
 	}
+}
+
+func isUpgrading(upgrading func() (string, bool)) bool {
+	_, ok := upgrading()
+	return ok
 }
 
 // Live asks oxios-init's /livez (200 = live). Without a health endpoint

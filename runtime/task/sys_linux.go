@@ -49,3 +49,11 @@ func mountTmpfs(p, opts string) error {
 
 // detach lazily unmounts p, never following a link there.
 func detach(p string) error { return unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) }
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1 (MONOTONIC_USEC=) to order the reload.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano() / 1000
+}

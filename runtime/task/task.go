@@ -38,6 +38,9 @@ const (
 	LabelHash      = "oxios.hash"       // config+image hash: recreate when it changes
 	LabelStartedAt = "oxios.started-at" // RFC 3339, set when the task starts
 	LabelPort      = "oxios.port"
+	// LabelImageDigest pins the image the container was created from: the
+	// container records the image by name, which a pull may re-point.
+	LabelImageDigest = "oxios.image-digest"
 )
 
 // Options configure a Runtime.

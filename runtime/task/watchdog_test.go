@@ -65,7 +65,7 @@ func TestWatchdogOnlyWhileLive(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go r.watchdog(ctx, uint32(os.Getpid()), 40*time.Millisecond, notify) // pings every 20 ms
+	go r.watchdog(ctx, uint32(os.Getpid()), 40*time.Millisecond, notify, nil) // pings every 20 ms
 	// Pings flowing is the point, not their rate: a wall-clock bound on a
 	// shared CI machine only measures its load (200 ms failed at load 25).
 	deadline := time.After(5 * time.Second)
