@@ -195,7 +195,7 @@ func (h *Held) Verify(ctx context.Context, pid uint32, window time.Duration) err
 	r := h.r
 	ctx, cancel := context.WithCancel(r.ctx(ctx))
 	defer cancel()
-	exitCh := r.waitTask(ctx)
+	exitCh := r.waitExitAsync(ctx)
 	notReady := make(chan struct{}, 1)
 	if r.supervised() {
 		n, err := r.listenNotify()
@@ -216,9 +216,11 @@ func (h *Held) Verify(ctx context.Context, pid uint32, window time.Duration) err
 	timer := time.NewTimer(window)
 	defer timer.Stop()
 	select {
-	case st := <-exitCh:
-		code, _, _ := st.Result()
-		return &VerifyError{Reason: fmt.Sprintf("the task exited with code %d within upgrade.verify_for (%v)", code, window)}
+	case ex := <-exitCh:
+		if ex.err != nil {
+			return &VerifyError{Reason: fmt.Sprintf("the task's exit could not be watched: %v", ex.err)}
+		}
+		return &VerifyError{Reason: fmt.Sprintf("the task exited with code %d within upgrade.verify_for (%v)", ex.code, window)}
 	case <-notReady:
 		return &VerifyError{Reason: fmt.Sprintf("the daemon stopped being ready within upgrade.verify_for (%v)", window)}
 	case <-ctx.Done():
@@ -226,6 +228,23 @@ func (h *Held) Verify(ctx context.Context, pid uint32, window time.Duration) err
 	case <-timer.C:
 	}
 	return r.verifyEnd(pid, base, window)
+}
+
+type exited struct {
+	code int
+	err  error
+}
+
+// waitExitAsync is waitExit in the background: a containerd restarted
+// in the window cuts the exit event stream, which is not the task
+// exiting (it runs on under its shim); waitExit waits again.
+func (r *Runtime) waitExitAsync(ctx context.Context) <-chan exited {
+	c := make(chan exited, 1)
+	go func() {
+		code, err := r.waitExit(ctx)
+		c <- exited{code, err}
+	}()
+	return c
 }
 
 // verifyEnd is the last look at the end of the window: live, ready, and

@@ -309,3 +309,29 @@ func TestRecoverRestoresSnapshot(t *testing.T) {
 	}
 	e.checkRestored(t, intact)
 }
+
+// containerd restarted (SIGKILL, then started again) in the verification
+// window: the task's exit event stream is cut, which is not the task
+// exiting. The new daemon runs on and passes its window.
+func TestContainerdRestartInWindow(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Upgrade.VerifyFor = config.Duration(4 * time.Second)
+	r := e.connect(t)
+	var inWindow *task.Running
+	restarted := make(chan struct{})
+	rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: e.variant(t, "v2"), Out: testWriter{t},
+		OnStep: func(s Step) {
+			if s == StepVerifying {
+				inWindow = running(t, r)
+				go func() { e.ctrd.Restart(); close(restarted) }()
+			}
+		}})
+	<-restarted
+	if err != nil || rec.Outcome != Upgraded {
+		t.Fatalf("upgrade with containerd restarted in the window: %v %+v", err, rec)
+	}
+	if now := running(t, r); now.PID != inWindow.PID {
+		t.Fatalf("the new daemon (PID %d) was replaced by PID %d", inWindow.PID, now.PID)
+	}
+	e.serves(t)
+}

@@ -44,6 +44,7 @@ type env struct {
 	cfg     *config.Config
 	dir     string
 	archive string
+	ctrd    *ctrtest.Containerd
 }
 
 // newEnv: a private containerd, the real image, a config with its own
@@ -77,7 +78,7 @@ func newEnv(t *testing.T, edits ...func(*config.Config)) *env {
 	for _, edit := range edits {
 		edit(c)
 	}
-	e := &env{cfg: c, dir: dir, archive: archive}
+	e := &env{cfg: c, dir: dir, archive: archive, ctrd: ctrd}
 	r := e.connect(t)
 	if _, err := r.Start(context.Background()); err != nil {
 		log, _ := os.ReadFile(c.LogPath())
