@@ -163,6 +163,8 @@ func printOutcome(stdout, stderr io.Writer, r *upgrade.Record) {
 	case upgrade.Unchanged:
 		fmt.Fprintf(stdout, "oxios: nothing changed: %s\n", printable(firstOf(r.Note, r.Failure)))
 	case upgrade.RolledBack:
+	case "": // ErrUnfinished: still in progress, for the next command
+		fmt.Fprintf(stdout, "oxios: the %s is unfinished at step %s\n", r.Kind, r.Step)
 	default:
 		fmt.Fprintf(stdout, "oxios %s: %s\n", r.Outcome, printable(firstOf(r.Note, r.Failure)))
 	}
@@ -200,6 +202,8 @@ func upgradeHint(err error) string {
 		return "; start it with `oxios start` first"
 	case errors.Is(err, upgrade.ErrBusy):
 		return "; wait for it to end (`oxios history` shows it then)"
+	case errors.Is(err, upgrade.ErrUnfinished):
+		return "; once containerd answers, `oxios start` finishes it: back to the version it left"
 	case errors.Is(err, upgrade.ErrNoDaemon):
 		return "; no daemon runs: see `oxios history`, fix, then `oxios start`"
 	case errors.Is(err, upgrade.ErrUnrecorded):

@@ -335,3 +335,37 @@ func TestContainerdRestartInWindow(t *testing.T) {
 	}
 	e.serves(t)
 }
+
+// containerd dies in the window and stays down while the new daemon
+// fails: the rollback cannot stop it, and nobody can tell what runs. The
+// upgrade says so (ErrUnfinished) and leaves its record in progress
+// rather than claiming no daemon runs; once containerd is back, the next
+// command goes back to the old version.
+func TestRollbackWithContainerdDown(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Upgrade.VerifyFor = config.Duration(10 * time.Second)
+	r := e.connect(t)
+	old := running(t, r)
+	hang := e.variant(t, "hang", "OXIOS_DEMO_HANG_AFTER=1s")
+	rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: hang, Out: testWriter{t},
+		OnStep: func(s Step) {
+			if s == StepVerifying {
+				e.ctrd.Kill9()
+			}
+		}})
+	if !errors.Is(err, ErrUnfinished) || errors.Is(err, ErrNoDaemon) || rec.Outcome != "" {
+		t.Fatalf("upgrade: %v %+v; want ErrUnfinished", err, rec)
+	}
+	if st, err := Load(e.cfg); err != nil || st.InProgress == nil || st.InProgress.Step != StepRollingBack || len(st.History) != 0 {
+		t.Fatalf("record: %+v %v; want the upgrade in progress at %s", st, err, StepRollingBack)
+	}
+	e.ctrd.Restart()
+	r = e.connect(t)
+	if rec, err := Recover(context.Background(), e.opts(t, r)); err != nil || rec.Outcome != Recovered {
+		t.Fatalf("recover: %v %+v", err, rec)
+	}
+	if now := running(t, r); now.Digest != old.Digest {
+		t.Fatalf("after recovery: %s, want %s", now.Digest, old.Digest)
+	}
+	e.serves(t)
+}

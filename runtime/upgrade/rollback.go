@@ -2,7 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -100,7 +99,7 @@ func (u *upgrader) recover(ctx context.Context) (*Record, error) {
 	note := fmt.Sprintf("interrupted at step %q (oxios PID %d)", u.rec.Step, u.rec.PID)
 	if err != nil {
 		u.rec.Note = note + "; recovery failed: " + err.Error()
-		return u.rec, errors.Join(fmt.Errorf("%w: recover the %s interrupted at step %q: %w", ErrNoDaemon, u.rec.Kind, u.rec.Step, err), u.finish(Failed))
+		return u.rec, u.failed(fmt.Sprintf("recover the %s interrupted at step %q", u.rec.Kind, u.rec.Step), err)
 	}
 	u.rec.Note = note + "; recovered: the daemon runs " + u.rec.From.Digest
 	u.untag(rolePending, roleFrom)

@@ -188,7 +188,7 @@ func (u *upgrader) abandon(err error) (*Record, error) {
 	u.untag(rolePending, roleFrom)
 	cur, cerr := u.o.Runtime.Current(context.Background())
 	if cerr != nil || cur == nil || !cur.Up {
-		return u.rec, errors.Join(fmt.Errorf("%w: %w", ErrNoDaemon, err), u.finish(Failed))
+		return u.rec, u.failed("keep the old daemon", errors.Join(err, cerr))
 	}
 	u.rec.Note = "the old daemon runs"
 	return u.rec, errors.Join(err, u.finish(Unchanged))
@@ -279,7 +279,7 @@ func (u *upgrader) goBack(ctx context.Context, from ocispec.Descriptor, failure 
 	}
 	if err != nil {
 		u.rec.Failure += "; the rollback failed too: " + err.Error()
-		return u.rec, errors.Join(fmt.Errorf("%w: rollback to %s: %w", ErrNoDaemon, u.rec.From.Digest, err), recErr, u.finish(Failed))
+		return u.rec, errors.Join(u.failed("rollback to "+u.rec.From.Digest, err), recErr)
 	}
 	u.rec.RollbackSeconds = time.Since(tFail).Seconds()
 	u.rec.DowntimeSeconds = time.Since(u.downFrom).Seconds()

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/task"
 )
@@ -34,6 +36,10 @@ var (
 	ErrRolledBack = errors.New("upgrade failed and was rolled back")
 	// ErrNoDaemon: the rollback failed too: no daemon runs.
 	ErrNoDaemon = errors.New("no daemon runs")
+	// ErrUnfinished: containerd could not be reached to go back, so what
+	// runs is not known (a task runs on under its shim when containerd
+	// dies); the record stays in progress for the next command.
+	ErrUnfinished = errors.New("the upgrade could not be finished")
 	// ErrNotRunning: there is no running daemon to upgrade or roll back.
 	ErrNotRunning = errors.New("the daemon is not running")
 	// ErrNoPrevious: rollback has no recorded version to go to.
@@ -217,6 +223,19 @@ func (u *upgrader) step(s Step) error {
 		u.o.OnStep(s)
 	}
 	return nil
+}
+
+// failed ends an upgrade that could not get back to a running daemon
+// (what says what failed) as Failed: no daemon runs. When containerd
+// could not be reached nobody knows that, so the record stays in
+// progress instead, and the next command goes back from its step once
+// containerd answers.
+func (u *upgrader) failed(what string, err error) error {
+	if errors.Is(err, task.ErrUnreachable) || errdefs.IsUnavailable(err) {
+		u.st.InProgress = u.rec
+		return errors.Join(fmt.Errorf("%w: %s: %w", ErrUnfinished, what, err), u.s.save(u.st))
+	}
+	return errors.Join(fmt.Errorf("%w: %s: %w", ErrNoDaemon, what, err), u.finish(Failed))
 }
 
 // finish ends the record with outcome and moves it to the history.
