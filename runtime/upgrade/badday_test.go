@@ -65,6 +65,9 @@ func TestUpgradeUnrecordedStepGoesBack(t *testing.T) {
 			if st, err := Load(e.cfg); err != nil || st.InProgress == nil || st.InProgress.Step != tc.at || st.Current != nil {
 				t.Fatalf("record: %+v %v; want the upgrade in progress at %s", st, err, tc.at)
 			}
+			if d, err := r.ImageTarget(context.Background(), PinName(e.cfg.Container.ID, rolePrevious)); err == nil {
+				t.Fatalf("a rollback target %s is pinned though none is recorded", d.Digest)
+			}
 			if rec, err := Recover(context.Background(), e.opts(t, r)); err != nil || rec.Outcome != Recovered {
 				t.Fatalf("recover: %v %+v", err, rec)
 			}
@@ -368,4 +371,34 @@ func TestRollbackWithContainerdDown(t *testing.T) {
 		t.Fatalf("after recovery: %s, want %s", now.Digest, old.Digest)
 	}
 	e.serves(t)
+}
+
+// An upgrade cut short between recording its commit and pinning the
+// version it left (the from pin still holds that image): a rollback
+// still finds the image, and goes back to it.
+func TestRollbackFindsUnpinnedPrevious(t *testing.T) {
+	e := newEnv(t)
+	r := e.connect(t)
+	ctx := context.Background()
+	old := running(t, r)
+	if rec, err := Upgrade(ctx, Options{Config: e.cfg, Runtime: r, Archive: e.variant(t, "v2"), Out: testWriter{t}}); err != nil {
+		t.Fatalf("upgrade: %v %+v", err, rec)
+	}
+	id := e.cfg.Container.ID
+	prev, err := r.ImageTarget(ctx, PinName(id, rolePrevious))
+	if err == nil {
+		err = r.Tag(ctx, PinName(id, roleFrom), prev)
+	}
+	if err == nil {
+		err = r.Untag(ctx, PinName(id, rolePrevious))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := Rollback(ctx, e.opts(t, r)); err != nil || rec.Outcome != Upgraded {
+		t.Fatalf("rollback: %v %+v", err, rec)
+	}
+	if now := running(t, r); now.Digest != old.Digest {
+		t.Fatalf("after the rollback: %s, want %s", now.Digest, old.Digest)
+	}
 }

@@ -39,16 +39,26 @@ func (u *upgrader) rollback(ctx context.Context) (*Record, error) {
 	return u.switchTo(ctx, from, to)
 }
 
-// previousImage is State.Previous's image, kept by its pin.
+// previousImage is State.Previous's image, kept by its pin (or still by
+// the from pin of an upgrade cut short between its record and its pin).
 func (u *upgrader) previousImage(ctx context.Context) (ocispec.Descriptor, error) {
-	to, err := u.o.Runtime.ImageTarget(ctx, u.pin(rolePrevious))
+	to, err := u.findImage(ctx, u.rec.To.Digest, u.pin(rolePrevious), u.pin(roleFrom))
 	if err != nil {
-		return to, fmt.Errorf("%w: the image of %s is gone from containerd (%w)", ErrNoPrevious, u.rec.To.Digest, err)
-	}
-	if to.Digest.String() != u.rec.To.Digest {
-		return to, fmt.Errorf("%w: %s holds %s, the record says %s", ErrNoPrevious, u.pin(rolePrevious), to.Digest, u.rec.To.Digest)
+		return to, fmt.Errorf("%w: %w", ErrNoPrevious, err)
 	}
 	return to, nil
+}
+
+// findImage is the image with digest under the first of names that
+// holds it.
+func (u *upgrader) findImage(ctx context.Context, digest string, names ...string) (ocispec.Descriptor, error) {
+	for _, name := range names {
+		d, err := u.o.Runtime.ImageTarget(ctx, name)
+		if err == nil && d.Digest.String() == digest {
+			return d, nil
+		}
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("the image %s is gone from containerd", digest)
 }
 
 // leaving records the version a rollback leaves: the running container's,
@@ -113,14 +123,7 @@ func (u *upgrader) recover(ctx context.Context) (*Record, error) {
 // fromImage finds the From image: its pin, else image.ref when it still
 // names it (an upgrade killed before it pinned anything).
 func (u *upgrader) fromImage(ctx context.Context) (ocispec.Descriptor, error) {
-	rt := u.o.Runtime
-	for _, name := range []string{u.pin(roleFrom), u.o.Config.Image.Ref} {
-		d, err := rt.ImageTarget(ctx, name)
-		if err == nil && d.Digest.String() == u.rec.From.Digest {
-			return d, nil
-		}
-	}
-	return ocispec.Descriptor{}, fmt.Errorf("the image %s is gone from containerd", u.rec.From.Digest)
+	return u.findImage(ctx, u.rec.From.Digest, u.pin(roleFrom), u.o.Config.Image.Ref)
 }
 
 func (u *upgrader) recoverTo(ctx context.Context, from ocispec.Descriptor) error {

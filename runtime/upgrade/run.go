@@ -247,15 +247,19 @@ func (u *upgrader) commit(ctx context.Context, from ocispec.Descriptor) (*Record
 	if cur, err := u.o.Runtime.Current(ctx); err == nil && cur != nil {
 		u.rec.To.Hash = cur.Hash
 	}
-	if err := u.o.Runtime.Tag(ctx, u.pin(rolePrevious), from); err != nil {
-		u.progress("%v", err)
-	}
 	fromV, toV, snap := u.rec.From, u.rec.To, u.rec.Snapshot
 	u.rec.Snapshot = ""
 	err := u.finishWith(Upgraded, func(st *State) { st.Previous, st.Current = &fromV, &toV })
 	if err != nil {
 		u.rec.Snapshot = snap
 		return u.goBack(ctx, from, err.Error(), nil)
+	}
+	// Pinned once recorded, so that the pin never names another version
+	// than State.Previous; until then (and if this is cut short) the
+	// from pin keeps the image, and previousImage finds it there.
+	if err := u.o.Runtime.Tag(ctx, u.pin(rolePrevious), from); err != nil {
+		u.progress("%v", err)
+		return u.rec, nil // roleFrom stays: a rollback still finds the image
 	}
 	u.removeSnapshot()
 	u.untag(rolePending, roleFrom)
@@ -270,7 +274,7 @@ func (u *upgrader) commit(ctx context.Context, from ocispec.Descriptor) (*Record
 func (u *upgrader) goBack(ctx context.Context, from ocispec.Descriptor, failure string, tail []string) (*Record, error) {
 	tFail := time.Now()
 	u.rec.Failure, u.rec.LogTail = failure, tail
-	u.progress("the new daemon failed: %s; rolling back to %s", failure, short(u.rec.From.Digest))
+	u.progress("failed: %s; rolling back to %s", failure, short(u.rec.From.Digest))
 	recErr := u.step(StepRollingBack)
 	ctx = context.WithoutCancel(ctx) // an interrupted caller must not leave no daemon
 	err := u.restore(ctx, from)

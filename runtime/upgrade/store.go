@@ -162,6 +162,8 @@ func (s *store) lock() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// holderOr names the lock's holder for ErrBusy; an older oxios wrote no
+// record into the lock file.
 func holderOr(h string) string {
 	if h == "" {
 		return "another process"

@@ -78,8 +78,9 @@ func PinName(id, role string) string { return "oxios-upgrade.local/" + id + ":" 
 
 // Upgrade replaces the running daemon with the image Ref (or Archive),
 // verifies it and rolls back on a failure. The record it returns is the
-// report; the error wraps ErrRolledBack or ErrNoDaemon when the new
-// daemon failed. An interrupted earlier upgrade is recovered first.
+// report; the error wraps ErrRolledBack, ErrNoDaemon or ErrUnfinished
+// when the new daemon failed, ErrUnrecorded when a step could not be
+// written. An interrupted earlier upgrade is recovered first.
 func Upgrade(ctx context.Context, o Options) (*Record, error) {
 	if err := CheckSource(o); err != nil {
 		return nil, err
