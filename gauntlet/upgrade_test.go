@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -202,31 +203,55 @@ func TestUpgradeKilled(t *testing.T) {
 // soon as its record is at step or later; it returns the step the record
 // had when the kill landed.
 func (e *env) killUpgradeAt(rw *row, target, step string) string {
+	u, at := e.upgradeAt(rw, target, step)
+	u.cmd.Process.Signal(syscall.SIGKILL)
+	u.cmd.Wait()
+	if ws, _ := u.cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signal() != syscall.SIGKILL {
+		rw.fail(e.t, "the upgrade ended before the kill at %s:\n%s", step, u)
+	}
+	return at
+}
+
+// bgUpgrade is an `oxios upgrade --json` running in the background.
+type bgUpgrade struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+}
+
+func (u *bgUpgrade) String() string { return u.stdout.String() + u.stderr.String() }
+
+// wait waits for it to end and returns its exit code and report.
+func (u *bgUpgrade) wait() (int, upgradeRecord) {
+	u.cmd.Wait()
+	var rec upgradeRecord
+	json.Unmarshal(u.stdout.Bytes(), &rec)
+	return u.cmd.ProcessState.ExitCode(), rec
+}
+
+// upgradeAt starts `oxios upgrade --json --archive target` and returns
+// once its record is at step or later, with the step it had then.
+func (e *env) upgradeAt(rw *row, target, step string) (*bgUpgrade, string) {
 	order := map[string]int{"fetch": 0, "recorded": 1, "stopping": 2, "snapshot": 3, "starting": 4, "verifying": 5, "rolling-back": 6}
-	cmd := e.command(e.t.Context(), "upgrade", "--archive", target)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	u := &bgUpgrade{cmd: e.command(e.t.Context(), "upgrade", "--json", "--archive", target)}
+	u.cmd.Stdout, u.cmd.Stderr = &u.stdout, &u.stderr
+	if err := u.cmd.Start(); err != nil {
 		rw.fail(e.t, "%v", err)
 	}
 	state := filepath.Join(e.dir, "state", e.id+".json")
 	var at string
 	// The record is the only sign of the step from outside; polled, so
-	// the kill lands at the step or just after it.
+	// the caller acts at the step or just after it.
 	ok := eventually(2*time.Minute, time.Millisecond, func() bool {
 		at = inProgressStep(state)
 		o, seen := order[at]
 		return seen && o >= order[step]
 	})
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
 	if !ok {
-		rw.fail(e.t, "the upgrade never reached %s:\n%s", step, out.String())
+		u.cmd.Process.Kill()
+		u.cmd.Wait()
+		rw.fail(e.t, "the upgrade never reached %s:\n%s", step, u)
 	}
-	if ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signal() != syscall.SIGKILL {
-		rw.fail(e.t, "the upgrade ended before the kill at %s:\n%s", step, out.String())
-	}
-	return at
+	return u, at
 }
 
 func inProgressStep(path string) string {
@@ -341,4 +366,48 @@ func daemonsOn(dataDir string) int {
 		}
 	}
 	return n
+}
+
+// containerd SIGKILLed and restarted while an upgrade is in its window:
+// the task runs on under its shim, and a cut exit event stream is not
+// an exit. The upgrade passes its window with the same new daemon.
+func TestUpgradeContainerdRestartInWindow(t *testing.T) {
+	rw := scenario(t, "12.7", "upgrade: containerd restarted in the window")
+	e := upgradeEnv(t, rw, setup{}, "6s")
+	u, _ := e.upgradeAt(rw, e.variant("v2"), "verifying")
+	inWindow, _ := e.status()
+	t0 := time.Now()
+	e.ctrd.Restart()
+	outage := time.Since(t0)
+	if code, rec := u.wait(); code != 0 || rec.Outcome != "upgraded" {
+		rw.fail(t, "upgrade with containerd restarted in its window: exit %d\n%s", code, u)
+	}
+	e.samePID(rw, inWindow.PID)
+	rw.lost("nothing")
+	rw.note("containerd down %v in the window; upgraded, same task PID", outage.Round(time.Millisecond))
+}
+
+// Commands while an upgrade is in its window: a second upgrade is
+// refused at once naming the holder; a start waits for the window and
+// adopts the upgraded daemon; the upgrade passes.
+func TestUpgradeCommandsInWindow(t *testing.T) {
+	rw := scenario(t, "12.8", "upgrade: other commands in the window")
+	e := upgradeEnv(t, rw, setup{}, "4s")
+	v2, v3 := e.variant("v2"), e.variant("v3")
+	u, _ := e.upgradeAt(rw, v2, "verifying")
+	inWindow, _ := e.status()
+	holder := "PID " + strconv.Itoa(u.cmd.Process.Pid)
+	if r := e.oxios(time.Minute, "upgrade", "--archive", v3); r.code != 1 || !strings.Contains(r.stderr, holder) {
+		rw.fail(t, "second upgrade in the window: want exit 1 naming %s: %s", holder, r)
+	}
+	r := e.oxios(time.Minute, "start")
+	if r.code != 0 || !strings.Contains(r.stdout, "already running") {
+		rw.fail(t, "start in the window: %s", r)
+	}
+	if code, rec := u.wait(); code != 0 || rec.Outcome != "upgraded" {
+		rw.fail(t, "the upgrade: exit %d\n%s", code, u)
+	}
+	e.samePID(rw, inWindow.PID)
+	rw.lost("nothing")
+	rw.note("second upgrade refused at once; start waited %v, then adopted", r.took.Round(time.Millisecond))
 }

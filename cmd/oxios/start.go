@@ -175,6 +175,7 @@ running.`,
 
 func cmdStop(e *env) int {
 	return withRuntime(e, exitFail, func(c *conn) int {
+		stopAfterUpgrade(e.stderr, c.cfg)
 		res, err := c.r.Stop(context.Background())
 		if err != nil {
 			report(e.stderr, err)

@@ -33,7 +33,9 @@ An image that cannot be had leaves the old daemon running. An image with
 the running digest stops nothing (--if-newer: for timers). SIGINT or
 SIGTERM ends it at once with nothing changed before the old daemon is
 stopped, and rolls back after; an upgrade killed outright is finished by
-the next start, upgrade or rollback.
+the next start, upgrade or rollback. One upgrade or rollback at a time:
+another is refused; start and stop wait for the window to end. A REF that
+is not a full image name (registry/name:tag) exits 2.
 See docs/upgrade.md, also for upgrade.snapshot_data.`,
 		setup: func(fs *flagSet) runFunc {
 			var o upgrade.Options
@@ -94,6 +96,10 @@ type switchFunc func(context.Context, upgrade.Options) (*upgrade.Record, error)
 
 // cmdSwitch runs an upgrade or a rollback and reports it.
 func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
+	// What was typed is judged before containerd is asked anything.
+	if err := upgrade.CheckSource(o); err != nil {
+		return switchFailed(e, err)
+	}
 	return withRuntime(e, exitFail, func(c *conn) int {
 		o.Config, o.Runtime, o.Out = c.cfg, c.r, prefixed{e.stderr}
 		// SIGINT or SIGTERM: before the old daemon is stopped the upgrade
@@ -102,41 +108,36 @@ func cmdSwitch(e *env, o upgrade.Options, asJSON bool, fn switchFunc) int {
 		defer stop()
 		rec, err := fn(ctx, o)
 		if asJSON && rec != nil {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(rec)
+			printJSON(e.stdout, rec)
 		} else if rec != nil {
 			printRecord(e.stdout, e.stderr, rec)
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
-			return exitFail
+			return switchFailed(e, err)
 		}
 		return exitOK
 	})
 }
 
+// switchFailed reports a failed upgrade or rollback; a REF that does not
+// parse is a usage error.
+func switchFailed(e *env, err error) int {
+	fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
+	if errors.Is(err, upgrade.ErrBadRef) {
+		return exitUsage
+	}
+	return exitFail
+}
+
 // printRecord: the outcome on stdout; a failure's details on stderr.
 func printRecord(stdout, stderr io.Writer, r *upgrade.Record) {
-	switch r.Outcome {
-	case upgrade.Upgraded:
-		fmt.Fprintf(stdout, "oxios %s: %s -> %s (down %.2f s, then verified)\n", pastTense(r.Kind), r.From.Digest, r.To.Digest, r.DowntimeSeconds)
-	case upgrade.Unchanged:
-		fmt.Fprintf(stdout, "oxios: nothing changed: %s\n", printable(firstOf(r.Note, r.Failure)))
-		return
-	case upgrade.RolledBack:
-	default:
-		fmt.Fprintf(stdout, "oxios %s: %s\n", r.Outcome, printable(firstOf(r.Note, r.Failure)))
-	}
-	if r.Note != "" && r.Outcome == upgrade.Upgraded {
-		fmt.Fprintf(stderr, "oxios: %s\n", printable(r.Note))
-	}
-	if r.Failure == "" {
+	printOutcome(stdout, stderr, r)
+	if r.Outcome == upgrade.Unchanged || r.Failure == "" {
 		return
 	}
-	fmt.Fprintf(stderr, "oxios: the new daemon (%s) failed: %s\n", r.To.Digest, printable(r.Failure))
+	fmt.Fprintf(stderr, "oxios: the %s to %s failed: %s\n", r.Kind, r.To.Digest, printable(r.Failure))
 	if len(r.LogTail) > 0 {
-		fmt.Fprintf(stderr, "  -- its last log lines (%d) --\n", len(r.LogTail))
+		fmt.Fprintf(stderr, "  -- the new daemon's last log lines (%d) --\n", len(r.LogTail))
 		for _, l := range r.LogTail {
 			fmt.Fprintf(stderr, "  %s\n", printable(l))
 		}
@@ -148,6 +149,32 @@ func printRecord(stdout, stderr io.Writer, r *upgrade.Record) {
 		}
 		fmt.Fprintln(stdout)
 	}
+}
+
+// printOutcome is the outcome's line (a rollback's comes after its
+// failure), and an upgrade's note.
+func printOutcome(stdout, stderr io.Writer, r *upgrade.Record) {
+	switch r.Outcome {
+	case upgrade.Upgraded:
+		fmt.Fprintf(stdout, "oxios %s: %s -> %s (down %.2f s, then verified)\n", pastTense(r.Kind), r.From.Digest, r.To.Digest, r.DowntimeSeconds)
+		if r.Note != "" {
+			fmt.Fprintf(stderr, "oxios: %s\n", printable(r.Note))
+		}
+	case upgrade.Unchanged:
+		fmt.Fprintf(stdout, "oxios: nothing changed: %s\n", printable(firstOf(r.Note, r.Failure)))
+	case upgrade.RolledBack:
+	case "": // ErrUnfinished: still in progress, for the next command
+		fmt.Fprintf(stdout, "oxios: the %s is unfinished at step %s\n", r.Kind, r.Step)
+	default:
+		fmt.Fprintf(stdout, "oxios %s: %s\n", r.Outcome, printable(firstOf(r.Note, r.Failure)))
+	}
+}
+
+// printJSON writes v indented, as --json prints it.
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
 
 func pastTense(k upgrade.Kind) string {
@@ -175,10 +202,22 @@ func upgradeHint(err error) string {
 		return "; start it with `oxios start` first"
 	case errors.Is(err, upgrade.ErrBusy):
 		return "; wait for it to end (`oxios history` shows it then)"
+	case errors.Is(err, upgrade.ErrUnfinished):
+		return "; once containerd answers, `oxios start` finishes it: back to the version it left"
 	case errors.Is(err, upgrade.ErrNoDaemon):
 		return "; no daemon runs: see `oxios history`, fix, then `oxios start`"
+	case errors.Is(err, upgrade.ErrUnrecorded):
+		return "; make upgrade.state_dir writable (space, mount), then `oxios start` finishes what the record says"
 	case errors.Is(err, upgrade.ErrRolledBack):
 		return " (the old version runs; `oxios history` keeps this report)"
+	case errors.Is(err, upgrade.ErrNoPrevious):
+		return "; an upgrade that passed its window records the version it replaced"
+	case errors.Is(err, upgrade.ErrBadState):
+		return "; nothing was changed: look at it, then move it aside (oxios then forgets the rollback target and the history) and run the command again"
+	case errors.Is(err, upgrade.ErrBadRef):
+		return "; REF is a full image name, e.g. registry.example.com/oxios:1.2"
+	case errors.Is(err, upgrade.ErrBadArchive):
+		return "; --archive takes an OCI or docker image archive (`make image` writes one)"
 	}
 	return hint(err)
 }
@@ -191,16 +230,14 @@ func cmdHistory(e *env, n int, asJSON bool) int {
 	}
 	h, err := upgrade.History(l.cfg, n)
 	if err != nil {
-		report(e.stderr, err)
+		fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
 		return exitFail
 	}
 	if asJSON {
 		if h == nil {
 			h = []upgrade.Record{}
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(h)
+		printJSON(e.stdout, h)
 		return exitOK
 	}
 	if len(h) == 0 {
@@ -242,11 +279,22 @@ func recoverFirst(e *env, c *conn) {
 	rec, err := upgrade.Recover(context.Background(), upgrade.Options{Config: c.cfg, Runtime: c.r, Out: prefixed{e.stderr}})
 	switch {
 	case errors.Is(err, upgrade.ErrBusy):
-		fmt.Fprintln(e.stderr, "oxios: an upgrade is in progress: waiting for it")
+		fmt.Fprintf(e.stderr, "oxios: %v: waiting for it to end\n", err)
 	case err != nil:
 		fmt.Fprintf(e.stderr, "oxios: %v%s\n", err, upgradeHint(err))
 	case rec != nil:
 		fmt.Fprintf(e.stderr, "oxios: %s\n", printable(rec.Note))
+	}
+}
+
+// stopAfterUpgrade says why a stop waits: an upgrade or rollback holds
+// the start lock to the end of its verification window. The stop then
+// stops what the upgrade left: stopping the new daemon inside the window
+// would read as its failure and start the old one again, undoing the
+// stop.
+func stopAfterUpgrade(w io.Writer, cfg *config.Config) {
+	if rec, err := upgrade.InProgress(cfg); err == nil && rec != nil {
+		fmt.Fprintf(w, "oxios: the %s by oxios PID %d is at step %s: stopping once it ends\n", rec.Kind, rec.PID, rec.Step)
 	}
 }
 

@@ -7,6 +7,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -155,6 +156,15 @@ func (r *Runtime) Hold() (*Held, error) {
 // Release drops the lock.
 func (h *Held) Release() { h.release() }
 
+// RecordLockHolder writes this process into the lock file f, and
+// LockHolder reads who holds it, so that runtime/upgrade's lock names its
+// holder as the start lock does.
+func RecordLockHolder(f *os.File) { recordHolder(f) }
+
+// LockHolder describes the process recorded in the lock file f ("" when
+// none is).
+func LockHolder(f *os.File) string { return holder(f) }
+
 // Start is Runtime.Start under the held lock. It never pulls: the image
 // is what the caller tagged (image.pull = "always" would fetch image.ref
 // again and undo the tag).
@@ -185,7 +195,7 @@ func (h *Held) Verify(ctx context.Context, pid uint32, window time.Duration) err
 	r := h.r
 	ctx, cancel := context.WithCancel(r.ctx(ctx))
 	defer cancel()
-	exitCh := r.waitTask(ctx)
+	exitCh := r.waitExitAsync(ctx)
 	notReady := make(chan struct{}, 1)
 	if r.supervised() {
 		n, err := r.listenNotify()
@@ -206,9 +216,11 @@ func (h *Held) Verify(ctx context.Context, pid uint32, window time.Duration) err
 	timer := time.NewTimer(window)
 	defer timer.Stop()
 	select {
-	case st := <-exitCh:
-		code, _, _ := st.Result()
-		return &VerifyError{Reason: fmt.Sprintf("the task exited with code %d within upgrade.verify_for (%v)", code, window)}
+	case ex := <-exitCh:
+		if ex.err != nil {
+			return &VerifyError{Reason: fmt.Sprintf("the task's exit could not be watched: %v", ex.err)}
+		}
+		return &VerifyError{Reason: fmt.Sprintf("the task exited with code %d within upgrade.verify_for (%v)", ex.code, window)}
 	case <-notReady:
 		return &VerifyError{Reason: fmt.Sprintf("the daemon stopped being ready within upgrade.verify_for (%v)", window)}
 	case <-ctx.Done():
@@ -216,6 +228,23 @@ func (h *Held) Verify(ctx context.Context, pid uint32, window time.Duration) err
 	case <-timer.C:
 	}
 	return r.verifyEnd(pid, base, window)
+}
+
+type exited struct {
+	code int
+	err  error
+}
+
+// waitExitAsync is waitExit in the background: a containerd restarted
+// in the window cuts the exit event stream, which is not the task
+// exiting (it runs on under its shim); waitExit waits again.
+func (r *Runtime) waitExitAsync(ctx context.Context) <-chan exited {
+	c := make(chan exited, 1)
+	go func() {
+		code, err := r.waitExit(ctx)
+		c <- exited{code, err}
+	}()
+	return c
 }
 
 // verifyEnd is the last look at the end of the window: live, ready, and

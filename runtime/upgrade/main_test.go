@@ -44,12 +44,14 @@ type env struct {
 	cfg     *config.Config
 	dir     string
 	archive string
+	ctrd    *ctrtest.Containerd
 }
 
 // newEnv: a private containerd, the real image, a config with its own
 // ID, port and directories, a short verification window, and the daemon
-// running on the image as built.
-func newEnv(t *testing.T) *env {
+// running on the image as built; edits change the config (and may
+// prepare its directories) before that start.
+func newEnv(t *testing.T, edits ...func(*config.Config)) *env {
 	t.Helper()
 	testenv.RequireRoot(t)
 	ctrd := ctrtest.StartDaemon(t)
@@ -73,7 +75,10 @@ func newEnv(t *testing.T) *env {
 	c.Upgrade.VerifyFor = config.Duration(2 * time.Second)
 	c.Init.Extra = map[string]string{"readiness_period": "50ms", "liveness_period": "500ms"}
 	c.Container.Env = []string{"OXIOS_DEMO_LISTEN=127.0.0.1:{port}"}
-	e := &env{cfg: c, dir: dir, archive: archive}
+	for _, edit := range edits {
+		edit(c)
+	}
+	e := &env{cfg: c, dir: dir, archive: archive, ctrd: ctrd}
 	r := e.connect(t)
 	if _, err := r.Start(context.Background()); err != nil {
 		log, _ := os.ReadFile(c.LogPath())
@@ -201,13 +206,24 @@ func child() int {
 	killAt := Step(os.Getenv(childKillAt))
 	_, err = Upgrade(context.Background(), Options{Config: &cfg, Runtime: r, Archive: os.Getenv(childSource), Out: os.Stderr,
 		OnStep: func(s Step) {
-			if s == killAt {
+			switch {
+			case s == killAt:
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			case s == StepStopping && killAt == killDraining:
+				n := drainsIn(cfg.LogPath())
+				go func() {
+					awaitDrainIn(cfg.LogPath(), n)
+					syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				}()
 			}
 		}})
 	fmt.Fprintln(os.Stderr, "upgrade:", err)
 	return 0
 }
+
+// killDraining, as the child's kill point, is once the old daemon logged
+// its stop signal: in the middle of the stop.
+const killDraining Step = "draining"
 
 // runChild runs an upgrade to archive in a child process that is killed
 // at step; it fails the test when the child was not killed.

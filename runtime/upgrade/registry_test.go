@@ -26,18 +26,8 @@ import (
 // digest runs, and a rollback finds the old one, though the pull had
 // moved image.ref in containerd before the old daemon was stopped.
 func TestUpgradePullsMovedTag(t *testing.T) {
-	e := newEnv(t)
-	reg := startRegistry(t)
-	ref := reg + "/oxios/demo:stable"
-	push(t, e.archive, ref)
-	e.cfg.Image.Ref, e.cfg.Image.Archive, e.cfg.Image.PlainHTTP = ref, "", true
+	e, ref := registryDaemon(t)
 	r := e.connect(t)
-	if _, err := r.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Start(context.Background()); err != nil {
-		t.Fatalf("start from the registry: %v", err)
-	}
 	old := running(t, r)
 	push(t, e.variant(t, "v2"), ref)
 	// Until the old daemon is stopped, image.ref must name the old image

@@ -2,7 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -18,12 +17,9 @@ func (u *upgrader) rollback(ctx context.Context) (*Record, error) {
 	u.rec = newRecord(KindRollback, "")
 	u.rec.To = *u.st.Previous
 	rt, ref := u.o.Runtime, u.o.Config.Image.Ref
-	to, err := rt.ImageTarget(ctx, u.pin(rolePrevious))
+	to, err := u.previousImage(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the image of %s is gone from containerd (%w)", ErrNoPrevious, u.rec.To.Digest, err)
-	}
-	if to.Digest.String() != u.rec.To.Digest {
-		return nil, fmt.Errorf("%w: %s holds %s, the record says %s", ErrNoPrevious, u.pin(rolePrevious), to.Digest, u.rec.To.Digest)
+		return nil, err
 	}
 	from, err := u.leaving(ctx)
 	if err != nil {
@@ -34,13 +30,35 @@ func (u *upgrader) rollback(ctx context.Context) (*Record, error) {
 		return u.rec, err
 	}
 	if err := rt.Tag(ctx, u.pin(roleFrom), from); err != nil {
-		return u.rec, err
+		return u.abandon(err)
 	}
 	if err := rt.Tag(ctx, u.pin(rolePending), to); err != nil {
-		return u.rec, err
+		return u.abandon(err)
 	}
 	u.progress("rolling back %s from %s to %s", ref, short(u.rec.From.Digest), short(u.rec.To.Digest))
 	return u.switchTo(ctx, from, to)
+}
+
+// previousImage is State.Previous's image, kept by its pin (or still by
+// the from pin of an upgrade cut short between its record and its pin).
+func (u *upgrader) previousImage(ctx context.Context) (ocispec.Descriptor, error) {
+	to, err := u.findImage(ctx, u.rec.To.Digest, u.pin(rolePrevious), u.pin(roleFrom))
+	if err != nil {
+		return to, fmt.Errorf("%w: %w", ErrNoPrevious, err)
+	}
+	return to, nil
+}
+
+// findImage is the image with digest under the first of names that
+// holds it.
+func (u *upgrader) findImage(ctx context.Context, digest string, names ...string) (ocispec.Descriptor, error) {
+	for _, name := range names {
+		d, err := u.o.Runtime.ImageTarget(ctx, name)
+		if err == nil && d.Digest.String() == digest {
+			return d, nil
+		}
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("the image %s is gone from containerd", digest)
 }
 
 // leaving records the version a rollback leaves: the running container's,
@@ -91,25 +109,21 @@ func (u *upgrader) recover(ctx context.Context) (*Record, error) {
 	note := fmt.Sprintf("interrupted at step %q (oxios PID %d)", u.rec.Step, u.rec.PID)
 	if err != nil {
 		u.rec.Note = note + "; recovery failed: " + err.Error()
-		return u.rec, errors.Join(fmt.Errorf("%w: recover the %s interrupted at step %q: %w", ErrNoDaemon, u.rec.Kind, u.rec.Step, err), u.finish(Failed))
+		return u.rec, u.failed(fmt.Sprintf("recover the %s interrupted at step %q", u.rec.Kind, u.rec.Step), err)
 	}
 	u.rec.Note = note + "; recovered: the daemon runs " + u.rec.From.Digest
 	u.untag(rolePending, roleFrom)
-	rec := u.rec
-	return rec, u.finish(Recovered)
+	if err := u.finish(Recovered); err != nil {
+		return u.rec, err
+	}
+	u.removeSnapshot()
+	return u.rec, nil
 }
 
 // fromImage finds the From image: its pin, else image.ref when it still
 // names it (an upgrade killed before it pinned anything).
 func (u *upgrader) fromImage(ctx context.Context) (ocispec.Descriptor, error) {
-	rt := u.o.Runtime
-	for _, name := range []string{u.pin(roleFrom), u.o.Config.Image.Ref} {
-		d, err := rt.ImageTarget(ctx, name)
-		if err == nil && d.Digest.String() == u.rec.From.Digest {
-			return d, nil
-		}
-	}
-	return ocispec.Descriptor{}, fmt.Errorf("the image %s is gone from containerd", u.rec.From.Digest)
+	return u.findImage(ctx, u.rec.From.Digest, u.pin(roleFrom), u.o.Config.Image.Ref)
 }
 
 func (u *upgrader) recoverTo(ctx context.Context, from ocispec.Descriptor) error {
@@ -130,8 +144,8 @@ func (u *upgrader) recoverTo(ctx context.Context, from ocispec.Descriptor) error
 	return err
 }
 
+// stepOrder ranks the steps of an upgrade.
+var stepOrder = map[Step]int{StepFetch: 0, StepRecorded: 1, StepStopping: 2, StepSnapshot: 3, StepStarting: 4, StepVerifying: 5, StepRollingBack: 6, StepDone: 7}
+
 // before: step a comes before step b in an upgrade.
-func before(a, b Step) bool {
-	order := map[Step]int{StepFetch: 0, StepRecorded: 1, StepStopping: 2, StepSnapshot: 3, StepStarting: 4, StepVerifying: 5, StepRollingBack: 6, StepDone: 7}
-	return order[a] < order[b]
-}
+func before(a, b Step) bool { return stepOrder[a] < stepOrder[b] }

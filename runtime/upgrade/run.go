@@ -140,26 +140,20 @@ func (u *upgrader) untag(roles ...string) {
 }
 
 // switchTo stops the daemon on from, starts it on to and verifies it;
-// on a failure it goes back to from. Shared by upgrade and rollback.
+// on a failure it goes back to from. Shared by upgrade and rollback. A
+// step that cannot be recorded is not run: before the stop the upgrade
+// ends there, after it it goes back.
 func (u *upgrader) switchTo(ctx context.Context, from, to ocispec.Descriptor) (*Record, error) {
 	if err := u.step(StepRecorded); err != nil {
-		return u.rec, err
+		return u.abandon(err)
 	}
 	if err := u.drain(ctx); err != nil {
 		return u.abandon(err)
 	}
-	if u.o.Config.Upgrade.SnapshotData {
-		if err := u.step(StepSnapshot); err != nil {
-			return u.rec, err
-		}
-		if err := u.snapshot(); err != nil {
-			return u.goBack(ctx, from, "copy the data dir (upgrade.snapshot_data): "+err.Error(), nil)
-		}
+	if ctx.Err() != nil {
+		return u.goBack(ctx, from, "interrupted while the old daemon stopped", nil)
 	}
-	if err := u.step(StepStarting); err != nil {
-		return u.rec, err
-	}
-	if err := u.o.Runtime.Tag(ctx, u.o.Config.Image.Ref, to); err != nil {
+	if err := u.prepare(ctx, to); err != nil {
 		return u.goBack(ctx, from, err.Error(), nil)
 	}
 	u.progress("starting %s (%s)", u.o.Config.Image.Ref, short(to.Digest.String()))
@@ -171,15 +165,33 @@ func (u *upgrader) switchTo(ctx context.Context, from, to ocispec.Descriptor) (*
 	return u.verify(ctx, from, st)
 }
 
-// abandon ends an upgrade whose old daemon could not be stopped (or
-// the start lock not had): it runs as before, or, when even that failed,
-// the record says no daemon runs.
+// prepare is what comes between the stop and the new daemon's start: the
+// data copy (upgrade.snapshot_data), then image.ref pointed at to.
+func (u *upgrader) prepare(ctx context.Context, to ocispec.Descriptor) error {
+	if u.o.Config.Upgrade.SnapshotData {
+		if err := u.step(StepSnapshot); err != nil {
+			return err
+		}
+		if err := u.snapshot(); err != nil {
+			return fmt.Errorf("copy the data dir (upgrade.snapshot_data): %w", err)
+		}
+	}
+	if err := u.step(StepStarting); err != nil {
+		return err
+	}
+	return u.o.Runtime.Tag(ctx, u.o.Config.Image.Ref, to)
+}
+
+// abandon ends an upgrade that never got past the old daemon (its stop
+// failed, the start lock could not be had, a step could not be
+// recorded): it runs as before, or, when even that failed, the record
+// says no daemon runs.
 func (u *upgrader) abandon(err error) (*Record, error) {
 	u.rec.Failure = err.Error()
 	u.untag(rolePending, roleFrom)
 	cur, cerr := u.o.Runtime.Current(context.Background())
 	if cerr != nil || cur == nil || !cur.Up {
-		return u.rec, errors.Join(fmt.Errorf("%w: %w", ErrNoDaemon, err), u.finish(Failed))
+		return u.rec, u.failed("keep the old daemon", errors.Join(err, cerr))
 	}
 	u.rec.Note = "the old daemon runs"
 	return u.rec, errors.Join(err, u.finish(Unchanged))
@@ -198,10 +210,13 @@ func (u *upgrader) drain(ctx context.Context) error {
 	u.held = h
 	u.progress("stopping %s (%s)", u.o.Config.Container.ID, short(u.rec.From.Digest))
 	u.downFrom = time.Now()
+	// The stop runs to its end even for a cancelled caller: cut short
+	// after its SIGTERM, it would leave a draining daemon, which the
+	// start below would adopt just before it exits.
+	ctx = context.WithoutCancel(ctx)
 	if _, err := h.Stop(ctx); err != nil {
-		// Whatever the stop left (an interrupted caller too), the old
-		// version is what must run.
-		_, serr := u.held.Start(context.WithoutCancel(ctx))
+		// Whatever the stop left, the old version is what must run.
+		_, serr := h.Start(ctx)
 		return errors.Join(fmt.Errorf("stop the old daemon: %w", err), serr)
 	}
 	return nil
@@ -211,7 +226,7 @@ func (u *upgrader) drain(ctx context.Context) error {
 // switch, or goes back.
 func (u *upgrader) verify(ctx context.Context, from ocispec.Descriptor, st *task.Started) (*Record, error) {
 	if err := u.step(StepVerifying); err != nil {
-		return u.rec, err
+		return u.goBack(ctx, from, err.Error(), nil)
 	}
 	window := u.o.Config.Upgrade.VerifyFor.D()
 	u.progress("ready after %.1f s down; verifying for %v (upgrade.verify_for)", u.rec.DowntimeSeconds, window)
@@ -228,33 +243,42 @@ func (u *upgrader) verify(ctx context.Context, from ocispec.Descriptor, st *task
 
 // commit: the new version is current, the one left is the rollback
 // target (its image pinned as rolePrevious), the data copy is dropped.
+// A commit that cannot be recorded is not kept: the record on disk says
+// verifying, from which the next command would go back anyway; going
+// back now lets this report say so.
 func (u *upgrader) commit(ctx context.Context, from ocispec.Descriptor) (*Record, error) {
 	if cur, err := u.o.Runtime.Current(ctx); err == nil && cur != nil {
 		u.rec.To.Hash = cur.Hash
 	}
+	fromV, toV, snap := u.rec.From, u.rec.To, u.rec.Snapshot
+	u.rec.Snapshot = ""
+	err := u.finishWith(Upgraded, func(st *State) { st.Previous, st.Current = &fromV, &toV })
+	if err != nil {
+		u.rec.Snapshot = snap
+		return u.goBack(ctx, from, err.Error(), nil)
+	}
+	// Pinned once recorded, so that the pin never names another version
+	// than State.Previous; until then (and if this is cut short) the
+	// from pin keeps the image, and previousImage finds it there.
 	if err := u.o.Runtime.Tag(ctx, u.pin(rolePrevious), from); err != nil {
 		u.progress("%v", err)
+		return u.rec, nil // roleFrom stays: a rollback still finds the image
 	}
-	fromV, toV := u.rec.From, u.rec.To
-	u.st.Previous, u.st.Current = &fromV, &toV
-	u.dropSnapshot()
-	if err := u.finish(Upgraded); err != nil {
-		return u.rec, err
-	}
+	u.removeSnapshot()
 	u.untag(rolePending, roleFrom)
 	return u.rec, nil
 }
 
 // goBack is the automatic rollback: stop the failed daemon, point
 // image.ref at from again, put the data copy back, start the old daemon
-// and wait for it to be ready.
+// and wait for it to be ready. It goes on when its step cannot be
+// recorded: going back is what the next command's recovery would do from
+// any step after the stop.
 func (u *upgrader) goBack(ctx context.Context, from ocispec.Descriptor, failure string, tail []string) (*Record, error) {
 	tFail := time.Now()
 	u.rec.Failure, u.rec.LogTail = failure, tail
-	u.progress("the new daemon failed: %s; rolling back to %s", failure, short(u.rec.From.Digest))
-	if err := u.step(StepRollingBack); err != nil {
-		return u.rec, err
-	}
+	u.progress("failed: %s; rolling back to %s", failure, short(u.rec.From.Digest))
+	recErr := u.step(StepRollingBack)
 	ctx = context.WithoutCancel(ctx) // an interrupted caller must not leave no daemon
 	err := u.restore(ctx, from)
 	if err == nil {
@@ -262,15 +286,16 @@ func (u *upgrader) goBack(ctx context.Context, from ocispec.Descriptor, failure 
 	}
 	if err != nil {
 		u.rec.Failure += "; the rollback failed too: " + err.Error()
-		return u.rec, errors.Join(fmt.Errorf("%w: rollback to %s: %w", ErrNoDaemon, u.rec.From.Digest, err), u.finish(Failed))
+		return u.rec, errors.Join(u.failed("rollback to "+u.rec.From.Digest, err), recErr)
 	}
 	u.rec.RollbackSeconds = time.Since(tFail).Seconds()
 	u.rec.DowntimeSeconds = time.Since(u.downFrom).Seconds()
 	u.untag(rolePending, roleFrom)
-	if err := u.finish(RolledBack); err != nil {
-		return u.rec, err
+	ferr := u.finish(RolledBack)
+	if ferr == nil {
+		u.removeSnapshot() // kept while a record may still need it
 	}
-	return u.rec, fmt.Errorf("%w: %s", ErrRolledBack, failure)
+	return u.rec, errors.Join(fmt.Errorf("%w: %s", ErrRolledBack, failure), recErr, ferr)
 }
 
 // restore is goBack's (and Recover's) way back before the start: no

@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,37 +51,62 @@ func (u *upgrader) snapshot() error {
 // daemon's data is kept next to the copy (STATE_DIR/ID.data-failed) when
 // a rename can move it, that is when the data dir is not a mount point
 // and shares the state dir's filesystem; else it is replaced in place.
+//
+// It may run again after an interruption (a recovery repeats the
+// rollback): a copy that is gone was moved in by a rename already, and
+// the in-place path keeps the copy until the outcome is recorded, so
+// that a second run copies again from a complete copy.
 func (u *upgrader) restoreData() error {
+	snap := u.rec.Snapshot
+	if _, err := os.Lstat(snap); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	data, err := u.dataDir()
+	if errors.Is(err, os.ErrNotExist) {
+		// Interrupted between the two renames below.
+		return os.Rename(snap, u.o.Config.Container.DataDir)
+	}
 	if err != nil {
 		return err
 	}
-	snap, failed := u.rec.Snapshot, u.s.failedPath()
-	os.RemoveAll(failed)
-	if os.Rename(data, failed) == nil {
-		if err := os.Rename(snap, data); err != nil {
-			os.Rename(failed, data)
-			return err
-		}
-		return nil
+	if moved, err := u.swapIn(data, snap); moved || err != nil {
+		return err
 	}
 	if err := clearDir(data); err != nil {
 		return err
 	}
-	if err := cp(snap+"/.", data); err != nil {
-		return err
-	}
-	return os.RemoveAll(snap)
+	return cp(snap+"/.", data)
 }
 
-// dropSnapshot removes the copy (after a committed upgrade, or an
-// incomplete copy).
+// swapIn moves the data dir aside to STATE_DIR/ID.data-failed and the
+// copy into its place; moved is false when the data dir cannot be
+// renamed (a mount point, another filesystem), with nothing changed.
+func (u *upgrader) swapIn(data, snap string) (moved bool, err error) {
+	failed := u.s.failedPath()
+	os.RemoveAll(failed)
+	if os.Rename(data, failed) != nil {
+		return false, nil
+	}
+	if err := os.Rename(snap, data); err != nil {
+		os.Rename(failed, data)
+		return true, err
+	}
+	return true, nil
+}
+
+// dropSnapshot removes the copy and forgets it (an incomplete copy, or
+// an upgrade that never went past the old daemon).
 func (u *upgrader) dropSnapshot() {
+	u.removeSnapshot()
+	u.rec.Snapshot = ""
+}
+
+// removeSnapshot removes the copy once no record needs it.
+func (u *upgrader) removeSnapshot() {
 	p := u.s.snapshotPath()
 	if err := os.RemoveAll(p); err != nil {
 		u.progress("remove the data copy %s: %v", p, err)
 	}
-	u.rec.Snapshot = ""
 }
 
 func cp(src, dst string) error {

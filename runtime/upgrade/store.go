@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/task"
 )
 
 // store is the state file STATE_DIR/ID.json and its lock STATE_DIR/ID.lock,
@@ -55,9 +56,34 @@ func (s *store) load() (*State, error) {
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("upgrade state %s: %w", s.path(), err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadState, s.path(), err)
+	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadState, s.path(), err)
 	}
 	return &st, nil
+}
+
+// ErrBadState: the state file cannot be read as a record (truncated,
+// edited by hand, written by something else). Nothing acts on it, and
+// nothing replaces it: it may be the only account of an interrupted
+// upgrade, so a human decides.
+var ErrBadState = errors.New("the upgrade record is unreadable")
+
+// check refuses a record that recover could misread: an upgrade in
+// progress must say where it was and which version it left.
+func (st *State) check() error {
+	r := st.InProgress
+	if r == nil {
+		return nil
+	}
+	if _, ok := stepOrder[r.Step]; !ok || r.Step == StepDone {
+		return fmt.Errorf("the upgrade in progress is at an unknown step %q", r.Step)
+	}
+	if r.From.Digest == "" {
+		return errors.New("the upgrade in progress names no version to go back to")
+	}
+	return nil
 }
 
 // save replaces the state file atomically and durably: a new file,
@@ -73,6 +99,7 @@ func (s *store) save(st *State) error {
 	}
 	tmp := s.path() + ".tmp"
 	if err := writeSync(tmp, b); err != nil {
+		os.Remove(tmp) // a full disk: what it got is no use, and takes space
 		return fmt.Errorf("upgrade state %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, s.path()); err != nil {
@@ -125,13 +152,23 @@ func (s *store) lock() (func(), error) {
 		return nil, fmt.Errorf("upgrade lock %s: %w", s.lockPath(), err)
 	}
 	if err := flockSoon(f); err != nil {
-		f.Close()
+		defer f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (lock %s held)", ErrBusy, s.lockPath())
+			return nil, fmt.Errorf("%w: %s holds %s", ErrBusy, holderOr(task.LockHolder(f)), s.lockPath())
 		}
 		return nil, fmt.Errorf("upgrade lock %s: %w", s.lockPath(), err)
 	}
+	task.RecordLockHolder(f)
 	return func() { f.Close() }, nil
+}
+
+// holderOr names the lock's holder for ErrBusy; an older oxios wrote no
+// record into the lock file.
+func holderOr(h string) string {
+	if h == "" {
+		return "another process"
+	}
+	return h
 }
 
 // busy reports whether a live process holds the upgrade lock.

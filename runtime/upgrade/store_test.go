@@ -29,7 +29,7 @@ func TestStoreLockAndInProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &State{InProgress: &Record{ID: "a", Step: StepVerifying}}
+	st := &State{InProgress: &Record{ID: "a", Step: StepVerifying, From: Version{Digest: "sha256:aa"}}}
 	if err := s.save(st); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/task"
@@ -33,6 +36,10 @@ var (
 	ErrRolledBack = errors.New("upgrade failed and was rolled back")
 	// ErrNoDaemon: the rollback failed too: no daemon runs.
 	ErrNoDaemon = errors.New("no daemon runs")
+	// ErrUnfinished: containerd could not be reached to go back, so what
+	// runs is not known (a task runs on under its shim when containerd
+	// dies); the record stays in progress for the next command.
+	ErrUnfinished = errors.New("the upgrade could not be finished")
 	// ErrNotRunning: there is no running daemon to upgrade or roll back.
 	ErrNotRunning = errors.New("the daemon is not running")
 	// ErrNoPrevious: rollback has no recorded version to go to.
@@ -71,27 +78,21 @@ func PinName(id, role string) string { return "oxios-upgrade.local/" + id + ":" 
 
 // Upgrade replaces the running daemon with the image Ref (or Archive),
 // verifies it and rolls back on a failure. The record it returns is the
-// report; the error wraps ErrRolledBack or ErrNoDaemon when the new
-// daemon failed. An interrupted earlier upgrade is recovered first.
+// report; the error wraps ErrRolledBack, ErrNoDaemon or ErrUnfinished
+// when the new daemon failed, ErrUnrecorded when a step could not be
+// written. An interrupted earlier upgrade is recovered first.
 func Upgrade(ctx context.Context, o Options) (*Record, error) {
-	u, err := begin(ctx, o)
-	if err != nil {
+	if err := CheckSource(o); err != nil {
 		return nil, err
 	}
-	defer u.end()
-	return u.upgrade(ctx)
+	return run(ctx, o, (*upgrader).upgrade)
 }
 
 // Rollback goes back to the previous recorded version, with the same
 // stop, start and verification as an upgrade (and back again when the
 // previous version fails its verification).
 func Rollback(ctx context.Context, o Options) (*Record, error) {
-	u, err := begin(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	defer u.end()
-	return u.rollback(ctx)
+	return run(ctx, o, (*upgrader).rollback)
 }
 
 // Recover finishes an interrupted upgrade or rollback (its process died):
@@ -99,20 +100,29 @@ func Rollback(ctx context.Context, o Options) (*Record, error) {
 // record, nil when nothing was interrupted, and ErrBusy when an upgrade
 // is running now.
 func Recover(ctx context.Context, o Options) (*Record, error) {
-	s := newStore(o.Config)
-	if _, err := os.Stat(s.path()); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(newStore(o.Config).path()); errors.Is(err, os.ErrNotExist) {
 		return nil, nil // the start path's common case: one stat
 	}
-	unlock, err := s.lock()
+	u, err := lockState(o)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	u := &upgrader{o: o, s: s, out: writerOr(o.Out)}
-	if u.st, err = s.load(); err != nil {
+	defer u.end()
+	return u.recover(ctx)
+}
+
+// run is one upgrade or rollback (do) under the upgrade lock, after the
+// recovery of an interrupted one.
+func run(ctx context.Context, o Options, do func(*upgrader, context.Context) (*Record, error)) (*Record, error) {
+	u, err := lockState(o)
+	if err != nil {
 		return nil, err
 	}
-	return u.recover(ctx)
+	defer u.end()
+	if _, err := u.recover(ctx); err != nil {
+		return nil, err
+	}
+	return do(u, ctx)
 }
 
 // Load returns the state (current and previous versions, history, an
@@ -172,9 +182,8 @@ type upgrader struct {
 	downFrom time.Time
 }
 
-// begin takes the upgrade lock, loads the state and recovers an
-// interrupted upgrade first.
-func begin(ctx context.Context, o Options) (*upgrader, error) {
+// lockState takes the upgrade lock and loads the state.
+func lockState(o Options) (*upgrader, error) {
 	s := newStore(o.Config)
 	unlock, err := s.lock()
 	if err != nil {
@@ -182,10 +191,6 @@ func begin(ctx context.Context, o Options) (*upgrader, error) {
 	}
 	u := &upgrader{o: o, s: s, out: writerOr(o.Out), unlock: unlock}
 	if u.st, err = s.load(); err != nil {
-		unlock()
-		return nil, err
-	}
-	if _, err := u.recover(ctx); err != nil {
 		unlock()
 		return nil, err
 	}
@@ -203,12 +208,17 @@ func (u *upgrader) progress(format string, a ...any) {
 	fmt.Fprintf(u.out, format+"\n", a...)
 }
 
+// ErrUnrecorded: a step could not be written to the state file (full,
+// read-only, gone). The upgrade never goes past such a step: before the
+// old daemon's stop it ends there, after it it goes back.
+var ErrUnrecorded = errors.New("could not record the upgrade's step")
+
 // step records s as the step about to run (durably) and tells OnStep.
 func (u *upgrader) step(s Step) error {
 	u.rec.Step = s
 	u.st.InProgress = u.rec
 	if err := u.s.save(u.st); err != nil {
-		return err
+		return fmt.Errorf("%w %q: %w", ErrUnrecorded, s, err)
 	}
 	if u.o.OnStep != nil {
 		u.o.OnStep(s)
@@ -216,12 +226,39 @@ func (u *upgrader) step(s Step) error {
 	return nil
 }
 
-// finish ends the record with outcome, moves it to the history and saves.
-func (u *upgrader) finish(o Outcome) error {
+// failed ends an upgrade that could not get back to a running daemon
+// (what says what failed) as Failed: no daemon runs. When containerd
+// could not be reached nobody knows that, so the record stays in
+// progress instead, and the next command goes back from its step once
+// containerd answers.
+func (u *upgrader) failed(what string, err error) error {
+	if errors.Is(err, task.ErrUnreachable) || errdefs.IsUnavailable(err) {
+		u.st.InProgress = u.rec
+		return errors.Join(fmt.Errorf("%w: %s: %w", ErrUnfinished, what, err), u.s.save(u.st))
+	}
+	return errors.Join(fmt.Errorf("%w: %s: %w", ErrNoDaemon, what, err), u.finish(Failed))
+}
+
+// finish ends the record with outcome and moves it to the history.
+func (u *upgrader) finish(o Outcome) error { return u.finishWith(o, nil) }
+
+// finishWith is finish with change (commit's new versions) applied to
+// the state. The report (u.rec) says the outcome whatever happens; the
+// state in memory changes only once it is saved, so that a caller that
+// cannot record a commit can still go back from the state it had.
+func (u *upgrader) finishWith(o Outcome, change func(*State)) error {
 	u.rec.finish(o, time.Now())
-	u.st.InProgress = nil
-	u.st.History = append(u.st.History, *u.rec)
-	return u.s.save(u.st)
+	st := *u.st
+	st.InProgress = nil
+	st.History = append(slices.Clip(st.History), *u.rec)
+	if change != nil {
+		change(&st)
+	}
+	if err := u.s.save(&st); err != nil {
+		return fmt.Errorf("%w (outcome %s): %w", ErrUnrecorded, o, err)
+	}
+	*u.st = st
+	return nil
 }
 
 func newRecord(k Kind, source string) *Record {
