@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -24,20 +23,19 @@ func gcPercent() int {
 	return p
 }
 
-// leanRuntime sets one P and GOGC 25, unless the environment has its own.
-func TestLeanRuntime(t *testing.T) {
-	procs, gc := runtime.GOMAXPROCS(0), gcPercent()
-	t.Cleanup(func() { runtime.GOMAXPROCS(procs); debug.SetGCPercent(gc) })
+// leanGC sets GOGC 25, unless the environment has its own.
+func TestLeanGC(t *testing.T) {
+	gc := gcPercent()
+	t.Cleanup(func() { debug.SetGCPercent(gc) })
 
-	runtime.GOMAXPROCS(2)
 	debug.SetGCPercent(100)
-	leanRuntime(func(string) (string, bool) { return "2", true })
-	if p, g := runtime.GOMAXPROCS(0), gcPercent(); p != 2 || g != 100 {
-		t.Fatalf("with GOMAXPROCS and GOGC set: %d Ps, GOGC %d; want 2, 100", p, g)
+	leanGC(func(string) (string, bool) { return "100", true })
+	if g := gcPercent(); g != 100 {
+		t.Fatalf("with GOGC set: GOGC %d, want 100", g)
 	}
-	leanRuntime(func(string) (string, bool) { return "", false })
-	if p, g := runtime.GOMAXPROCS(0), gcPercent(); p != leanProcs || g != leanGCPercent {
-		t.Fatalf("unset: %d Ps, GOGC %d; want %d, %d", p, g, leanProcs, leanGCPercent)
+	leanGC(func(string) (string, bool) { return "", false })
+	if g := gcPercent(); g != leanGCPercent {
+		t.Fatalf("unset: GOGC %d, want %d", g, leanGCPercent)
 	}
 }
 
@@ -116,7 +114,7 @@ func askMetrics(t *testing.T, sock string) {
 // The real binary runs with one P and collects before its heap reaches
 // the runtime's default 4 MiB; GOMAXPROCS and GOGC in its environment
 // still win.
-func TestLeanRuntimeInBinary(t *testing.T) {
+func TestLeanRuntime(t *testing.T) {
 	goal, procs := firstGC(t)
 	if procs != 1 || goal > 2 {
 		t.Errorf("default: first collection with %d Ps and a %d MB goal; want 1 P, at most 2 MB", procs, goal)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/a7garden/oxios/health"
+	_ "github.com/a7garden/oxios/internal/oneproc" // one P, from the first initialisers on
 	"github.com/a7garden/oxios/runtime/contract"
 	"github.com/a7garden/oxios/runtime/stalelock"
 	"github.com/a7garden/oxios/runtime/supervisor"
@@ -34,34 +34,24 @@ func main() {
 	// Before anything installs a signal handler: which signals did our
 	// parent leave ignored? They stay ignored, here and in the child.
 	ignored := supervisor.StartupIgnored()
-	leanRuntime(os.LookupEnv)
+	leanGC(os.LookupEnv)
 	os.Exit(run(os.Args[0], os.Args[1:], ignored, os.Stdout, os.Stderr))
 }
 
-// PID 1's runtime settings, for the memory of a process that lives as
-// long as the container and mostly waits:
-//   - one P: every P keeps its own cache of spans (one per size class in
-//     use) and its own GC worker, and idle Ps wake threads, each with its
-//     own stacks; oxios-init never has two things to compute at once.
-//   - GOGC 25: the runtime's first collection waits until the heap reaches
-//     4 MiB x GOGC/100, and a probe or an endpoint request allocates a
-//     little each time, so at the default of 100 the heap of a container
-//     that has run for an hour is 4 MiB, most of it garbage. At 25 it
-//     stays within about 1 MiB of what is live (the runtime leaves at least
-//     1 MiB between collections for sweeping, so a lower value buys
-//     nothing but earlier collections), for a collection every megabyte.
-//
-// GOMAXPROCS and GOGC in the environment win, as for any Go program; the
-// child inherits the environment as it was, not these settings.
-const (
-	leanProcs     = 1
-	leanGCPercent = 25
-)
+// leanGCPercent is PID 1's GOGC, for a process that lives as long as the
+// container and allocates a little for each probe and endpoint request:
+// the runtime's first collection waits until the heap reaches 4 MiB x
+// GOGC/100, so at the default of 100 a PID 1 that has run for long enough
+// carries a heap of 4 MiB, most of it garbage. At 25 it stays within about
+// 1 MiB of what is live (the runtime leaves at least 1 MiB between
+// collections for sweeping, so a lower value buys nothing but earlier
+// collections), for a collection every megabyte allocated. (One P comes
+// from internal/oneproc.)
+const leanGCPercent = 25
 
-func leanRuntime(lookup func(string) (string, bool)) {
-	if _, set := lookup("GOMAXPROCS"); !set {
-		runtime.GOMAXPROCS(leanProcs)
-	}
+// leanGC sets leanGCPercent unless GOGC is in the environment, which wins
+// as for any Go program; the child inherits the environment as it was.
+func leanGC(lookup func(string) (string, bool)) {
 	if _, set := lookup("GOGC"); !set {
 		debug.SetGCPercent(leanGCPercent)
 	}
