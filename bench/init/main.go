@@ -52,7 +52,7 @@ func main() {
 	orphans := flag.Int("orphans", 10000, "orphans to reap per run")
 	reapRuns := flag.Int("reap-runs", 7, "reap runs per init, interleaved (median reported)")
 	demo := flag.String("demo", "bin/oxios-demo", "daemon supervised in the memory rows")
-	memRuns := flag.Int("mem-runs", 5, "runs per init of each memory workload, interleaved (median reported)")
+	memRuns := flag.Int("mem-runs", 5, "runs per init of each memory workload, interleaved (median reported); 0 skips the memory rows")
 	memRequests := flag.Int("mem-requests", 400, "health endpoint requests in the busy memory workload")
 	memPeriod := flag.Duration("mem-period", 100*time.Millisecond, "probe period in the busy memory workload")
 	memHold := flag.Duration("mem-hold", 2*time.Second, "probes run this long before memory is read")
@@ -66,21 +66,24 @@ func main() {
 	}
 	self, _ := os.Executable()
 
-	quiet := memLoad{demo: abs(*demo), period: 10 * time.Second, hold: *memHold}
-	busy := memLoad{demo: abs(*demo), period: *memPeriod, requests: *memRequests, hold: *memHold}
-	fmt.Fprintf(os.Stderr, "bench-init: memory supervising %s, %d runs per init...\n", *demo, *memRuns)
-	memQuiet, err := memoryMedians(inits, quiet, *memRuns)
-	if err == nil {
+	if *memRuns > 0 {
+		quiet := memLoad{demo: abs(*demo), period: 10 * time.Second, hold: *memHold}
+		busy := memLoad{demo: abs(*demo), period: *memPeriod, requests: *memRequests, hold: *memHold}
+		fmt.Fprintf(os.Stderr, "bench-init: memory supervising %s, %d runs per init...\n", *demo, *memRuns)
+		memQuiet, err := memoryMedians(inits, quiet, *memRuns)
 		var memBusy map[string]memFigures
-		if memBusy, err = memoryMedians(inits, busy, *memRuns); err == nil && *memOnly {
+		if err == nil {
+			memBusy, err = memoryMedians(inits, busy, *memRuns)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench-init: memory: %v\n", err)
+			os.Exit(1)
+		}
+		if *memOnly {
 			memoryTable(os.Stdout, memQuiet, memBusy, busy)
 			return
 		}
 		defer memoryTable(os.Stdout, memQuiet, memBusy, busy)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench-init: memory: %v\n", err)
-		os.Exit(1)
 	}
 
 	fmt.Fprintf(os.Stderr, "bench-init: %d x /bin/true per init...\n", *runs)
