@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -23,19 +24,22 @@ func gcPercent() int {
 	return p
 }
 
-// leanGC sets GOGC 25, unless the environment has its own.
-func TestLeanGC(t *testing.T) {
-	gc := gcPercent()
-	t.Cleanup(func() { debug.SetGCPercent(gc) })
+// leanRuntime sets GOGC 25, unless the environment has its own, and
+// the Ps of GOMAXPROCS when it is set.
+func TestLeanRuntimeEnv(t *testing.T) {
+	gc, procs := gcPercent(), runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { debug.SetGCPercent(gc); runtime.GOMAXPROCS(procs) })
 
+	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(100)
-	leanGC(func(string) (string, bool) { return "100", true })
-	if g := gcPercent(); g != 100 {
-		t.Fatalf("with GOGC set: GOGC %d, want 100", g)
+	leanRuntime(func(k string) (string, bool) { return map[string]string{"GOGC": "100", "GOMAXPROCS": "2"}[k], true })
+	if g, p := gcPercent(), runtime.GOMAXPROCS(0); g != 100 || p != 2 {
+		t.Fatalf("with GOGC=100 GOMAXPROCS=2: GOGC %d, %d Ps; want 100, 2", g, p)
 	}
-	leanGC(func(string) (string, bool) { return "", false })
-	if g := gcPercent(); g != leanGCPercent {
-		t.Fatalf("unset: GOGC %d, want %d", g, leanGCPercent)
+	runtime.GOMAXPROCS(1)
+	leanRuntime(func(string) (string, bool) { return "", false })
+	if g, p := gcPercent(), runtime.GOMAXPROCS(0); g != leanGCPercent || p != 1 {
+		t.Fatalf("unset: GOGC %d, %d Ps; want %d, 1", g, p, leanGCPercent)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/a7garden/oxios/health"
-	_ "github.com/a7garden/oxios/internal/oneproc" // one P, from the first initialisers on
+	"github.com/a7garden/oxios/internal/oneproc" // one P, from the first initialisers on
 	"github.com/a7garden/oxios/runtime/contract"
 	"github.com/a7garden/oxios/runtime/stalelock"
 	"github.com/a7garden/oxios/runtime/supervisor"
@@ -34,7 +34,7 @@ func main() {
 	// Before anything installs a signal handler: which signals did our
 	// parent leave ignored? They stay ignored, here and in the child.
 	ignored := supervisor.StartupIgnored()
-	leanGC(os.LookupEnv)
+	leanRuntime(os.LookupEnv)
 	os.Exit(run(os.Args[0], os.Args[1:], ignored, os.Stdout, os.Stderr))
 }
 
@@ -45,13 +45,15 @@ func main() {
 // carries a heap of 4 MiB, most of it garbage. At 25 it stays within about
 // 1 MiB of what is live (the runtime leaves at least 1 MiB between
 // collections for sweeping, so a lower value buys nothing but earlier
-// collections), for a collection every megabyte allocated. (One P comes
-// from internal/oneproc.)
+// collections), for a collection every megabyte allocated.
 const leanGCPercent = 25
 
-// leanGC sets leanGCPercent unless GOGC is in the environment, which wins
-// as for any Go program; the child inherits the environment as it was.
-func leanGC(lookup func(string) (string, bool)) {
+// leanRuntime sets leanGCPercent, and gives back the Ps that
+// internal/oneproc took, when GOGC or GOMAXPROCS are in the environment:
+// they win, as for any Go program. The child inherits the environment as
+// it was.
+func leanRuntime(lookup func(string) (string, bool)) {
+	oneproc.FromEnv(lookup)
 	if _, set := lookup("GOGC"); !set {
 		debug.SetGCPercent(leanGCPercent)
 	}
