@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -159,8 +160,18 @@ func httpGet(ctx context.Context, network, addr string, u *url.URL, deadline tim
 		"\r\nUser-Agent: "+userAgent+"\r\nAccept: */*\r\nConnection: close\r\n\r\n"); err != nil {
 		return r, err
 	}
-	return readResponse(bufio.NewReaderSize(io.LimitReader(conn, maxHeader+maxBody), 4096))
+	br := readers.Get().(*bufio.Reader)
+	defer readers.Put(br)
+	br.Reset(io.LimitReader(conn, maxHeader+maxBody))
+	defer br.Reset(nil) // the pool must not keep the connection
+	return readResponse(br)
 }
+
+// readers are httpGet's response readers, kept between probes: a probe
+// every period would otherwise leave a 4 KiB buffer behind each time,
+// and PID 1's heap grows by what it leaves until the next collection.
+// readResponse copies what it keeps out of the buffer.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // readResponse parses an HTTP/1.x response: status, the headers a probe
 // uses, and at most maxBody bytes of body. A non-zero code with an error

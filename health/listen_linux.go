@@ -80,6 +80,7 @@ func (p *listenProber) SetRoot(pid int) {
 	p.born.Store(time.Now().UnixNano())
 	p.mu.Lock()
 	p.owned = 0
+	p.lastDump = time.Time{} // a new child's first look may dump the table
 	p.mu.Unlock()
 }
 

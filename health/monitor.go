@@ -263,6 +263,7 @@ func (m *Monitor) Close() error {
 		<-m.done
 		m.waiting.closeAll()
 		m.conns.Wait() // each being answered has a deadline of writeTimeout
+		errs = append(errs, m.od.close()...)
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"io"
 	"sync"
 	"time"
 
@@ -41,6 +42,11 @@ type onDemand struct {
 		gen    uint64
 		status Status
 	}
+	// probers are the on-demand probers of stateful kinds (see
+	// probeOnce), made on the first ask and kept: a new one per ask would
+	// open a netlink socket and allocate its receive buffer every time.
+	// A kind's prober serves one flight at a time.
+	probers [numKinds]Prober
 }
 
 // flight is one on-demand probe that several askers may wait for.
@@ -154,24 +160,51 @@ func (m *Monitor) probeShared(k probeKind, pid int) Result {
 // probeOnce runs one probe. tcp://, http:// and exec: probers are
 // stateless and shared with the runner; listen:// keeps state (its netlink
 // socket, its root) that the runner's goroutine owns, so it gets a prober
-// of its own.
+// of its own, named the child afresh on every ask: gated again and its
+// owner looked up again, as a new prober would be.
 func (m *Monitor) probeOnce(k probeKind, pid int) Result {
 	cfg := m.runners[k].cfg
 	p := m.runners[k].prober
 	if _, stateful := p.(rootSetter); stateful {
-		spec, err := ParseSpec(cfg.Spec)
-		if err != nil { // validated by NewMonitor
+		var err error
+		if p, err = m.od.prober(k, cfg.Spec); err != nil {
 			return Result{Unknown, err.Error()}
-		}
-		if p, err = NewProber(spec); err != nil {
-			return Result{Unknown, err.Error()}
-		}
-		if c, ok := p.(interface{ Close() error }); ok {
-			defer c.Close()
 		}
 		p.(rootSetter).SetRoot(pid)
 	}
 	return p.Probe(context.Background(), time.Now().Add(cfg.Timeout))
+}
+
+// prober returns kind k's on-demand prober for spec, made on first use.
+func (o *onDemand) prober(k probeKind, spec string) (Prober, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.probers[k] == nil {
+		s, err := ParseSpec(spec)
+		if err != nil { // validated by NewMonitor
+			return nil, err
+		}
+		p, err := NewProber(s)
+		if err != nil {
+			return nil, err
+		}
+		o.probers[k] = p
+	}
+	return o.probers[k], nil
+}
+
+// close closes the on-demand probers; no ask may be in flight.
+func (o *onDemand) close() []error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var errs []error
+	for k, p := range o.probers {
+		if c, ok := p.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+		o.probers[k] = nil
+	}
+	return errs
 }
 
 func nowAnswer(k probeKind, res Result) (int, []byte, bool) {

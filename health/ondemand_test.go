@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,5 +213,48 @@ func TestOnDemandAskersShareOneProbe(t *testing.T) {
 	}
 	if got := d.hits["/ready"].Load() - before; got != 1 {
 		t.Errorf("%d askers made %d requests to the daemon, want 1", n, got)
+	}
+}
+
+// An ask reuses its kind's on-demand prober (its netlink socket and
+// receive buffer) instead of making one, and still answers for the
+// daemon as it is then.
+func TestOnDemandKeepsItsProber(t *testing.T) {
+	d := newDaemon(t, "/ready")
+	cfg := DefaultConfig()
+	cfg.Readiness = hourly(d.url("/ready"))
+	m, _, _ := onDemandMonitor(t, cfg)
+	testenv.WaitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
+	if code, _, _ := m.route("/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d", code)
+	}
+	m.od.mu.Lock()
+	first := m.od.probers[kindReadiness]
+	m.od.mu.Unlock()
+	if first == nil {
+		t.Fatal("no on-demand prober kept after an ask")
+	}
+	const asks = 50
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range asks {
+		if code, _, _ := m.route("/readyz"); code != 200 {
+			t.Fatalf("/readyz = %d", code)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// A new prober per ask allocated its 32 KiB receive buffer alone.
+	if per := (after.TotalAlloc - before.TotalAlloc) / asks; per >= sockDiagRecvBytes {
+		t.Errorf("%d bytes allocated per ask, want under %d", per, sockDiagRecvBytes)
+	}
+	m.od.mu.Lock()
+	same := m.od.probers[kindReadiness] == first
+	m.od.mu.Unlock()
+	if !same {
+		t.Error("the on-demand prober was replaced")
+	}
+	d.set("/ready", 503)
+	if code, _, _ := m.route("/readyz"); code != 503 {
+		t.Fatalf("/readyz = %d once the daemon answers 503", code)
 	}
 }

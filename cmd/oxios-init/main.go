@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/a7garden/oxios/health"
+	"github.com/a7garden/oxios/internal/oneproc" // one P, from the first initialisers on
 	"github.com/a7garden/oxios/runtime/contract"
 	"github.com/a7garden/oxios/runtime/stalelock"
 	"github.com/a7garden/oxios/runtime/supervisor"
@@ -32,7 +34,29 @@ func main() {
 	// Before anything installs a signal handler: which signals did our
 	// parent leave ignored? They stay ignored, here and in the child.
 	ignored := supervisor.StartupIgnored()
+	leanRuntime(os.LookupEnv)
 	os.Exit(run(os.Args[0], os.Args[1:], ignored, os.Stdout, os.Stderr))
+}
+
+// leanGCPercent is PID 1's GOGC, for a process that lives as long as the
+// container and allocates a little for each probe and endpoint request:
+// the runtime's first collection waits until the heap reaches 4 MiB x
+// GOGC/100, so at the default of 100 a PID 1 that has run for long enough
+// carries a heap of 4 MiB, most of it garbage. At 25 it stays within about
+// 1 MiB of what is live (the runtime leaves at least 1 MiB between
+// collections for sweeping, so a lower value buys nothing but earlier
+// collections), for a collection every megabyte allocated.
+const leanGCPercent = 25
+
+// leanRuntime sets leanGCPercent, and gives back the Ps that
+// internal/oneproc took, when GOGC or GOMAXPROCS are in the environment:
+// they win, as for any Go program. The child inherits the environment as
+// it was.
+func leanRuntime(lookup func(string) (string, bool)) {
+	oneproc.FromEnv(lookup)
+	if _, set := lookup("GOGC"); !set {
+		debug.SetGCPercent(leanGCPercent)
+	}
 }
 
 // run is oxios-init invoked as argv0 (its name picks tini's or dumb-init's

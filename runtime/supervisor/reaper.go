@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"runtime"
 	"strconv"
 	"syscall"
 	"unsafe"
@@ -30,7 +31,14 @@ func (s *Supervisor) reapAll() {
 		if n == massReap {
 			// A subtree's orphans were reparented at once: a second
 			// thread shortens the drain (make bench-init; the figures
-			// are in bench/init/RESULTS.md).
+			// are in bench/init/RESULTS.md). oxios-init runs on one P
+			// (internal/oneproc), on which the helper could only take
+			// turns with this loop: it gets a P of its own until the
+			// drain ends.
+			if procs := runtime.GOMAXPROCS(0); procs < 2 {
+				runtime.GOMAXPROCS(2)
+				defer runtime.GOMAXPROCS(procs)
+			}
 			helper = make(chan struct{})
 			go func() {
 				defer close(helper)
