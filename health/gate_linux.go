@@ -21,10 +21,9 @@ type gatedProber struct {
 	gate  *listenProber
 
 	mu     sync.Mutex
-	born   time.Time     // when SetRoot named this child
-	passed bool          // inner succeeded for this child: ungated from now on
-	openAt time.Time     // when the gate was first seen open since it was last closed
-	wait   time.Duration // retry interval while the gate is closed
+	born   time.Time // when SetRoot named this child
+	passed bool      // inner succeeded for this child: ungated from now on
+	openAt time.Time // when the gate was first seen open since it was last closed
 }
 
 // Spacing of the gated probe before its first success (see pace): while
@@ -101,7 +100,7 @@ func isInterfaceAddr(a netip.Addr) bool {
 func (g *gatedProber) SetRoot(pid int) {
 	g.gate.SetRoot(pid)
 	g.mu.Lock()
-	g.born, g.passed, g.openAt, g.wait = time.Now(), false, time.Time{}, 0
+	g.born, g.passed, g.openAt = time.Now(), false, time.Time{}
 	g.mu.Unlock()
 }
 
@@ -152,22 +151,29 @@ func (g *gatedProber) pace() (time.Duration, <-chan struct{}) {
 		return 0, nil
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	d := g.interval()
+	g.mu.Unlock()
+	if d < listenPollCap {
+		return d, nil
+	}
+	g.gate.mu.Lock()
+	defer g.gate.mu.Unlock()
+	return g.gate.tickEvery(d)
+}
+
+// interval is the wait before the next attempt; a long one is paced by
+// the gate's ticker. Called with g.mu held.
+func (g *gatedProber) interval() time.Duration {
 	if g.openAt.IsZero() {
-		switch age := time.Since(g.born); {
-		case age < earlyWindow:
-			g.wait = earlyRetry
-		case age >= slowAfter:
-			g.wait = slowPoll
-		default:
-			g.wait = min(max(2*g.wait, firstRetry), listenPollCap)
+		if age := time.Since(g.born); age >= earlyWindow {
+			return waitListen(age)
 		}
-		return g.wait, nil
+		return earlyRetry
 	}
 	if time.Since(g.openAt) < earlyWindow {
-		return earlyRetry, nil
+		return earlyRetry
 	}
-	return listeningRetry, nil
+	return listeningRetry
 }
 
 // quickRetry is the schedule of a blind gate: the inner prober's.
