@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,19 @@ func main() {
 	// Before anything installs a signal handler: which signals did our
 	// parent leave ignored? They stay ignored, here and in the child.
 	ignored := supervisor.StartupIgnored()
+	oneP()
 	os.Exit(run(os.Args[0], os.Args[1:], ignored, os.Stdout, os.Stderr))
+}
+
+// oneP runs oxios-init's goroutines on one P unless GOMAXPROCS says
+// otherwise: they mostly wait, and with more Ps every wake-up of one of
+// them also wakes another thread to look for work, which is most of what
+// oxios-init costs while a daemon starts. (The environment is not
+// touched: the daemon inherits GOMAXPROCS as it was.)
+func oneP() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		goruntime.GOMAXPROCS(1)
+	}
 }
 
 // run is oxios-init invoked as argv0 (its name picks tini's or dumb-init's
