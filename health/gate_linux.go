@@ -19,6 +19,7 @@ import (
 type gatedProber struct {
 	inner Prober
 	gate  *listenProber
+	early *earlyHTTP // http://: the attempts before the first success
 
 	mu     sync.Mutex
 	born   time.Time // when SetRoot named this child
@@ -51,7 +52,11 @@ func gated(p Prober, host string, port int) Prober {
 	if !ok {
 		return p
 	}
-	return &gatedProber{inner: p, gate: newListenProber(gh, port)}
+	g := &gatedProber{inner: p, gate: newListenProber(gh, port)}
+	if h, ok := p.(*httpProber); ok {
+		g.early = newEarlyHTTP(h)
+	}
+	return g
 }
 
 // localGateHost maps a probe's host to the listen:// host that sees its
@@ -102,9 +107,19 @@ func (g *gatedProber) SetRoot(pid int) {
 	g.mu.Lock()
 	g.born, g.passed, g.openAt = time.Now(), false, time.Time{}
 	g.mu.Unlock()
+	g.endEarly()
 }
 
-func (g *gatedProber) Close() error { return g.gate.Close() }
+func (g *gatedProber) Close() error {
+	g.endEarly()
+	return g.gate.Close()
+}
+
+func (g *gatedProber) endEarly() {
+	if g.early != nil {
+		g.early.end()
+	}
+}
 
 // blind reports whether the gate cannot see sockets (no sock_diag and no
 // /proc/net/tcp): it would connect itself, so the probe goes ungated.
@@ -135,13 +150,25 @@ func (g *gatedProber) Probe(ctx context.Context, deadline time.Time) Result {
 		g.openAt = time.Now()
 	}
 	g.mu.Unlock()
-	res := g.inner.Probe(ctx, deadline)
+	res := g.attempt(ctx, deadline)
 	if res.Status == Success {
 		g.mu.Lock()
 		g.passed = true
 		g.mu.Unlock()
+		g.endEarly()
 	}
 	return res
+}
+
+// attempt is the inner probe before its first success: early's, where it
+// decides, else the plain one.
+func (g *gatedProber) attempt(ctx context.Context, deadline time.Time) Result {
+	if g.early != nil {
+		if res, ok := g.early.probe(ctx, deadline); ok {
+			return res
+		}
+	}
+	return g.inner.Probe(ctx, deadline)
 }
 
 // pace: see listeningRetry. A blind gate leaves the schedule to
