@@ -30,17 +30,17 @@ type gatedProber struct {
 // Spacing of the gated probe before its first success (see pace): while
 // the port does not listen, lookups are held at earlyRetry for the
 // child's first earlyWindow (most daemons listen within it, and a lookup
-// is cheap), then double up to listenPollCap, then slow to slowPoll after
-// slowAfter, as listen:// does; once it listens, the probe retries
-// every earlyRetry for earlyWindow (most daemons answer soon after they
-// listen, and are seen within 2 ms), then every listeningRetry. A
-// connecting attempt costs oxios-init several times a lookup (a loopback
-// handshake runs in the connecting process's context, an HTTP exchange
-// more), so a daemon that listens long before it answers 2xx (loading
-// its state behind a 503) would cost several percent of a core at 2 ms;
-// at listeningRetry it is seen within 20 ms, at a few percent of a core
-// (bench/runtime/RESULTS.md); a daemon that can say when it is ready does
-// better with notify://.
+// is cheap), then every listenPollCap, then every slowPoll after
+// slowAfter, as listen:// does; once it listens, the probe retries every
+// earlyRetry for earlyWindow (most daemons answer soon after they listen,
+// and are seen within 2 ms), then every listeningRetry. An attempt costs
+// oxios-init more than a lookup (an HTTP exchange; a loopback handshake
+// runs in the connecting process's context), so a daemon that listens
+// long before it answers 2xx (loading its state behind a 503) is asked
+// every listeningRetry, seen within 20 ms, on one kept-alive connection
+// (earlyHTTP); a daemon that can say when it is ready does better with
+// notify://. The waits of listenPollCap and more are paced by a
+// pollTicker, whose wake-up costs a fraction of a Go timer's.
 const listeningRetry = 20 * time.Millisecond
 
 // gated wraps p, a prober connecting to host:port, when host is an
