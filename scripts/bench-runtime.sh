@@ -6,7 +6,7 @@
 # ROUNDS=N and READINESS_ROUNDS=N change the number of rounds;
 # BENCH=Runtime or BENCH=Readiness runs one of the two.
 set -euo pipefail
-export ROUNDS=${ROUNDS:-10} READINESS_ROUNDS=${READINESS_ROUNDS:-3}
+export ROUNDS=${ROUNDS:-10} READINESS_ROUNDS=${READINESS_ROUNDS:-5}
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 exec go test -run '^$' -bench "Benchmark(${BENCH:-Runtime|Readiness})\$" -benchtime 1x -count 1 -timeout 30m ./bench/runtime/
