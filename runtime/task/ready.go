@@ -73,9 +73,9 @@ func (r *Runtime) readySignal(ctx context.Context, pid uint32, notify *net.UnixC
 
 // waitSupervisorReady: oxios-init sends READY=1 with the container's
 // notify token to NOTIFY_SOCKET, our datagram socket in the host's
-// notify/ directory; it sends its current state again on every change and
-// every heartbeatPeriod, so an adopted task (no new start-up) reports
-// too. Nothing the daemon's uid can write decides readiness: a datagram
+// notify/ directory; it sends its state on every change and, while ready,
+// every heartbeatPeriod, so an adopted ready task (no new start-up)
+// reports too. Nothing the daemon's uid can write decides readiness: a datagram
 // counts only when it carries the token and, where its sender is visible
 // from here, comes from the task's own PID 1 (accepted).
 //
