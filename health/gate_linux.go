@@ -37,11 +37,11 @@ type gatedProber struct {
 // oxios-init more than a lookup (an HTTP exchange; a loopback handshake
 // runs in the connecting process's context), so a daemon that listens
 // long before it answers 2xx (loading its state behind a 503) is asked
-// every listeningRetry, seen within 20 ms, on one kept-alive connection
-// (earlyHTTP); a daemon that can say when it is ready does better with
-// notify://. The waits of listenPollCap and more are paced by a
+// every listeningRetry on one kept-alive connection (earlyHTTP), and
+// seen within 20 ms with what follows; a daemon that can say when it is
+// ready does better with notify://. The waits of listenPollCap and more are paced by a
 // pollTicker, whose wake-up costs a fraction of a Go timer's.
-const listeningRetry = 20 * time.Millisecond
+const listeningRetry = 15 * time.Millisecond
 
 // gated wraps p, a prober connecting to host:port, when host is an
 // address of this machine; it returns p itself otherwise (another host's

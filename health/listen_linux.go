@@ -267,12 +267,12 @@ const listenPollCap = 8 * time.Millisecond
 // A daemon that has not listened within slowAfter of its start is loading
 // something (state, databases) and will take a while yet: from then on
 // the socket table is polled every slowPoll. It is seen up to slowPoll
-// late instead of listenPollCap, within the 20 ms that oxios start may
-// add, and a wait of seconds costs less than half the wake-ups, which are
+// late instead of listenPollCap, well within the 20 ms that oxios start
+// may add, and a wait of seconds costs a fifth fewer wake-ups, which are
 // most of a poll's cost.
 const (
 	slowAfter = time.Second
-	slowPoll  = 20 * time.Millisecond
+	slowPoll  = 10 * time.Millisecond
 )
 
 // pace: the schedule of quickRetry for the child's first earlyWindow,
