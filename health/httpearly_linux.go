@@ -64,7 +64,7 @@ func (e *earlyHTTP) probe(ctx context.Context, deadline time.Time) (res Result, 
 				return getFailed(ctx, u, 0, err), true
 			}
 		}
-		r, close, err := e.roundTrip(deadline)
+		r, close, err := e.roundTrip(ctx, deadline)
 		if err == nil {
 			return e.verdict(ctx, deadline, r, close), true
 		}
@@ -102,11 +102,15 @@ func (e *earlyHTTP) dial(ctx context.Context, deadline time.Time) error {
 // connection at the next response. Other bodies are read as the plain
 // attempt reads them (see earlyHTTP), except a chunked one, which would
 // need decoding to find its end: the status decides alone there.
-func (e *earlyHTTP) roundTrip(deadline time.Time) (httpResponse, bool, error) {
-	e.conn.SetDeadline(deadline)
+func (e *earlyHTTP) roundTrip(ctx context.Context, deadline time.Time) (httpResponse, bool, error) {
+	c := e.conn
+	c.SetDeadline(deadline)
+	// Cancellation (a stop, a new child) interrupts the wait for the
+	// answer by expiring the deadline, as in httpGet.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
-		if e.conn != nil {
-			e.conn.SetDeadline(time.Time{})
+		if stop() {
+			c.SetDeadline(time.Time{})
 		}
 	}()
 	if err := e.write(); err != nil {

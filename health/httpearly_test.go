@@ -3,6 +3,7 @@
 package health
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // earlyServer answers /ready with 503 until ready is set, then 200,
@@ -158,5 +161,29 @@ func TestEarlyHTTPReconnects(t *testing.T) {
 	}
 	if n := srv.conns.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// Cancelling the probe's context (a stop, a new child) ends an attempt
+// waiting for the daemon's answer at once, not at the probe's deadline.
+func TestEarlyHTTPCancelled(t *testing.T) {
+	answered := make(chan struct{})
+	srv := startEarlyServer(t, func(w http.ResponseWriter, r *http.Request) {
+		<-answered
+	})
+	defer close(answered)
+	g := earlyProberOf(t, srv, "/ready")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	go func() { done <- g.Probe(ctx, time.Now().Add(time.Minute)) }()
+	testenv.WaitFor(t, "the request to reach the daemon", 5*time.Second, func() bool { return srv.conns.Load() == 1 })
+	cancel()
+	select {
+	case r := <-done:
+		if r.Status != Unknown {
+			t.Fatalf("cancelled attempt: %v %q, want unknown", r.Status, r.Detail)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled attempt still waits for the daemon's answer")
 	}
 }
