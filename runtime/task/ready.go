@@ -229,7 +229,9 @@ func (r *Runtime) listenNotify() (*net.UnixConn, error) {
 // succeeds; retries cover a probe that is not a connect (or no probe).
 func (r *Runtime) confirmConnect(ctx context.Context) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.cfg.Container.Port))
-	d := net.Dialer{Timeout: time.Second}
+	// No keep-alive set-up (four setsockopts): the connection is closed
+	// at once, on the path between ready and oxios start's return.
+	d := net.Dialer{Timeout: time.Second, KeepAlive: -1}
 	for {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
