@@ -19,29 +19,29 @@ import (
 type gatedProber struct {
 	inner Prober
 	gate  *listenProber
+	early *earlyHTTP // http://: the attempts before the first success
 
 	mu     sync.Mutex
-	born   time.Time     // when SetRoot named this child
-	passed bool          // inner succeeded for this child: ungated from now on
-	openAt time.Time     // when the gate was first seen open since it was last closed
-	wait   time.Duration // retry interval while the gate is closed
+	born   time.Time // when SetRoot named this child
+	passed bool      // inner succeeded for this child: ungated from now on
+	openAt time.Time // when the gate was first seen open since it was last closed
 }
 
 // Spacing of the gated probe before its first success (see pace): while
 // the port does not listen, lookups are held at earlyRetry for the
 // child's first earlyWindow (most daemons listen within it, and a lookup
-// is cheap), then double up to listenPollCap, then slow to slowPoll after
-// slowAfter, as listen:// does; once it listens, the probe retries
-// every earlyRetry for earlyWindow (most daemons answer soon after they
-// listen, and are seen within 2 ms), then every listeningRetry. A
-// connecting attempt costs oxios-init several times a lookup (a loopback
-// handshake runs in the connecting process's context, an HTTP exchange
-// more), so a daemon that listens long before it answers 2xx (loading
-// its state behind a 503) would cost several percent of a core at 2 ms;
-// at listeningRetry it is seen within 20 ms, at a few percent of a core
-// (bench/runtime/RESULTS.md); a daemon that can say when it is ready does
-// better with notify://.
-const listeningRetry = 20 * time.Millisecond
+// is cheap), then every listenPollCap, then every slowPoll after
+// slowAfter, as listen:// does; once it listens, the probe retries every
+// earlyRetry for earlyWindow (most daemons answer soon after they listen,
+// and are seen within 2 ms), then every listeningRetry. An attempt costs
+// oxios-init more than a lookup (an HTTP exchange; a loopback handshake
+// runs in the connecting process's context), so a daemon that listens
+// long before it answers 2xx (loading its state behind a 503) is asked
+// every listeningRetry on one kept-alive connection (earlyHTTP), and
+// seen within 20 ms with what follows; a daemon that can say when it is
+// ready does better with notify://. The waits of listenPollCap and more are paced by a
+// pollTicker, whose wake-up costs a fraction of a Go timer's.
+const listeningRetry = 15 * time.Millisecond
 
 // gated wraps p, a prober connecting to host:port, when host is an
 // address of this machine; it returns p itself otherwise (another host's
@@ -52,7 +52,11 @@ func gated(p Prober, host string, port int) Prober {
 	if !ok {
 		return p
 	}
-	return &gatedProber{inner: p, gate: newListenProber(gh, port)}
+	g := &gatedProber{inner: p, gate: newListenProber(gh, port)}
+	if h, ok := p.(*httpProber); ok {
+		g.early = newEarlyHTTP(h)
+	}
+	return g
 }
 
 // localGateHost maps a probe's host to the listen:// host that sees its
@@ -101,11 +105,21 @@ func isInterfaceAddr(a netip.Addr) bool {
 func (g *gatedProber) SetRoot(pid int) {
 	g.gate.SetRoot(pid)
 	g.mu.Lock()
-	g.born, g.passed, g.openAt, g.wait = time.Now(), false, time.Time{}, 0
+	g.born, g.passed, g.openAt = time.Now(), false, time.Time{}
 	g.mu.Unlock()
+	g.endEarly()
 }
 
-func (g *gatedProber) Close() error { return g.gate.Close() }
+func (g *gatedProber) Close() error {
+	g.endEarly()
+	return g.gate.Close()
+}
+
+func (g *gatedProber) endEarly() {
+	if g.early != nil {
+		g.early.end()
+	}
+}
 
 // blind reports whether the gate cannot see sockets (no sock_diag and no
 // /proc/net/tcp): it would connect itself, so the probe goes ungated.
@@ -136,13 +150,25 @@ func (g *gatedProber) Probe(ctx context.Context, deadline time.Time) Result {
 		g.openAt = time.Now()
 	}
 	g.mu.Unlock()
-	res := g.inner.Probe(ctx, deadline)
+	res := g.attempt(ctx, deadline)
 	if res.Status == Success {
 		g.mu.Lock()
 		g.passed = true
 		g.mu.Unlock()
+		g.endEarly()
 	}
 	return res
+}
+
+// attempt is the inner probe before its first success: early's, where it
+// decides, else the plain one.
+func (g *gatedProber) attempt(ctx context.Context, deadline time.Time) Result {
+	if g.early != nil {
+		if res, ok := g.early.probe(ctx, deadline); ok {
+			return res
+		}
+	}
+	return g.inner.Probe(ctx, deadline)
 }
 
 // pace: see listeningRetry. A blind gate leaves the schedule to
@@ -152,22 +178,29 @@ func (g *gatedProber) pace() (time.Duration, <-chan struct{}) {
 		return 0, nil
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	d := g.interval()
+	g.mu.Unlock()
+	if d < listenPollCap {
+		return d, nil
+	}
+	g.gate.mu.Lock()
+	defer g.gate.mu.Unlock()
+	return g.gate.tickEvery(d)
+}
+
+// interval is the wait before the next attempt; a long one is paced by
+// the gate's ticker. Called with g.mu held.
+func (g *gatedProber) interval() time.Duration {
 	if g.openAt.IsZero() {
-		switch age := time.Since(g.born); {
-		case age < earlyWindow:
-			g.wait = earlyRetry
-		case age >= slowAfter:
-			g.wait = slowPoll
-		default:
-			g.wait = min(max(2*g.wait, firstRetry), listenPollCap)
+		if age := time.Since(g.born); age >= earlyWindow {
+			return waitListen(age)
 		}
-		return g.wait, nil
+		return earlyRetry
 	}
 	if time.Since(g.openAt) < earlyWindow {
-		return earlyRetry, nil
+		return earlyRetry
 	}
-	return listeningRetry, nil
+	return listeningRetry
 }
 
 // quickRetry is the schedule of a blind gate: the inner prober's.

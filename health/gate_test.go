@@ -177,8 +177,9 @@ func TestGatedOnlyLocalAddresses(t *testing.T) {
 }
 
 // The gated schedule: lookups every earlyRetry in the child's first
-// earlyWindow, then doubling to listenPollCap while the port does not
-// listen, then earlyRetry once it does.
+// earlyWindow, then every listenPollCap, every slowPoll after slowAfter
+// while the port does not listen, these two paced by the ticker; then
+// earlyRetry once it does, and listeningRetry after earlyWindow.
 func TestGatedPace(t *testing.T) {
 	d := startCueDaemon(t)
 	port := testenv.FreePort(t)
@@ -190,24 +191,19 @@ func TestGatedPace(t *testing.T) {
 	if w, c := g.pace(); w != earlyRetry || c != nil {
 		t.Fatalf("a young child's gate waits %v (event %v), want %v", w, c, earlyRetry)
 	}
-	g.born = time.Now().Add(-earlyWindow) // an older child: doubling to the cap
-	var waits []time.Duration
-	for i := 0; i < 5; i++ {
-		probeOnce(t, g, time.Second)
-		w, _ := g.pace()
-		waits = append(waits, w)
+	g.born = time.Now().Add(-earlyWindow)
+	probeOnce(t, g, time.Second)
+	if g.interval() != listenPollCap {
+		t.Fatalf("wait while not listening past earlyWindow: %v, want %v", g.interval(), listenPollCap)
 	}
-	ms := time.Millisecond
-	want := []time.Duration{4 * ms, 8 * ms, 8 * ms, 8 * ms, 8 * ms}
-	for i := range want {
-		if waits[i] != want[i] {
-			t.Fatalf("waits while not listening %v, want %v", waits, want)
-		}
+	if w, c := g.pace(); w != tickPaced || c == nil {
+		t.Fatalf("a wait of %v is not paced by the ticker: %v %v", listenPollCap, w, c)
 	}
+	<-g.gate.tick.C                     // it ticks
 	g.born = time.Now().Add(-slowAfter) // a slow starter: slowPoll
 	probeOnce(t, g, time.Second)
-	if w, _ := g.pace(); w != slowPoll {
-		t.Fatalf("wait for a child older than %v: %v, want %v", slowAfter, w, slowPoll)
+	if g.interval() != slowPoll {
+		t.Fatalf("wait for a child older than %v: %v, want %v", slowAfter, g.interval(), slowPoll)
 	}
 	d.say(strconv.Itoa(port))
 	if r := probeOnce(t, g, time.Second); r.Status != Success {
@@ -217,8 +213,11 @@ func TestGatedPace(t *testing.T) {
 		t.Fatalf("wait once listening %v, want %v", w, earlyRetry)
 	}
 	g.openAt = time.Now().Add(-earlyWindow)
-	if w, _ := g.pace(); w != listeningRetry {
-		t.Fatalf("wait once listening for 50 ms %v, want %v", w, listeningRetry)
+	if g.interval() != listeningRetry {
+		t.Fatalf("wait once listening for 50 ms %v, want %v", g.interval(), listeningRetry)
+	}
+	if w, c := g.pace(); w != tickPaced || c == nil {
+		t.Fatalf("a wait of %v is not paced by the ticker: %v %v", listeningRetry, w, c)
 	}
 
 	g.SetRoot(d.pid)
@@ -265,16 +264,46 @@ func listenOnCueLinux() int {
 	return 0
 }
 
-// listen:// keeps its doubling schedule for a young child and polls every
-// slowPoll once the child has not listened for slowAfter.
+// listen:// keeps its doubling schedule for a young child, then polls
+// every listenPollCap, and every slowPoll once the child has not listened
+// for slowAfter, paced by its ticker.
 func TestListenSlowPoll(t *testing.T) {
 	p := mustProber(t, "listen://127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))).(*listenProber)
 	p.SetRoot(os.Getpid())
 	if d, c := p.pace(); d != 0 || c != nil {
 		t.Fatalf("young child: pace %v, want the schedule", d)
 	}
-	p.born.Store(time.Now().Add(-slowAfter).UnixNano())
-	if d, _ := p.pace(); d != slowPoll {
-		t.Fatalf("old child: pace %v, want %v", d, slowPoll)
+	for _, age := range []time.Duration{earlyWindow, slowAfter} {
+		p.born.Store(time.Now().Add(-age).UnixNano())
+		if d, c := p.pace(); d != tickPaced || c == nil {
+			t.Fatalf("child of %v: pace %v %v, want the ticker", age, d, c)
+		}
+		if want := waitListen(age); p.tick.every != want {
+			t.Fatalf("child of %v: ticks every %v, want %v", age, p.tick.every, want)
+		}
 	}
+}
+
+// The ticker ticks every armed interval; a tick nobody took disarms it
+// (the poll it paced has ended), and arm starts it again.
+func TestPollTickerDisarmsUntaken(t *testing.T) {
+	tk := newPollTicker()
+	if tk == nil {
+		t.Fatal("no timerfd")
+	}
+	defer tk.Close()
+	tk.arm(time.Millisecond)
+	t0 := time.Now()
+	for i := 0; i < 3; i++ {
+		<-tk.C
+	}
+	if el := time.Since(t0); el < 2*time.Millisecond {
+		t.Fatalf("3 ticks of 1 ms in %v", el)
+	}
+	testenv.WaitFor(t, "an untaken tick to disarm the ticker", 5*time.Second, func() bool { return !tk.armed.Load() })
+	<-tk.C // the tick that filled C
+	tk.arm(time.Millisecond)
+	<-tk.C
+	tk.Close()
+	tk.arm(time.Millisecond) // after Close: nothing, and no panic
 }

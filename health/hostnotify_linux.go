@@ -13,16 +13,20 @@ import (
 
 // hostNotifier reports the monitor's readiness to the host that started
 // oxios-init (NOTIFY_SOCKET, with Config.NotifyToken): at once on every
-// change, and again every heartbeatPeriod, so that a host attaching to a
-// task that is already running (it binds its socket only while it waits)
-// hears the current state without a new start-up. Sends never block: a
-// host that is not listening just misses them.
+// change, and again every heartbeatPeriod while ready, so that a host
+// attaching to a task that is already running (it binds its socket only
+// while it waits) hears READY=1 without a new start-up. While not ready
+// there is nothing to repeat: a waiting host needs only READY=1, which
+// the change sends at once, and oxios-init does not wake up for nothing
+// while the daemon starts. Sends never block: a host that is not
+// listening just misses them.
 type hostNotifier struct {
-	mu    sync.Mutex // fd is -1 once closed
-	fd    int
-	addr  unix.SockaddrUnix
-	token string
-	stop  chan struct{}
+	mu      sync.Mutex // fd is -1 once closed
+	fd      int
+	addr    unix.SockaddrUnix
+	token   string
+	stop    chan struct{}
+	readyCh chan struct{} // a READY=1 was sent: the heartbeat resumes
 }
 
 // tokenField names the token in a notification, as the host reads it.
@@ -44,7 +48,8 @@ func newHostNotifier(token string) *hostNotifier {
 	if err != nil {
 		return nil
 	}
-	return &hostNotifier{fd: fd, addr: unix.SockaddrUnix{Name: addr}, token: token, stop: make(chan struct{})}
+	return &hostNotifier{fd: fd, addr: unix.SockaddrUnix{Name: addr}, token: token,
+		stop: make(chan struct{}), readyCh: make(chan struct{}, 1)}
 }
 
 func (h *hostNotifier) send(ready bool) {
@@ -60,21 +65,38 @@ func (h *hostNotifier) send(ready bool) {
 	if h.fd >= 0 {
 		unix.Sendto(h.fd, []byte(state+"\n"+tokenField+"="+h.token), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, &h.addr)
 	}
+	if ready {
+		select {
+		case h.readyCh <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// beat sends ready() every heartbeatPeriod until close.
+// beat sends the state every heartbeatPeriod while ready() until close.
 func (h *hostNotifier) beat(ready func() bool) {
 	if h == nil {
 		return
 	}
-	t := time.NewTicker(heartbeatPeriod)
+	t := time.NewTimer(heartbeatPeriod)
 	defer t.Stop()
 	for {
+		if !ready() {
+			t.Stop()
+			select {
+			case <-h.stop:
+				return
+			case <-h.readyCh:
+			}
+			t.Reset(heartbeatPeriod)
+			continue
+		}
 		select {
 		case <-h.stop:
 			return
 		case <-t.C:
 			h.send(ready())
+			t.Reset(heartbeatPeriod)
 		}
 	}
 }

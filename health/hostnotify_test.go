@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -54,5 +55,45 @@ func TestHostNotifierSendsStateWithToken(t *testing.T) {
 	}
 	if late > 1 {
 		t.Fatalf("%d datagrams after close", late)
+	}
+}
+
+// While the daemon is not ready the heartbeat is silent (oxios-init does
+// not wake up for it while the daemon starts); the READY=1 of the change
+// resumes it.
+func TestHostNotifierHeartbeatOnlyWhileReady(t *testing.T) {
+	dir, err := os.MkdirTemp("", "hn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "n.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	h := newHostNotifier("tok")
+	defer h.close()
+	var ready atomic.Bool
+	go h.beat(ready.Load)
+	buf := make([]byte, 512)
+	// An absence has no event: two periods are the window under test.
+	c.SetReadDeadline(time.Now().Add(2 * heartbeatPeriod))
+	if n, err := c.Read(buf); err == nil {
+		t.Fatalf("heartbeat while not ready: %q", buf[:n])
+	}
+	ready.Store(true)
+	h.send(true)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := 0; i < 2; i++ { // the change, then a heartbeat
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("datagram %d after READY=1: %v", i, err)
+		}
+		if got := string(buf[:n]); got != "READY=1\nSTATUS=ready\nOXIOS_TOKEN=tok" {
+			t.Fatalf("datagram %d = %q", i, got)
+		}
 	}
 }

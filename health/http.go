@@ -48,40 +48,59 @@ func newHTTPProber(raw string) *httpProber {
 func (*httpProber) quickRetry() (hold, limit time.Duration) { return earlyWindow, 0 }
 
 func (p *httpProber) Probe(ctx context.Context, deadline time.Time) Result {
-	u := p.url
-	for n := 1; ; n++ {
+	return p.probeFrom(ctx, deadline, p.url, 1)
+}
+
+// probeFrom GETs u, the probe's n-th request, and follows redirects.
+func (p *httpProber) probeFrom(ctx context.Context, deadline time.Time, u *url.URL, n int) Result {
+	for ; ; n++ {
 		resp, err := httpGet(ctx, "tcp", hostPort(u), u, deadline)
 		if err != nil {
-			if ctx.Err() != nil {
-				return Result{Unknown, "cancelled"}
-			}
-			if resp.code != 0 {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					return Result{Failure, "HTTP " + strconv.Itoa(resp.code) + ": body read timed out"}
-				}
-				return Result{Failure, "HTTP " + strconv.Itoa(resp.code) + ": body read: " + err.Error()}
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return Result{Failure, "GET " + u.String() + ": timeout"}
-			}
-			return Result{Failure, "GET " + u.String() + ": " + err.Error()}
+			return getFailed(ctx, u, resp.code, err)
 		}
-		if isRedirect(resp.code) && resp.location != "" {
-			next, err := u.Parse(resp.location)
-			if err != nil {
-				return Result{Failure, "HTTP " + strconv.Itoa(resp.code) + ": bad Location " + strconv.Quote(resp.location)}
-			}
-			if next.Hostname() == p.url.Hostname() && (next.Scheme == "http" || next.Scheme == "https") {
-				if n >= maxRedirects {
-					return Result{Failure, "GET " + p.url.String() + ": stopped after " + strconv.Itoa(maxRedirects) + " redirects"}
-				}
-				u = next
-				continue
-			}
-			return httpVerdict(resp, " (redirect to "+resp.location+" not followed: other host)")
+		next, res := p.redirect(u, n, resp)
+		if next == nil {
+			return res
 		}
-		return httpVerdict(resp, "")
+		u = next
 	}
+}
+
+// getFailed is the result of a GET of u that failed: code is the
+// response's when its body failed, else 0.
+func getFailed(ctx context.Context, u *url.URL, code int, err error) Result {
+	if ctx.Err() != nil {
+		return Result{Unknown, "cancelled"}
+	}
+	if code != 0 {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return Result{Failure, "HTTP " + strconv.Itoa(code) + ": body read timed out"}
+		}
+		return Result{Failure, "HTTP " + strconv.Itoa(code) + ": body read: " + err.Error()}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return Result{Failure, "GET " + u.String() + ": timeout"}
+	}
+	return Result{Failure, "GET " + u.String() + ": " + err.Error()}
+}
+
+// redirect returns the URL to GET next when resp, the n-th response (to
+// u), is a redirect to follow; else nil and the probe's result.
+func (p *httpProber) redirect(u *url.URL, n int, resp httpResponse) (*url.URL, Result) {
+	if !isRedirect(resp.code) || resp.location == "" {
+		return nil, httpVerdict(resp, "")
+	}
+	next, err := u.Parse(resp.location)
+	if err != nil {
+		return nil, Result{Failure, "HTTP " + strconv.Itoa(resp.code) + ": bad Location " + strconv.Quote(resp.location)}
+	}
+	if next.Hostname() != p.url.Hostname() || (next.Scheme != "http" && next.Scheme != "https") {
+		return nil, httpVerdict(resp, " (redirect to "+resp.location+" not followed: other host)")
+	}
+	if n >= maxRedirects {
+		return nil, Result{Failure, "GET " + p.url.String() + ": stopped after " + strconv.Itoa(maxRedirects) + " redirects"}
+	}
+	return next, Result{}
 }
 
 func isRedirect(code int) bool {
@@ -177,67 +196,96 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) 
 // uses, and at most maxBody bytes of body. A non-zero code with an error
 // means the body failed.
 func readResponse(br *bufio.Reader) (httpResponse, error) {
-	var r httpResponse
-	length := int64(-1)
-	for {
-		code, err := readStatus(br)
-		if err != nil {
-			return httpResponse{}, err
-		}
-		r.code, r.location = code, ""
-		length = -1
-		for {
-			line, err := readLine(br)
-			if err != nil {
-				return httpResponse{}, err
-			}
-			if line == "" {
-				break
-			}
-			k, v, ok := strings.Cut(line, ":")
-			if !ok {
-				return httpResponse{}, fmt.Errorf("malformed header line %q", line)
-			}
-			v = strings.TrimSpace(v)
-			switch strings.ToLower(k) {
-			case "location":
-				r.location = v
-			case "content-length":
-				if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-					length = n
-				}
-			case "transfer-encoding":
-				length = -1 // chunked framing: read raw up to the limit
-			}
-		}
-		if code >= 200 || code == 101 {
-			break
-		}
-		// 1xx informational: the real response follows.
+	h, err := readHead(br)
+	if err != nil {
+		return httpResponse{}, err
 	}
-	if r.code == 204 || r.code == 304 || r.code/100 == 1 {
-		return r, nil
+	if !h.hasBody() {
+		return httpResponse{code: h.code, location: h.location}, nil
 	}
+	return readBody(br, h)
+}
+
+// readBody reads at most maxBody bytes of the body that follows h. A
+// non-zero code with an error means the body failed.
+func readBody(br *bufio.Reader, h httpHead) (httpResponse, error) {
+	r := httpResponse{code: h.code, location: h.location}
 	limit := int64(maxBody)
-	if length >= 0 && length < limit {
-		limit = length
+	if h.length >= 0 && h.length < limit {
+		limit = h.length
 	}
 	buf := make([]byte, limit)
 	n, err := io.ReadFull(br, buf)
 	r.body = buf[:n]
 	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		if length < 0 { // close-delimited body: EOF is its end
+		if h.length < 0 { // close-delimited body: EOF is its end
 			return r, nil
 		}
-		return r, fmt.Errorf("body ended after %d of %d bytes", n, length)
+		return r, fmt.Errorf("body ended after %d of %d bytes", n, h.length)
 	}
 	if err != nil {
 		return r, err
 	}
 	// A close-delimited body of exactly 10 KiB reads as truncated: telling
 	// would mean waiting for one more byte, perhaps until the deadline.
-	r.truncated = length < 0 || length > maxBody
+	r.truncated = h.length < 0 || h.length > maxBody
 	return r, nil
+}
+
+// httpHead is a response's status and the headers a probe uses.
+type httpHead struct {
+	code     int
+	location string
+	length   int64 // Content-Length; -1: none, or chunked
+	chunked  bool  // Transfer-Encoding
+	close    bool  // Connection: close
+}
+
+func (h httpHead) hasBody() bool {
+	return h.code != 204 && h.code != 304 && h.code/100 != 1
+}
+
+// readHead reads a response's status line and headers, skipping 1xx
+// informational responses.
+func readHead(br *bufio.Reader) (httpHead, error) {
+	for {
+		code, err := readStatus(br)
+		if err != nil {
+			return httpHead{}, err
+		}
+		h := httpHead{code: code, length: -1}
+		for {
+			line, err := readLine(br)
+			if err != nil {
+				return httpHead{}, err
+			}
+			if line == "" {
+				break
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				return httpHead{}, fmt.Errorf("malformed header line %q", line)
+			}
+			v = strings.TrimSpace(v)
+			switch strings.ToLower(k) {
+			case "location":
+				h.location = v
+			case "content-length":
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+					h.length = n
+				}
+			case "transfer-encoding":
+				h.length = -1 // chunked framing: read raw up to the limit
+				h.chunked = true
+			case "connection":
+				h.close = h.close || strings.EqualFold(v, "close")
+			}
+		}
+		if code >= 200 || code == 101 {
+			return h, nil
+		}
+		// 1xx informational: the real response follows.
+	}
 }
 
 func readLine(br *bufio.Reader) (string, error) {

@@ -48,6 +48,7 @@ type listenProber struct {
 	// owned is the inode last proven to belong to the tree: while it keeps
 	// listening, a probe costs two netlink round trips and nothing else.
 	owned uint32
+	tick  *pollTicker // paces long waits (see pace); nil until one
 
 	dNone, dFull, dForeign, dOK, dOKUnknown string
 }
@@ -87,6 +88,10 @@ func (p *listenProber) SetRoot(pid int) {
 func (p *listenProber) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.tick != nil {
+		p.tick.Close()
+		p.tick = nil
+	}
 	if p.diag != nil {
 		p.diag.Close()
 		p.diag = nil
@@ -263,19 +268,23 @@ const listenPollCap = 8 * time.Millisecond
 // A daemon that has not listened within slowAfter of its start is loading
 // something (state, databases) and will take a while yet: from then on
 // the socket table is polled every slowPoll. It is seen up to slowPoll
-// late instead of listenPollCap, within the 20 ms that oxios start may
-// add, and a wait of seconds costs less than half the wake-ups, which are
+// late instead of listenPollCap, well within the 20 ms that oxios start
+// may add, and a wait of seconds costs a fifth fewer wake-ups, which are
 // most of a poll's cost.
 const (
 	slowAfter = time.Second
-	slowPoll  = 20 * time.Millisecond
+	slowPoll  = 10 * time.Millisecond
 )
 
-// pace: slowPoll once the child is old (see slowAfter), else the
-// schedule of quickRetry.
+// pace: the schedule of quickRetry for the child's first earlyWindow,
+// then waitListen's, paced by a ticker.
 func (p *listenProber) pace() (time.Duration, <-chan struct{}) {
 	born := p.born.Load()
-	if born == 0 || time.Since(time.Unix(0, born)) < slowAfter {
+	if born == 0 {
+		return 0, nil
+	}
+	age := time.Since(time.Unix(0, born))
+	if age < earlyWindow {
 		return 0, nil
 	}
 	p.mu.Lock()
@@ -283,7 +292,29 @@ func (p *listenProber) pace() (time.Duration, <-chan struct{}) {
 	if p.mode == modeConnect {
 		return 0, nil
 	}
-	return slowPoll, nil
+	return p.tickEvery(waitListen(age))
+}
+
+// waitListen is the poll interval for a child of age that has not
+// listened yet and is past its earlyWindow: listenPollCap, then slowPoll
+// once it is old (see slowAfter).
+func waitListen(age time.Duration) time.Duration {
+	if age < slowAfter {
+		return listenPollCap
+	}
+	return slowPoll
+}
+
+// tickEvery paces a poll every d by p's pollTicker (d itself, a Go
+// timer's wait, where there is none). Called with p.mu held.
+func (p *listenProber) tickEvery(d time.Duration) (time.Duration, <-chan struct{}) {
+	if p.tick == nil {
+		if p.tick = newPollTicker(); p.tick == nil {
+			return d, nil
+		}
+	}
+	p.tick.arm(d)
+	return tickPaced, p.tick.C
 }
 
 // quickRetry: a poll of the socket table is capped at listenPollCap; once

@@ -61,9 +61,15 @@ type quickRetrier interface {
 // before the next attempt and a channel that ends it early; d == 0 with a
 // channel waits for the channel alone (or the startup budget's end), and
 // d == 0 without one leaves the schedule to quickRetry and doubling.
+// d == tickPaced with a channel is a poll paced by a ticker (see
+// pollTicker): before the budget's end the channel alone, as for d == 0;
+// after it, the period grid, since its ticks are not events.
 type pacer interface {
 	pace() (d time.Duration, wake <-chan struct{})
 }
+
+// tickPaced is pace's d for a ticker's channel.
+const tickPaced = time.Duration(-1)
 
 // verdict is what a runner decided after a probe; the monitor acts on it.
 type verdict uint8
@@ -220,7 +226,7 @@ func (r *runner) run(ctx context.Context, start time.Time, decide func(verdict, 
 			}
 			if fast {
 				// Past the budget, an event still ends the wait early.
-				_, wake = r.pace(0)
+				wake = r.eventWake()
 			}
 		}
 		timer.Reset(next.Sub(r.now()))
@@ -242,6 +248,19 @@ func (r *runner) pace(interval time.Duration) (time.Duration, <-chan struct{}) {
 		return time.Duration(1<<63 - 1), wake // capped at the budget's end
 	}
 	return interval, nil
+}
+
+// eventWake is what ends a wait on the period grid early, past the
+// startup budget: a prober's event, not a poll's ticks (see pacer).
+func (r *runner) eventWake() <-chan struct{} {
+	p, ok := r.prober.(pacer)
+	if !ok {
+		return nil
+	}
+	if d, wake := p.pace(); d != tickPaced {
+		return wake
+	}
+	return nil
 }
 
 // nextRetry is the pre-success retry interval that follows interval:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,7 +52,9 @@ func (l listener) full() bool { return l.hasMax && l.queued > l.max }
 var errSockDiagUnavailable = errors.New("sock_diag netlink unavailable")
 
 func newSockDiag() (*sockDiag, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	// Non-blocking: replies are read with raw system calls (rawRead), which
+	// must not block; the kernel queues them while it handles the request.
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, fmt.Errorf("%w: socket(AF_NETLINK, NETLINK_SOCK_DIAG): %v", errSockDiagUnavailable, err)
 	}
@@ -170,8 +173,8 @@ func (d *sockDiag) send(req []byte) error {
 	d.seq++
 	binary.NativeEndian.PutUint32(req[8:], d.seq)
 	d.rest = nil
-	if _, err := unix.Write(d.fd, req); err != nil {
-		return fmt.Errorf("sock_diag send: %w", err)
+	if e := rawWrite(d.fd, req); e != 0 {
+		return fmt.Errorf("sock_diag send: %w", e)
 	}
 	return nil
 }
@@ -195,14 +198,31 @@ func (d *sockDiag) reply() (typ uint16, msg []byte, err error) {
 				return typ, b[nlmsgHdrLen:mlen], nil
 			}
 		}
-		n, err := unix.Read(d.fd, d.buf)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := d.read()
 		if err != nil {
 			return 0, nil, fmt.Errorf("sock_diag receive: %w", err)
 		}
 		d.rest = d.buf[:n]
+	}
+}
+
+// read reads the next batch of replies: at once when the kernel has
+// queued it (the usual case, see newSockDiag), else after a blocking wait.
+func (d *sockDiag) read() (int, error) {
+	for {
+		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(d.fd), uintptr(unsafe.Pointer(&d.buf[0])), uintptr(len(d.buf)))
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+		case unix.EAGAIN:
+			fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+				return 0, err
+			}
+		default:
+			return 0, e
+		}
 	}
 }
 

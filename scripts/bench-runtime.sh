@@ -8,7 +8,7 @@
 # UPGRADE_ROUNDS=N change the number of rounds; BENCH=Runtime,
 # BENCH=Readiness or BENCH=Upgrade runs one of them.
 set -euo pipefail
-export ROUNDS=${ROUNDS:-10} READINESS_ROUNDS=${READINESS_ROUNDS:-3}
+export ROUNDS=${ROUNDS:-10} READINESS_ROUNDS=${READINESS_ROUNDS:-5}
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 exec go test -run '^$' -bench "Benchmark(${BENCH:-Runtime|Readiness|Upgrade})\$" -benchtime 1x -count 1 -timeout 30m ./bench/runtime/

@@ -35,8 +35,13 @@ import (
 // or "ready" log line to oxios-init's "readiness changed"; the demo stamps
 // its lines to the millisecond), the host's part (from oxios-init's "readiness changed" log line
 // to oxios start's return), oxios-init's CPU while it waits, and the connections the demo
-// accepted before it was first ready. READINESS_ROUNDS=N (3) rounds; the
-// configurations interleave round by round. READINESS_MAX_DELAY=D leaves
+// accepted before it was first ready. READINESS_ROUNDS=N (5) rounds; the
+// configurations interleave round by round, so that a change in the
+// machine's load touches every row alike. The targets are judged on the
+// per-start "late by" (the daemon's own log line to oxios start's
+// return), which needs no start(0); the overhead formula subtracts two
+// medians of whole starts and carries their noise (tens of ms on a
+// loaded machine), so it is reported beside it. READINESS_MAX_DELAY=D leaves
 // out the delays above D (a quick look).
 func BenchmarkReadiness(b *testing.B) {
 	testenv.RequireRoot(b)
@@ -46,7 +51,7 @@ func BenchmarkReadiness(b *testing.B) {
 		archive: testenv.ImageArchive(b),
 		addr:    ctrtest.Start(b),
 		dir:     b.TempDir(),
-		rounds:  3,
+		rounds:  5,
 		samples: map[readyCase][]readySample{},
 	}
 	if v, err := strconv.Atoi(os.Getenv("READINESS_ROUNDS")); err == nil && v > 0 {
@@ -332,7 +337,9 @@ func (x *readyBench) report(cases []readyCase) {
 			}
 			return "FAIL"
 		}
-		fmt.Printf("%s  %-15s worst overhead %+.1f ms, worst late-by %.1f ms (target <= 20 ms); CPU at 5 s %.2f %% (target <= 2 %%)\n",
-			verdict(worst[k] <= 20*time.Millisecond && worstLate[k] <= 20*time.Millisecond && cpu5[k] <= 2), k, ms(worst[k]), ms(worstLate[k]), cpu5[k])
+		fmt.Printf("%s  %-15s worst late-by %.1f ms (target <= 20 ms); CPU at 5 s %.2f %% (target <= 2 %%)\n",
+			verdict(worstLate[k] <= 20*time.Millisecond && cpu5[k] <= 2), k, ms(worstLate[k]), cpu5[k])
+		fmt.Printf("%s  %-15s worst overhead %+.1f ms (target <= 20 ms; medians of whole starts, noisy)\n",
+			verdict(worst[k] <= 20*time.Millisecond), k, ms(worst[k]))
 	}
 }

@@ -2,7 +2,10 @@
 // (GOMAXPROCS=1) from its first package initialisers on. oxios-init
 // imports it for that side effect: PID 1 mostly waits, and every P costs
 // memory for as long as the container lives (its own cache of spans, one
-// per size class in use, its own GC worker, and threads woken to run it).
+// per size class in use, its own GC worker, and threads woken to run it),
+// and with more than one P every wake-up of a waiting goroutine (a probe's
+// timer while the daemon starts) also wakes another thread to look for
+// work: most of what oxios-init costs while it waits.
 //
 // Why an initialiser and not a call in main: before the first package
 // initialiser runs, the runtime may already have moved the main goroutine

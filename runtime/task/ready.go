@@ -73,9 +73,9 @@ func (r *Runtime) readySignal(ctx context.Context, pid uint32, notify *net.UnixC
 
 // waitSupervisorReady: oxios-init sends READY=1 with the container's
 // notify token to NOTIFY_SOCKET, our datagram socket in the host's
-// notify/ directory; it sends its current state again on every change and
-// every heartbeatPeriod, so an adopted task (no new start-up) reports
-// too. Nothing the daemon's uid can write decides readiness: a datagram
+// notify/ directory; it sends its state on every change and, while ready,
+// every heartbeatPeriod, so an adopted ready task (no new start-up)
+// reports too. Nothing the daemon's uid can write decides readiness: a datagram
 // counts only when it carries the token and, where its sender is visible
 // from here, comes from the task's own PID 1 (accepted).
 //
@@ -229,7 +229,9 @@ func (r *Runtime) listenNotify() (*net.UnixConn, error) {
 // succeeds; retries cover a probe that is not a connect (or no probe).
 func (r *Runtime) confirmConnect(ctx context.Context) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.cfg.Container.Port))
-	d := net.Dialer{Timeout: time.Second}
+	// No keep-alive set-up (four setsockopts): the connection is closed
+	// at once, on the path between ready and oxios start's return.
+	d := net.Dialer{Timeout: time.Second, KeepAlive: -1}
 	for {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {

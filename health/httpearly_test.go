@@ -1,0 +1,189 @@
+//go:build linux
+
+package health
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/a7garden/oxios/internal/testenv"
+)
+
+// earlyServer answers /ready with 503 until ready is set, then 200,
+// counting the connections it accepts; handler, when set, answers
+// instead.
+type earlyServer struct {
+	*httptest.Server
+	ready   atomic.Bool
+	conns   atomic.Int32
+	handler http.HandlerFunc
+}
+
+func startEarlyServer(t *testing.T, handler http.HandlerFunc) *earlyServer {
+	t.Helper()
+	s := &earlyServer{handler: handler}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.handler != nil {
+			s.handler(w, r)
+			return
+		}
+		if !s.ready.Load() {
+			http.Error(w, "loading", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// earlyProberOf is a gated http:// prober of srv's path, its tree this test
+// process (which owns srv's listener).
+func earlyProberOf(t *testing.T, srv *earlyServer, path string) *gatedProber {
+	t.Helper()
+	g, ok := mustProber(t, srv.URL+path).(*gatedProber)
+	if !ok || g.early == nil {
+		t.Fatalf("%s%s: not a gated http:// prober with early attempts", srv.URL, path)
+	}
+	g.SetRoot(os.Getpid())
+	return g
+}
+
+// Before its first success an http:// probe keeps one connection alive
+// across attempts; its first success ends that, and the attempts after it
+// are the kubelet's, a connection each.
+func TestEarlyHTTPKeepsOneConnection(t *testing.T) {
+	srv := startEarlyServer(t, nil)
+	g := earlyProberOf(t, srv, "/ready")
+	for i := 0; i < 5; i++ {
+		if r := probeOnce(t, g, time.Second); r.Status != Failure || r.Detail != "HTTP 503" {
+			t.Fatalf("attempt %d while loading: %v %q", i, r.Status, r.Detail)
+		}
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Fatalf("5 attempts before the first success opened %d connections, want 1", n)
+	}
+	srv.ready.Store(true)
+	if r := probeOnce(t, g, time.Second); r.Status != Success || r.Detail != "HTTP 200" {
+		t.Fatalf("once ready: %v %q", r.Status, r.Detail)
+	}
+	for i := 0; i < 2; i++ {
+		if r := probeOnce(t, g, time.Second); r.Status != Success {
+			t.Fatalf("after the first success: %v %q", r.Status, r.Detail)
+		}
+	}
+	if n := srv.conns.Load(); n != 3 {
+		t.Fatalf("%d connections after two probes past the first success, want 3 (one each)", n)
+	}
+	g.SetRoot(os.Getpid()) // a new child: kept-alive attempts again
+	srv.ready.Store(false)
+	for i := 0; i < 3; i++ {
+		probeOnce(t, g, time.Second)
+	}
+	if n := srv.conns.Load(); n != 4 {
+		t.Fatalf("a new child's attempts opened %d connections in all, want 4", n)
+	}
+}
+
+// A daemon that closes each connection (Connection: close), answers
+// without a Content-Length (chunked) or redirects gets the right verdict
+// every time.
+func TestEarlyHTTPStandsAside(t *testing.T) {
+	cases := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    Status
+		detail  string
+		conns   int32 // after 3 attempts
+	}{
+		{"connection close", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "loading", http.StatusServiceUnavailable)
+		}, Failure, "HTTP 503", 3},
+		{"chunked", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("loading"))
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+			w.Write([]byte(" still"))
+		}, Failure, "HTTP 503", 3}, // judged by its status, then plain attempts
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ready" {
+				http.Redirect(w, r, "/elsewhere", http.StatusFound)
+				return
+			}
+			w.Write([]byte("ok"))
+		}, Success, "HTTP 200", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := startEarlyServer(t, c.handler)
+			g := earlyProberOf(t, srv, "/ready")
+			for i := 0; i < 3; i++ {
+				r := probeOnce(t, g, time.Second)
+				if r.Status != c.want || !strings.HasPrefix(r.Detail, c.detail) {
+					t.Fatalf("attempt %d: %v %q, want %v %q", i, r.Status, r.Detail, c.want, c.detail)
+				}
+			}
+			if c.conns != 0 {
+				if n := srv.conns.Load(); n != c.conns {
+					t.Fatalf("%d connections, want %d", n, c.conns)
+				}
+			}
+		})
+	}
+}
+
+// A kept connection the daemon closed between attempts (an idle timeout)
+// is replaced within the attempt: no failure is reported for it.
+func TestEarlyHTTPReconnects(t *testing.T) {
+	srv := startEarlyServer(t, nil)
+	g := earlyProberOf(t, srv, "/ready")
+	if r := probeOnce(t, g, time.Second); r.Detail != "HTTP 503" {
+		t.Fatalf("%v %q", r.Status, r.Detail)
+	}
+	srv.CloseClientConnections()
+	srv.ready.Store(true)
+	if r := probeOnce(t, g, time.Second); r.Status != Success {
+		t.Fatalf("after the daemon closed the kept connection: %v %q", r.Status, r.Detail)
+	}
+	if n := srv.conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// Cancelling the probe's context (a stop, a new child) ends an attempt
+// waiting for the daemon's answer at once, not at the probe's deadline.
+func TestEarlyHTTPCancelled(t *testing.T) {
+	answered := make(chan struct{})
+	srv := startEarlyServer(t, func(w http.ResponseWriter, r *http.Request) {
+		<-answered
+	})
+	defer close(answered)
+	g := earlyProberOf(t, srv, "/ready")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	go func() { done <- g.Probe(ctx, time.Now().Add(time.Minute)) }()
+	testenv.WaitFor(t, "the request to reach the daemon", 5*time.Second, func() bool { return srv.conns.Load() == 1 })
+	cancel()
+	select {
+	case r := <-done:
+		if r.Status != Unknown {
+			t.Fatalf("cancelled attempt: %v %q, want unknown", r.Status, r.Detail)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled attempt still waits for the daemon's answer")
+	}
+}
