@@ -65,7 +65,8 @@ health options (see the health package; each has OXIOS_INIT_<NAME> with '-' as '
 Exit code: the child's; 128+N when it died of signal N; 127 when CMD is not
 found, 126 when it cannot be executed; then -e remapping.
 
-Signals: all are forwarded except SIGCHLD, SIGPROF (the Go runtime's
+Signals: all are forwarded except SIGCHLD, SIGPIPE (indistinguishable
+from oxios-init's own broken-pipe writes), SIGPROF (the Go runtime's
 profiler keeps it) and 32-34 (SIGRTMIN: reserved, Go cannot catch them).
 Not PID 1, oxios-init ignores SIGRTMIN so that it is not ended by it; the
 child gets it at its default action. Of the signals blocked or ignored

@@ -95,13 +95,14 @@ func TestRemapExit(t *testing.T) {
 }
 
 // forwardedSignals is what oxios-init must forward: 1..31 except KILL,
-// STOP, CHLD, and SIGPROF, which the Go runtime keeps for its profiler;
-// then 35..64 (32..34 are the C libraries' and Go does not catch them).
+// STOP, CHLD, SIGPIPE (TestSIGPIPENotForwarded) and SIGPROF, which the Go
+// runtime keeps for its profiler; then 35..64 (32..34 are the C
+// libraries' and Go does not catch them).
 func forwardedSignals() []int {
 	var out []int
 	for n := 1; n <= 64; n++ {
 		switch syscall.Signal(n) {
-		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGPROF, syscall.SIGTERM, syscall.SIGINT:
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGPIPE, syscall.SIGPROF, syscall.SIGTERM, syscall.SIGINT:
 			continue
 		}
 		if n >= 32 && n <= 34 {
@@ -133,6 +134,28 @@ func TestEverySignalForwarded(t *testing.T) {
 				t.Errorf("exit %d, want 137", code)
 			}
 		})
+	}
+}
+
+// SIGPIPE is not forwarded: Go hands oxios-init the SIGPIPE of its own
+// write to a socket whose peer reset it (a probe, an endpoint client) just
+// as one sent with kill(2), and forwarding it would kill a daemon that
+// wrote nothing. Both signals after it are forwarded; a forwarded SIGPIPE
+// would reach the child before the SIGTERM sent after SIGUSR1 arrived.
+func TestSIGPIPENotForwarded(t *testing.T) {
+	p := startInit(t, false, helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child", "OXIOS_SUP_EXIT_ON=15"), "-s", "--", os.Args[0])
+	p.expect("child ready", 10*time.Second)
+	p.signal(syscall.SIGPIPE)
+	p.signal(syscall.SIGUSR1)
+	p.expect("child sig 10", 5*time.Second)
+	p.signal(syscall.SIGTERM)
+	for {
+		switch l := p.expect("child ", 5*time.Second); l {
+		case "child sig 13":
+			t.Fatal("SIGPIPE was forwarded to the child")
+		case "child drained":
+			return
+		}
 	}
 }
 

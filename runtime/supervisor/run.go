@@ -48,6 +48,15 @@ func (s *Supervisor) supervise(pid int) runResult {
 				s.log.Debugf("not forwarding SIGURG: this build cannot tell it from the Go runtime's own preemption signal")
 				continue
 			}
+			if ss == syscall.SIGPIPE {
+				// Go delivers the SIGPIPE of oxios-init's own write to a
+				// closed socket or pipe (a probe, an endpoint client, the
+				// log reader hanging up) to os/signal like one sent with
+				// kill(2): forwarding it would kill a daemon that never
+				// wrote to a broken pipe.
+				s.log.Debugf("not forwarding SIGPIPE: oxios-init cannot tell one sent to it from its own writes' broken pipes")
+				continue
+			}
 			to := s.rewrite(ss)
 			if ss != syscall.SIGTERM && ss != syscall.SIGINT {
 				s.forward(pid, ss, to) // session.go

@@ -47,6 +47,9 @@ func SignalName(s syscall.Signal) string {
 // cannot be caught (KILL, STOP), SIGCHLD (it belongs to the reaper) and
 // SIGURG unless forwardURG, then 35..64 (see firstForwardedRT).
 //
+// SIGPIPE is caught (an EPIPE on oxios-init's stdout must not end PID 1)
+// but never forwarded: the one its own writes raise looks the same (run.go).
+//
 // SIGPROF is listed but never arrives: the Go runtime keeps SIGPROF for
 // its profiler and does not deliver it to os/signal (runtime.sighandler).
 func Forwardable(forwardURG bool) []syscall.Signal {
