@@ -13,6 +13,7 @@
 # the test fails if anything is left running in its namespace.
 #
 #   scripts/tour-test.sh            (root; make test runs it)
+#   TOUR_VERBOSE=1 scripts/tour-test.sh   also prints each command's output
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,9 +72,12 @@ run_inside() {
     want=$(expected_exit "$line")
     echo "tour $n: $line" >&2
     set +e
+    t0=$SECONDS
     env -i PATH="$TOUR_PATH" HOME="$HOME" bash -c "$line" > "$TOUR_DIR/out.$n" 2>&1
     got=$?
     set -e
+    echo "tour $n: exit $got after $((SECONDS - t0))s" >&2
+    [ "${TOUR_VERBOSE:-0}" = 0 ] || sed 's/^/    /' "$TOUR_DIR/out.$n" >&2
     if [ "$got" != "$want" ]; then
       echo "tour-test: FAIL: step $n exited $got, README says $want: $line" >&2
       sed 's/^/    /' "$TOUR_DIR/out.$n" >&2
@@ -112,7 +116,7 @@ for cg in /sys/fs/cgroup/oxios/oxios /sys/fs/cgroup/*/oxios/oxios; do
 done
 mkdir -p /run/oxios /run/containerd /var/lib/oxios /var/log/oxios /etc/oxios
 TOUR_DIR=$(mktemp -d /var/tmp/oxios-tour.XXXXXX)
-export TOUR_DIR TOUR_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export TOUR_DIR TOUR_VERBOSE TOUR_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 set +e
 unshare --mount --net --fork --propagation private bash "$0" --inside
 rc=$?
