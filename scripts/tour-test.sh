@@ -2,7 +2,8 @@
 # The README's tour, run as printed: every command between <!-- tour -->
 # and <!-- /tour --> in README.md, each in a new `env -i` shell (PATH and
 # HOME only), from the repository's root. A command passes when it exits
-# with the code its comment states ("exit N"), else 0.
+# with the code its comment states ("exit N"), else 0, and its output
+# (stdout and stderr) holds every phrase its comment quotes ("...").
 #
 # Isolation: the tour runs in its own mount and network namespaces, so it
 # uses the default paths as a fresh machine would without touching the
@@ -32,6 +33,14 @@ expected_exit() {
   local comment=${1#*#}
   [ "$comment" != "$1" ] && [[ $comment =~ exit\ ([0-9]+) ]] && { echo "${BASH_REMATCH[1]}"; return; }
   echo 0
+}
+
+# quoted_phrases: the phrases a line's comment puts in double quotes, one
+# a line.
+quoted_phrases() {
+  local comment=${1#*#}
+  [ "$comment" != "$1" ] || return 0
+  grep -o '"[^"]*"' <<<"$comment" | sed 's/^"//; s/"$//' || true
 }
 
 # leftovers: processes in this network namespace other than this script's.
@@ -73,7 +82,8 @@ run_inside() {
     echo "tour $n: $line" >&2
     set +e
     t0=$SECONDS
-    env -i PATH="$TOUR_PATH" HOME="$HOME" bash -c "$line" > "$TOUR_DIR/out.$n" 2>&1
+    # </dev/null: the tour's lines come on this loop's stdin.
+    env -i PATH="$TOUR_PATH" HOME="$HOME" bash -c "$line" < /dev/null > "$TOUR_DIR/out.$n" 2>&1
     got=$?
     set -e
     echo "tour $n: exit $got after $((SECONDS - t0))s" >&2
@@ -84,6 +94,14 @@ run_inside() {
       failed=1
       break
     fi
+    while IFS= read -r phrase; do
+      [ -n "$phrase" ] || continue
+      grep -qF -- "$phrase" "$TOUR_DIR/out.$n" && continue
+      echo "tour-test: FAIL: step $n printed no \"$phrase\", which README says it does: $line" >&2
+      sed 's/^/    /' "$TOUR_DIR/out.$n" >&2
+      failed=1
+    done < <(quoted_phrases "$line")
+    [ "$failed" = 0 ] || break
   done < <(tour_lines)
   [ "$failed" = 0 ] || exit 1
   [ "$n" -ge 5 ] || { echo "tour-test: only $n commands between the README's tour markers" >&2; exit 1; }
