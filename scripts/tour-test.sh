@@ -2,7 +2,8 @@
 # The README's tour, run as printed: every command between <!-- tour -->
 # and <!-- /tour --> in README.md, each in a new `env -i` shell (PATH and
 # HOME only), from the repository's root. A command passes when it exits
-# with the code its comment states ("exit N"), else 0.
+# with the code its comment states ("exit N"), else 0, and its output
+# (stdout and stderr) holds every phrase its comment quotes ("...").
 #
 # Isolation: the tour runs in its own mount and network namespaces, so it
 # uses the default paths as a fresh machine would without touching the
@@ -13,6 +14,7 @@
 # the test fails if anything is left running in its namespace.
 #
 #   scripts/tour-test.sh            (root; make test runs it)
+#   TOUR_VERBOSE=1 scripts/tour-test.sh   also prints each command's output
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,14 @@ expected_exit() {
   local comment=${1#*#}
   [ "$comment" != "$1" ] && [[ $comment =~ exit\ ([0-9]+) ]] && { echo "${BASH_REMATCH[1]}"; return; }
   echo 0
+}
+
+# quoted_phrases: the phrases a line's comment puts in double quotes, one
+# a line.
+quoted_phrases() {
+  local comment=${1#*#}
+  [ "$comment" != "$1" ] || return 0
+  grep -o '"[^"]*"' <<<"$comment" | sed 's/^"//; s/"$//' || true
 }
 
 # leftovers: processes in this network namespace other than this script's.
@@ -71,15 +81,27 @@ run_inside() {
     want=$(expected_exit "$line")
     echo "tour $n: $line" >&2
     set +e
-    env -i PATH="$TOUR_PATH" HOME="$HOME" bash -c "$line" > "$TOUR_DIR/out.$n" 2>&1
+    t0=$SECONDS
+    # </dev/null: the tour's lines come on this loop's stdin.
+    env -i PATH="$TOUR_PATH" HOME="$HOME" bash -c "$line" < /dev/null > "$TOUR_DIR/out.$n" 2>&1
     got=$?
     set -e
+    echo "tour $n: exit $got after $((SECONDS - t0))s" >&2
+    [ "${TOUR_VERBOSE:-0}" = 0 ] || sed 's/^/    /' "$TOUR_DIR/out.$n" >&2
     if [ "$got" != "$want" ]; then
       echo "tour-test: FAIL: step $n exited $got, README says $want: $line" >&2
       sed 's/^/    /' "$TOUR_DIR/out.$n" >&2
       failed=1
       break
     fi
+    while IFS= read -r phrase; do
+      [ -n "$phrase" ] || continue
+      grep -qF -- "$phrase" "$TOUR_DIR/out.$n" && continue
+      echo "tour-test: FAIL: step $n printed no \"$phrase\", which README says it does: $line" >&2
+      sed 's/^/    /' "$TOUR_DIR/out.$n" >&2
+      failed=1
+    done < <(quoted_phrases "$line")
+    [ "$failed" = 0 ] || break
   done < <(tour_lines)
   [ "$failed" = 0 ] || exit 1
   [ "$n" -ge 5 ] || { echo "tour-test: only $n commands between the README's tour markers" >&2; exit 1; }
@@ -112,7 +134,7 @@ for cg in /sys/fs/cgroup/oxios/oxios /sys/fs/cgroup/*/oxios/oxios; do
 done
 mkdir -p /run/oxios /run/containerd /var/lib/oxios /var/log/oxios /etc/oxios
 TOUR_DIR=$(mktemp -d /var/tmp/oxios-tour.XXXXXX)
-export TOUR_DIR TOUR_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export TOUR_DIR TOUR_VERBOSE TOUR_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 set +e
 unshare --mount --net --fork --propagation private bash "$0" --inside
 rc=$?
