@@ -20,8 +20,10 @@ import (
 
 // Running is the container as containerd has it now.
 type Running struct {
-	Image  string // the container's image name
-	Digest string // that image's target digest ("" when the image is gone)
+	Image string // the container's image name
+	// Digest: the image's target digest when the container was created
+	// (its LabelImageDigest); "" when that is not known.
+	Digest string
 	Hash   string // the container's spec hash label (LabelHash)
 	PID    uint32
 	// Up: the task is running (not only the container record).
@@ -40,11 +42,11 @@ func (r *Runtime) Current(ctx context.Context) (*Running, error) {
 		return nil, r.wrapUnavailable(err)
 	}
 	cur := &Running{Image: info.Image, Hash: info.Labels[LabelHash]}
-	if img, err := r.client.ImageService().Get(ctx, info.Image); err == nil {
-		cur.Digest = img.Target.Digest.String()
-	} else if !errdefs.IsNotFound(err) {
-		return nil, r.wrapUnavailable(err)
+	d, err := r.containerDigest(ctx, info)
+	if err != nil {
+		return nil, err
 	}
+	cur.Digest = d.String()
 	t, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
 		return cur, nil

@@ -78,6 +78,13 @@ func (u *upgrader) running(ctx context.Context) (*Version, error) {
 	if cur.Image != ref {
 		return nil, fmt.Errorf("%w: the container runs image %s, image.ref is %s", ErrConfigChanged, cur.Image, ref)
 	}
+	named, err := rt.ImageTarget(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Digest != "" && named.Digest.String() != cur.Digest {
+		return nil, fmt.Errorf("%w: image.ref %s names %s, pulled or imported again since the container was created from %s", ErrConfigChanged, ref, short(named.Digest.String()), short(cur.Digest))
+	}
 	want, err := rt.SpecHash(ctx, ref)
 	if err != nil {
 		return nil, err
