@@ -4,9 +4,15 @@ package task
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/images/archive"
+	"github.com/containerd/errdefs"
 
 	"github.com/a7garden/oxios/internal/testenv"
 )
@@ -54,5 +60,54 @@ func TestCurrentDigestIsTheContainersNotTheNames(t *testing.T) {
 	}
 	if cur, err = r.Current(ctx); err != nil || cur.Digest != moved.Digest.String() {
 		t.Fatalf("without %s: Current %+v %v, want the name's digest %s", LabelImageDigest, cur, err, moved.Digest)
+	}
+}
+
+// An upgrade's archive of several images, none named image.ref, is
+// refused naming them; the names the import created are removed, and a
+// name that existed before is put back on its old target.
+func TestFetchArchiveOfSeveralImages(t *testing.T) {
+	e := newEnv(t)
+	r, cctx, base := e.connectWithImage(t)
+	ctx := context.Background()
+	a, b := "localhost/multi-a:test", "localhost/multi-b:test"
+	for _, name := range []string{a, b} {
+		v := testenv.ImageVariant(t, e.cfg.Image.Archive, e.dir, name, func(c map[string]any) {
+			c["Labels"] = map[string]any{"oxios.test.variant": name}
+		})
+		if _, err := r.Fetch(ctx, name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	multi := filepath.Join(e.dir, "multi.tar")
+	f, err := os.Create(multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := r.client.ImageService()
+	if err := r.client.Export(cctx, f, archive.WithImage(is, a), archive.WithImage(is, b)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// a: created by the import below; b: there before, on another image.
+	if err := r.Untag(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tag(ctx, b, base.Target()); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = r.Fetch(ctx, e.cfg.Image.Ref, multi)
+	if !errors.Is(err, ErrArchiveImages) || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) || strings.Contains(err.Error(), "set image.ref") {
+		t.Fatalf("fetch of a two-image archive: %v; want ErrArchiveImages naming %s and %s", err, a, b)
+	}
+	if _, err := is.Get(cctx, a); !errdefs.IsNotFound(err) {
+		t.Fatalf("%s, created by the import, is left: %v", a, err)
+	}
+	if got, err := r.ImageTarget(ctx, b); err != nil || got.Digest != base.Target().Digest {
+		t.Fatalf("%s, there before: %v %v; want it back on %s", b, got.Digest, err, base.Target().Digest)
+	}
+	if got, err := r.ImageTarget(ctx, e.cfg.Image.Ref); err != nil || got.Digest != base.Target().Digest {
+		t.Fatalf("image.ref moved: %v %v", got.Digest, err)
 	}
 }

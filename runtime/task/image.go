@@ -137,6 +137,16 @@ func isRegistryRef(ref string) bool {
 }
 
 func (r *Runtime) importArchive(ctx context.Context) (client.Image, error) {
+	imgs, err := r.importImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.pickImported(ctx, imgs)
+}
+
+// importImages imports image.archive: the images it names, as the
+// import created or moved them.
+func (r *Runtime) importImages(ctx context.Context) ([]images.Image, error) {
 	path := r.cfg.Image.Archive
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
@@ -157,7 +167,7 @@ func (r *Runtime) importArchive(ctx context.Context) (client.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, r.wrapUnavailable(err))
 	}
-	return r.pickImported(ctx, imgs)
+	return imgs, nil
 }
 
 // pickImported returns the configured ref from what the archive held; an
