@@ -126,6 +126,10 @@ func (r *Runtime) imageAndSpec(ctx context.Context, a *ahead) (client.Image, *de
 	return f.img, d, nil
 }
 
+// IsRegistryRef: ref names a registry to pull from (and to ask for a
+// newer digest), not a local build.
+func IsRegistryRef(ref string) bool { return isRegistryRef(ref) }
+
 // isRegistryRef: "localhost/..." names a local build, not a registry
 // (no port, so it is not localhost:5000/...).
 func isRegistryRef(ref string) bool {
