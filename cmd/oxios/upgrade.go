@@ -216,6 +216,8 @@ func upgradeHint(err error) string {
 		return "; nothing was changed: look at it, then move it aside (oxios then forgets the rollback target and the history) and run the command again"
 	case errors.Is(err, upgrade.ErrBadRef):
 		return "; REF is a full image name, e.g. registry.example.com/oxios:1.2"
+	case errors.Is(err, upgrade.ErrNestedMount):
+		return "; nothing was stopped: unmount it or mount it outside the data dir, or set upgrade.snapshot_data = false"
 	case errors.Is(err, task.ErrArchiveImages):
 		return "; give --archive an archive of the one image to run (or with it named as image.ref)"
 	case errors.Is(err, upgrade.ErrBadArchive):

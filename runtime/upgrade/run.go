@@ -36,6 +36,9 @@ func (u *upgrader) upgrade(ctx context.Context) (*Record, error) {
 		return nil, err
 	}
 	u.rec.From = *from
+	if err := u.checkSnapshotData(); err != nil {
+		return nil, err
+	}
 	if err := u.step(StepFetch); err != nil {
 		return u.rec, err
 	}
