@@ -5,7 +5,9 @@ package upgrade
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,5 +69,94 @@ func TestSnapshotDataRefusesNestedMount(t *testing.T) {
 	e.cfg.Upgrade.SnapshotData = false
 	if rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: next, Out: testWriter{t}}); err != nil || rec.Outcome != Upgraded {
 		t.Fatalf("without snapshot_data: %v %+v", err, rec)
+	}
+}
+
+// refusingRuntime is the OCI runtime the test config runs (crun or runc)
+// behind a wrapper that fails the subcommand written to the returned
+// file, as a runtime that refuses it would: containerd's shim then
+// returns a real error for the task's Kill or Delete.
+func refusingRuntime(t *testing.T, c *config.Config) string {
+	real := c.RuntimeBinary()
+	if real == "" { // the shim's default
+		var err error
+		if real, err = exec.LookPath("runc"); err != nil {
+			t.Skip("no runc: ", err)
+		}
+	}
+	dir := t.TempDir()
+	refuse := filepath.Join(dir, "refuse")
+	script := fmt.Sprintf(`#!/bin/sh
+if [ -r %[1]s ]; then
+	refuse=$(cat %[1]s)
+	for a in "$@"; do
+		if [ "$a" = "$refuse" ]; then
+			echo "oxios test: $refuse refused" >&2
+			exit 1
+		fi
+	done
+fi
+exec %[2]s "$@"
+`, refuse, real)
+	wrapper := filepath.Join(dir, "runtime")
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.Containerd.RuntimeBinary = wrapper
+	return refuse
+}
+
+// A stop that errors for real in an upgrade (the runtime refuses the
+// task's Kill, or its Delete after the old daemon drained): the record
+// is finished, never left in progress, and says what failed and whether
+// a daemon runs; once the runtime obeys again, the next command brings
+// back exactly one daemon on the old image.
+func TestUpgradeStopFails(t *testing.T) {
+	for _, c := range []struct {
+		refuse  string
+		outcome Outcome
+		want    error
+	}{
+		// SIGTERM refused: the old daemon never stopped, and runs on.
+		{"kill", Unchanged, nil},
+		// The drained task cannot be deleted: none runs, and it says so.
+		{"delete", Failed, ErrNoDaemon},
+	} {
+		t.Run(c.refuse, func(t *testing.T) {
+			var refuse string
+			e := newEnv(t, func(cfg *config.Config) { refuse = refusingRuntime(t, cfg) })
+			r := e.connect(t)
+			old := running(t, r)
+			next := e.variant(t, "next-"+c.refuse, "OXIOS_DEMO_Q=1")
+			if err := os.WriteFile(refuse, []byte(c.refuse), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: next, Out: testWriter{t}})
+			if err == nil || c.want != nil && !errors.Is(err, c.want) || rec == nil || rec.Outcome != c.outcome || !strings.Contains(rec.Failure, "stop the old daemon") {
+				t.Fatalf("upgrade with %s refused: %v %+v; want outcome %s, error %v", c.refuse, err, rec, c.outcome, c.want)
+			}
+			t.Logf("failure: %s; note: %s", rec.Failure, rec.Note)
+			if got := lastHistory(t, e.cfg); got.ID != rec.ID || got.Outcome != c.outcome {
+				t.Fatalf("history: %+v", got)
+			}
+			if st, err := Load(e.cfg); err != nil || st.InProgress != nil {
+				t.Fatalf("an upgrade left in progress: %+v %v", st.InProgress, err)
+			}
+			if cur, err := r.Current(context.Background()); c.outcome == Unchanged && (err != nil || !cur.Up || cur.PID != old.PID) {
+				t.Fatalf("the old daemon does not run on: %+v %v", cur, err)
+			}
+
+			os.Remove(refuse)
+			if _, err := r.Start(context.Background()); err != nil {
+				t.Fatalf("start once the runtime obeys: %v", err)
+			}
+			if cur := running(t, r); cur.Digest != rec.From.Digest {
+				t.Fatalf("after the start: digest %s, want the old %s", cur.Digest, rec.From.Digest)
+			}
+			e.serves(t)
+			if rec, err := Upgrade(context.Background(), Options{Config: e.cfg, Runtime: r, Archive: next, Out: testWriter{t}}); err != nil || rec.Outcome != Upgraded {
+				t.Fatalf("the next upgrade: %v %+v", err, rec)
+			}
+		})
 	}
 }
