@@ -203,7 +203,7 @@ func upgradeHint(err error) string {
 	case errors.Is(err, upgrade.ErrBusy):
 		return "; wait for it to end (`oxios history` shows it then)"
 	case errors.Is(err, upgrade.ErrUnfinished):
-		return "; once containerd answers, `oxios start` finishes it: back to the version it left"
+		return "; once containerd answers (and can stop the task), `oxios start` finishes it: back to the version it left"
 	case errors.Is(err, upgrade.ErrNoDaemon):
 		return "; no daemon runs: see `oxios history`, fix, then `oxios start`"
 	case errors.Is(err, upgrade.ErrUnrecorded):

@@ -160,3 +160,49 @@ func TestUpgradeStopFails(t *testing.T) {
 		})
 	}
 }
+
+// The rollback's stop of the new daemon refused by the runtime: the new
+// daemon runs on, unverified, so the record must not say "no daemon
+// runs" (the next start would adopt the unverified daemon as if it were
+// current): it stays in progress, and the next command, once the runtime
+// obeys, goes back to the old image.
+func TestRollbackStopFailsStaysInProgress(t *testing.T) {
+	var refuse string
+	e := newEnv(t, func(cfg *config.Config) { refuse = refusingRuntime(t, cfg) })
+	r := e.connect(t)
+	old := running(t, r)
+	next := e.variant(t, "next-rb", "OXIOS_DEMO_R=1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec, err := Upgrade(ctx, Options{Config: e.cfg, Runtime: r, Archive: next, Out: testWriter{t},
+		OnStep: func(s Step) {
+			switch s {
+			case StepVerifying:
+				cancel() // a SIGINT in the window: go back
+			case StepRollingBack:
+				if err := os.WriteFile(refuse, []byte("kill"), 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		}})
+	if !errors.Is(err, ErrUnfinished) || errors.Is(err, ErrNoDaemon) || rec == nil || rec.Outcome != "" {
+		t.Fatalf("rollback whose stop is refused: %v %+v; want ErrUnfinished, no outcome", err, rec)
+	}
+	st, err := Load(e.cfg)
+	if err != nil || st.InProgress == nil || st.InProgress.Step != StepRollingBack {
+		t.Fatalf("the record is not left in progress at rolling-back: %+v %v", st.InProgress, err)
+	}
+	if cur := running(t, r); cur.Digest == old.Digest {
+		t.Fatalf("the new daemon should still run (its stop was refused): %+v", cur)
+	}
+
+	os.Remove(refuse)
+	rec, err = Recover(context.Background(), e.opts(t, r))
+	if err != nil || rec == nil || rec.Outcome != Recovered {
+		t.Fatalf("recovery once the runtime obeys: %v %+v", err, rec)
+	}
+	if cur := running(t, r); cur.Digest != old.Digest {
+		t.Fatalf("after the recovery: digest %s, want the old %s", cur.Digest, old.Digest)
+	}
+	e.serves(t)
+}
