@@ -56,13 +56,11 @@ func outcomeStatus(rec *upgrade.Record) string {
 	return string(rec.Kind) + " " + string(rec.Outcome)
 }
 
+// versionName is v as STATUS= shows it: the digest cut as history
+// prints it.
 func versionName(v upgrade.Version) string {
-	d := v.Digest
-	if len(d) > len("sha256:")+12 {
-		d = d[:len("sha256:")+12]
-	}
-	if d == "" {
+	if v.Digest == "" {
 		return v.Ref
 	}
-	return v.Ref + "@" + d
+	return v.Ref + "@" + short(v.Digest)
 }

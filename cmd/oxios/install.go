@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/a7garden/oxios/hostsvc"
+	"github.com/a7garden/oxios/runtime/config"
+	"github.com/a7garden/oxios/runtime/upgrade"
 )
 
 // installFlags are the flags of `oxios install` and `oxios uninstall`.
@@ -103,6 +105,9 @@ func cmdInstall(e *env, f *installFlags, args []string) int {
 		// missing is an error: say so now rather than at the first boot.
 		fmt.Fprintf(stderr, "oxios install: note: %s does not exist yet; the service fails to start (exit 2) until it does: write it first ('oxios config show > %s' writes the defaults for you to edit)\n", spec.Config, spec.Config)
 	}
+	if f.autoUpdate != "" && !missing {
+		warnNoUpdateSource(stderr, spec.Config, f.user)
+	}
 	in, err := hostsvc.NewInstaller(f.user, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "oxios install: %v\n", err)
@@ -119,6 +124,25 @@ func cmdInstall(e *env, f *installFlags, args []string) int {
 		fmt.Fprintln(stderr, startHint(in.Manager, f.user, !f.noEnable))
 	}
 	return exitOK
+}
+
+// warnNoUpdateSource warns when the config at path gives the timer's
+// `oxios upgrade --if-newer` nowhere to look: every run would fail. A
+// warning, not a refusal: each run reads the config anew, so fixing it
+// later is enough, and the timer need not be installed again.
+func warnNoUpdateSource(w io.Writer, path string, user bool) {
+	load := config.Load
+	if user {
+		load = config.LoadForUser
+	}
+	cfg, err := load(path)
+	if err != nil {
+		return // ResolveSpec read it: nothing new to say
+	}
+	if err := upgrade.CheckUpdateSource(cfg); err != nil {
+		fmt.Fprintf(w, "oxios install: warning: --auto-update: %v, so every automatic run of `oxios upgrade --if-newer` would fail; in %s set image.ref to a registry image (e.g. registry.example.com/oxios:stable) or image.archive to the file new builds are written to\n",
+			err, path)
+	}
 }
 
 // args spells the flags back for a hint's command line.

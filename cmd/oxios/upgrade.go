@@ -203,7 +203,7 @@ func upgradeHint(err error) string {
 	case errors.Is(err, upgrade.ErrBusy):
 		return "; wait for it to end (`oxios history` shows it then)"
 	case errors.Is(err, upgrade.ErrUnfinished):
-		return "; once containerd answers, `oxios start` finishes it: back to the version it left"
+		return "; once containerd answers (and can stop the task), `oxios start` finishes it: back to the version it left"
 	case errors.Is(err, upgrade.ErrNoDaemon):
 		return "; no daemon runs: see `oxios history`, fix, then `oxios start`"
 	case errors.Is(err, upgrade.ErrUnrecorded):
@@ -216,6 +216,10 @@ func upgradeHint(err error) string {
 		return "; nothing was changed: look at it, then move it aside (oxios then forgets the rollback target and the history) and run the command again"
 	case errors.Is(err, upgrade.ErrBadRef):
 		return "; REF is a full image name, e.g. registry.example.com/oxios:1.2"
+	case errors.Is(err, upgrade.ErrNestedMount):
+		return "; nothing was stopped: unmount it or mount it outside the data dir, or set upgrade.snapshot_data = false"
+	case errors.Is(err, task.ErrArchiveImages):
+		return "; give --archive an archive of the one image to run (or with it named as image.ref)"
 	case errors.Is(err, upgrade.ErrBadArchive):
 		return "; --archive takes an OCI or docker image archive (`make image` writes one)"
 	}

@@ -53,7 +53,7 @@ func TestCLIUpgradeBadInput(t *testing.T) {
 		{[]string{"--archive", missing}, 1, []string{missing, "--archive"}},
 		{[]string{"--archive", c.dir}, 1, []string{c.dir, "not a regular file"}},
 		{[]string{"--archive", text}, 1, []string{text, "not an image archive"}},
-		{[]string{"--archive", two}, 1, []string{two, "holds 2 images, none named localhost/oxios:latest"}},
+		{[]string{"--archive", two}, 1, []string{two, "holds 2 images", "localhost/one:test", "localhost/two:test", "none named localhost/oxios:latest", "--archive an archive of the one image"}},
 	} {
 		out, errs, code := c.run(append([]string{"upgrade"}, tc.args...)...)
 		t.Logf("upgrade %q: exit %d\n%s", tc.args, code, errs)

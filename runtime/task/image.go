@@ -126,6 +126,10 @@ func (r *Runtime) imageAndSpec(ctx context.Context, a *ahead) (client.Image, *de
 	return f.img, d, nil
 }
 
+// IsRegistryRef: ref names a registry to pull from (and to ask for a
+// newer digest), not a local build.
+func IsRegistryRef(ref string) bool { return isRegistryRef(ref) }
+
 // isRegistryRef: "localhost/..." names a local build, not a registry
 // (no port, so it is not localhost:5000/...).
 func isRegistryRef(ref string) bool {
@@ -137,6 +141,16 @@ func isRegistryRef(ref string) bool {
 }
 
 func (r *Runtime) importArchive(ctx context.Context) (client.Image, error) {
+	imgs, err := r.importImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.pickImported(ctx, imgs)
+}
+
+// importImages imports image.archive: the images it names, as the
+// import created or moved them.
+func (r *Runtime) importImages(ctx context.Context) ([]images.Image, error) {
 	path := r.cfg.Image.Archive
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
@@ -157,7 +171,7 @@ func (r *Runtime) importArchive(ctx context.Context) (client.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, r.wrapUnavailable(err))
 	}
-	return r.pickImported(ctx, imgs)
+	return imgs, nil
 }
 
 // pickImported returns the configured ref from what the archive held; an

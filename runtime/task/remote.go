@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 )
@@ -107,6 +108,14 @@ func (r *Runtime) runningDigest(ctx context.Context) (digest.Digest, error) {
 	if err != nil {
 		return "", fmt.Errorf("container %s: %w", r.cfg.Container.ID, r.wrapUnavailable(err))
 	}
+	return r.containerDigest(ctx, info)
+}
+
+// containerDigest is the digest of the image the container info was
+// created from: its LabelImageDigest, else (a container made before that
+// label existed) the target of the image its name holds now ("" when
+// that image is gone).
+func (r *Runtime) containerDigest(ctx context.Context, info containers.Container) (digest.Digest, error) {
 	if d, err := digest.Parse(info.Labels[LabelImageDigest]); err == nil {
 		return d, nil
 	}

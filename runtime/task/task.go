@@ -28,9 +28,12 @@ var (
 	ErrUnreachable    = errors.New("containerd not reachable")
 	ErrPortInUse      = errors.New("port already in use")
 	ErrArchiveMissing = errors.New("image archive missing")
-	ErrNotReady       = errors.New("daemon did not become ready")
-	ErrLegacyRunning  = errors.New("the old oxios daemon is running")
-	ErrNotRunning     = errors.New("not running")
+	// ErrArchiveImages: an upgrade's archive holds several images and
+	// none is named image.ref, so which one to run is not known.
+	ErrArchiveImages = errors.New("ambiguous image archive")
+	ErrNotReady      = errors.New("daemon did not become ready")
+	ErrLegacyRunning = errors.New("the old oxios daemon is running")
+	ErrNotRunning    = errors.New("not running")
 )
 
 // Labels on the container.

@@ -6,8 +6,11 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -20,8 +23,10 @@ import (
 
 // Running is the container as containerd has it now.
 type Running struct {
-	Image  string // the container's image name
-	Digest string // that image's target digest ("" when the image is gone)
+	Image string // the container's image name
+	// Digest: the image's target digest when the container was created
+	// (its LabelImageDigest); "" when that is not known.
+	Digest string
 	Hash   string // the container's spec hash label (LabelHash)
 	PID    uint32
 	// Up: the task is running (not only the container record).
@@ -40,11 +45,11 @@ func (r *Runtime) Current(ctx context.Context) (*Running, error) {
 		return nil, r.wrapUnavailable(err)
 	}
 	cur := &Running{Image: info.Image, Hash: info.Labels[LabelHash]}
-	if img, err := r.client.ImageService().Get(ctx, info.Image); err == nil {
-		cur.Digest = img.Target.Digest.String()
-	} else if !errdefs.IsNotFound(err) {
-		return nil, r.wrapUnavailable(err)
+	d, err := r.containerDigest(ctx, info)
+	if err != nil {
+		return nil, err
 	}
+	cur.Digest = d.String()
 	t, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
 		return cur, nil
@@ -89,7 +94,7 @@ func (r *Runtime) Fetch(ctx context.Context, ref, archive string) (ocispec.Descr
 	var img client.Image
 	var err error
 	if archive != "" {
-		img, err = f.importArchive(ctx)
+		img, err = f.importForUpgrade(ctx)
 	} else {
 		img, err = f.pull(ctx)
 	}
@@ -100,6 +105,55 @@ func (r *Runtime) Fetch(ctx context.Context, ref, archive string) (ocispec.Descr
 		return ocispec.Descriptor{}, err
 	}
 	return img.Target(), nil
+}
+
+// importForUpgrade imports the archive and picks the image named
+// image.ref, or its only image. An archive of several images, none named
+// image.ref, is refused naming them (the new image runs under image.ref,
+// so which one is meant cannot be guessed), and what the import did to
+// the names is undone: those it created are removed, those it moved
+// (they existed before this call) are put back.
+func (r *Runtime) importForUpgrade(ctx context.Context) (client.Image, error) {
+	is := r.client.ImageService()
+	before, err := is.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", r.wrapUnavailable(err))
+	}
+	imgs, err := r.importImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	named := func(im images.Image) bool { return im.Name == r.cfg.Image.Ref }
+	if len(imgs) < 2 || slices.ContainsFunc(imgs, named) {
+		return r.pickImported(ctx, imgs)
+	}
+	names := make([]string, len(imgs))
+	for i, im := range imgs {
+		names[i] = im.Name
+	}
+	err = fmt.Errorf("%w: %s holds %d images (%s), none named %s, the image.ref the new image runs under",
+		ErrArchiveImages, r.cfg.Image.Archive, len(imgs), strings.Join(names, ", "), r.cfg.Image.Ref)
+	return nil, errors.Join(err, r.undoImport(context.WithoutCancel(ctx), imgs, before))
+}
+
+// undoImport puts the names imgs back as they were in before: removed
+// when they were not there, on their old target when they were.
+func (r *Runtime) undoImport(ctx context.Context, imgs, before []images.Image) error {
+	old := make(map[string]images.Image, len(before))
+	for _, im := range before {
+		old[im.Name] = im
+	}
+	var errs []error
+	for _, im := range imgs {
+		prev, existed := old[im.Name]
+		switch {
+		case !existed:
+			errs = append(errs, r.Untag(ctx, im.Name))
+		case prev.Target.Digest != im.Target.Digest:
+			errs = append(errs, r.Tag(ctx, im.Name, prev.Target))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ImageTarget is the target of the image called name.

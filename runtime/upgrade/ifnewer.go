@@ -6,8 +6,22 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/a7garden/oxios/runtime/config"
 	"github.com/a7garden/oxios/runtime/task"
 )
+
+// ErrNoUpdateSource: the config gives `upgrade --if-newer` without a REF
+// nowhere to look for a new image.
+var ErrNoUpdateSource = errors.New("no source of new images")
+
+// CheckUpdateSource is what UpgradeIfNewer needs of cfg when it is given
+// no REF (a timer's run): image.ref naming a registry, or image.archive.
+func CheckUpdateSource(cfg *config.Config) error {
+	if task.IsRegistryRef(cfg.Image.Ref) || cfg.Image.Archive != "" {
+		return nil
+	}
+	return fmt.Errorf("%w: image.ref %s names no registry and image.archive is not set", ErrNoUpdateSource, cfg.Image.Ref)
+}
 
 // UpgradeIfNewer is Upgrade for a timer's run (o.IfNewer): it first asks
 // the registry for the ref's digest, without pulling anything, and when

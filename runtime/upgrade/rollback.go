@@ -25,6 +25,9 @@ func (u *upgrader) rollback(ctx context.Context) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := u.checkSnapshotData(); err != nil {
+		return nil, err
+	}
 	u.noteConfigChange(ctx)
 	if err := u.step(StepFetch); err != nil {
 		return u.rec, err

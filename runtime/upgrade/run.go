@@ -36,6 +36,9 @@ func (u *upgrader) upgrade(ctx context.Context) (*Record, error) {
 		return nil, err
 	}
 	u.rec.From = *from
+	if err := u.checkSnapshotData(); err != nil {
+		return nil, err
+	}
 	if err := u.step(StepFetch); err != nil {
 		return u.rec, err
 	}
@@ -77,6 +80,13 @@ func (u *upgrader) running(ctx context.Context) (*Version, error) {
 	}
 	if cur.Image != ref {
 		return nil, fmt.Errorf("%w: the container runs image %s, image.ref is %s", ErrConfigChanged, cur.Image, ref)
+	}
+	named, err := rt.ImageTarget(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Digest != "" && named.Digest.String() != cur.Digest {
+		return nil, fmt.Errorf("%w: image.ref %s names %s, pulled or imported again since the container was created from %s", ErrConfigChanged, ref, short(named.Digest.String()), short(cur.Digest))
 	}
 	want, err := rt.SpecHash(ctx, ref)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // The data dir copy (upgrade.snapshot_data). Both the copy and its
@@ -25,6 +27,39 @@ func (u *upgrader) dataDir() (string, error) {
 		return "", fmt.Errorf("data dir %s (container.data_dir): %w", u.o.Config.Container.DataDir, err)
 	}
 	return d, nil
+}
+
+// ErrNestedMount: upgrade.snapshot_data with a mount inside the data dir.
+var ErrNestedMount = errors.New("upgrade.snapshot_data: a file system is mounted inside the data dir")
+
+// checkSnapshotData refuses upgrade.snapshot_data for a data dir with a
+// file system mounted inside it, before anything is stopped: the copy
+// would take the mount's files as the data dir's, and the restore can
+// neither remove a mount point nor move the mount back (a rename moves
+// it away with the failed data). The data dir being a mount point itself
+// is fine: the restore then works in place.
+func (u *upgrader) checkSnapshotData() error {
+	if !u.o.Config.Upgrade.SnapshotData {
+		return nil
+	}
+	data, err := u.dataDir()
+	if err != nil {
+		return err
+	}
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(data))
+	if err != nil {
+		return fmt.Errorf("read the mounts under the data dir %s: %w", data, err)
+	}
+	var nested []string
+	for _, m := range ms {
+		if m.Mountpoint != data {
+			nested = append(nested, m.Mountpoint)
+		}
+	}
+	if len(nested) > 0 {
+		return fmt.Errorf("%w %s: %s", ErrNestedMount, data, strings.Join(nested, ", "))
+	}
+	return nil
 }
 
 // snapshot copies the data dir to the state dir; Record.Snapshot is set

@@ -38,7 +38,8 @@ var (
 	ErrNoDaemon = errors.New("no daemon runs")
 	// ErrUnfinished: containerd could not be reached to go back, so what
 	// runs is not known (a task runs on under its shim when containerd
-	// dies); the record stays in progress for the next command.
+	// dies), or the task to stop runs on (its stop failed); the record
+	// stays in progress for the next command.
 	ErrUnfinished = errors.New("the upgrade could not be finished")
 	// ErrNotRunning: there is no running daemon to upgrade or roll back.
 	ErrNotRunning = errors.New("the daemon is not running")
@@ -228,15 +229,22 @@ func (u *upgrader) step(s Step) error {
 
 // failed ends an upgrade that could not get back to a running daemon
 // (what says what failed) as Failed: no daemon runs. When containerd
-// could not be reached nobody knows that, so the record stays in
-// progress instead, and the next command goes back from its step once
-// containerd answers.
+// could not be reached nobody knows that, and when a task still runs
+// (its stop failed: the new daemon, unverified) that is not so: the
+// record then stays in progress instead, and the next command goes back
+// from its step once containerd answers and obeys.
 func (u *upgrader) failed(what string, err error) error {
-	if errors.Is(err, task.ErrUnreachable) || errdefs.IsUnavailable(err) {
+	if errors.Is(err, task.ErrUnreachable) || errdefs.IsUnavailable(err) || u.taskRuns() {
 		u.st.InProgress = u.rec
 		return errors.Join(fmt.Errorf("%w: %s: %w", ErrUnfinished, what, err), u.s.save(u.st))
 	}
 	return errors.Join(fmt.Errorf("%w: %s: %w", ErrNoDaemon, what, err), u.finish(Failed))
+}
+
+// taskRuns: containerd says the container's task runs.
+func (u *upgrader) taskRuns() bool {
+	cur, err := u.o.Runtime.Current(context.Background())
+	return err == nil && cur != nil && cur.Up
 }
 
 // finish ends the record with outcome and moves it to the history.
