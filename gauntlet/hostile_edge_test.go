@@ -75,7 +75,9 @@ func TestHostileSlowloris(t *testing.T) {
 	// close of the last one it must evict says it has accepted them all.
 	last := held[n-1-health.MaxConns]
 	last.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if k, err := last.Read(make([]byte, 1)); k != 0 || err != io.EOF {
+	// Closed is EOF, or a reset when the endpoint had not yet read the
+	// half request (a unix socket closed with unread data resets its peer).
+	if k, err := last.Read(make([]byte, 1)); k != 0 || (err != io.EOF && !errors.Is(err, syscall.ECONNRESET)) {
 		rw.fail(t, "slowloris connection %d of %d not closed by the endpoint at its cap of %d: %d bytes, %v", n-health.MaxConns, n, health.MaxConns, k, err)
 	}
 	var worst time.Duration
