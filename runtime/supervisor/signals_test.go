@@ -120,7 +120,10 @@ func urgLoad(t *testing.T, bin string, requests int64) int64 {
 	// GODEBUG is cleared for oxios-init, so that only what the build
 	// linked decides; the Go child gets asyncpreemptoff=1 so that it
 	// sends itself no SIGURG.
-	env := helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child", "OXIOS_SUP_EXIT_ON=10", "GODEBUG=")
+	// GOMAXPROCS=2 for both builds: on oxios-init's default single P the
+	// runtime seldom needs to preempt anything, and the control build
+	// might not show a SIGURG within the test's time.
+	env := helperEnv("sigrecv", "OXIOS_SUP_PREFIX=child", "OXIOS_SUP_EXIT_ON=10", "GODEBUG=", "GOMAXPROCS=2")
 	args := []string{"-s", "--health-listen", fmt.Sprintf("127.0.0.1:%d", port), "--", "env", "GODEBUG=asyncpreemptoff=1", os.Args[0]}
 	p := startInitBin(t, bin, env, args...)
 	p.expect("child ready", 10*time.Second)
