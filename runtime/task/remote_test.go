@@ -10,15 +10,16 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/a7garden/oxios/internal/ctrtest"
 	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // registryEnv: a daemon started from ref, pulled from a local registry.
 func registryEnv(t *testing.T) (*env, *Runtime, string) {
 	e := newEnv(t)
-	reg := startRegistry(t)
+	reg := ctrtest.StartRegistry(t)
 	ref := reg + "/oxios/demo:stable"
-	pushImage(t, e.cfg.Image.Archive, ref)
+	ctrtest.Push(t, e.cfg.Image.Archive, ref)
 	e.cfg.Image.Ref, e.cfg.Image.Archive, e.cfg.Image.PlainHTTP = ref, "", true
 	r := e.connect(t)
 	if _, err := r.Start(context.Background()); err != nil {
@@ -51,7 +52,7 @@ func TestRemoteNewPushIsNewerWithoutPull(t *testing.T) {
 	variant := testenv.ImageVariant(t, testenv.ImageArchive(t), t.TempDir(), ref, func(c map[string]any) {
 		c["Labels"] = map[string]any{"oxios.test.variant": "2"}
 	})
-	pushImage(t, variant, ref)
+	ctrtest.Push(t, variant, ref)
 	f, err := r.CheckNewer(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +73,7 @@ func TestRemoteRunningPinnedAcrossRepull(t *testing.T) {
 	variant := testenv.ImageVariant(t, testenv.ImageArchive(t), t.TempDir(), ref, func(c map[string]any) {
 		c["Labels"] = map[string]any{"oxios.test.variant": "3"}
 	})
-	pushImage(t, variant, ref)
+	ctrtest.Push(t, variant, ref)
 	if _, err := r.pull(r.ctx(context.Background())); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/a7garden/oxios/internal/ctrtest"
 	"github.com/a7garden/oxios/internal/testenv"
 	"github.com/a7garden/oxios/runtime/task"
 )
@@ -15,9 +16,9 @@ import (
 // registryDaemon: the daemon runs image ref, pulled from a local registry.
 func registryDaemon(t *testing.T) (*env, string) {
 	e := newEnv(t)
-	reg := startRegistry(t)
+	reg := ctrtest.StartRegistry(t)
 	ref := reg + "/oxios/demo:stable"
-	push(t, e.archive, ref)
+	ctrtest.Push(t, e.archive, ref)
 	e.cfg.Image.Ref, e.cfg.Image.Archive, e.cfg.Image.PlainHTTP = ref, "", true
 	r := e.connect(t)
 	if _, err := r.Stop(context.Background()); err != nil {
@@ -64,7 +65,7 @@ func TestUpgradeIfNewerNewDigest(t *testing.T) {
 	e, ref := registryDaemon(t)
 	r := e.connect(t)
 	before := running(t, r)
-	push(t, e.variant(t, "v2"), ref)
+	ctrtest.Push(t, e.variant(t, "v2"), ref)
 	o := e.opts(t, r)
 	o.IfNewer = true
 	rec, err := UpgradeIfNewer(context.Background(), o)
