@@ -11,15 +11,7 @@ import (
 // BenchmarkCopy: 64 MiB of 100-byte lines through a real pipe, in 64 KiB
 // writes, into a log file (the driver's own cost, without containerd).
 func BenchmarkCopy(b *testing.B) {
-	line := make([]byte, 100)
-	for i := range line {
-		line[i] = 'x'
-	}
-	line[99] = '\n'
-	chunk := make([]byte, 0, 64<<10)
-	for len(chunk)+len(line) <= cap(chunk) {
-		chunk = append(chunk, line...)
-	}
+	chunk := lineChunk()
 	const total = 64 << 20
 	b.SetBytes(total)
 	for i := 0; i < b.N; i++ {
@@ -62,15 +54,7 @@ func (c *countW) Write(p []byte) (int, error) {
 // BenchmarkPlainCopy is what containerd's file:// does: io.CopyBuffer
 // with 32 KiB from the pipe to the file, for comparison.
 func BenchmarkPlainCopy(b *testing.B) {
-	line := make([]byte, 100)
-	for i := range line {
-		line[i] = 'x'
-	}
-	line[99] = '\n'
-	chunk := make([]byte, 0, 64<<10)
-	for len(chunk)+len(line) <= cap(chunk) {
-		chunk = append(chunk, line...)
-	}
+	chunk := lineChunk()
 	const total = 64 << 20
 	b.SetBytes(total)
 	for i := 0; i < b.N; i++ {
@@ -87,4 +71,18 @@ func BenchmarkPlainCopy(b *testing.B) {
 		r.Close()
 		f.Close()
 	}
+}
+
+// lineChunk is up to 64 KiB of whole 100-byte lines, one pipe write.
+func lineChunk() []byte {
+	line := make([]byte, 100)
+	for i := range line {
+		line[i] = 'x'
+	}
+	line[99] = '\n'
+	chunk := make([]byte, 0, 64<<10)
+	for len(chunk)+len(line) <= cap(chunk) {
+		chunk = append(chunk, line...)
+	}
+	return chunk
 }
