@@ -12,18 +12,7 @@ import (
 // The host hears the state with the token at once on send, and again on
 // every heartbeat until close; nothing is sent without a token.
 func TestHostNotifierSendsStateWithToken(t *testing.T) {
-	dir, err := os.MkdirTemp("", "hn") // short: sun_path
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "n.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	t.Setenv("NOTIFY_SOCKET", sock)
+	c := listenHostNotify(t)
 	if newHostNotifier("") != nil {
 		t.Fatal("a notifier without a token")
 	}
@@ -62,18 +51,7 @@ func TestHostNotifierSendsStateWithToken(t *testing.T) {
 // not wake up for it while the daemon starts); the READY=1 of the change
 // resumes it.
 func TestHostNotifierHeartbeatOnlyWhileReady(t *testing.T) {
-	dir, err := os.MkdirTemp("", "hn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "n.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	t.Setenv("NOTIFY_SOCKET", sock)
+	c := listenHostNotify(t)
 	h := newHostNotifier("tok")
 	defer h.close()
 	var ready atomic.Bool
@@ -96,4 +74,23 @@ func TestHostNotifierHeartbeatOnlyWhileReady(t *testing.T) {
 			t.Fatalf("datagram %d = %q", i, got)
 		}
 	}
+}
+
+// listenHostNotify listens where the host would (a datagram socket in a
+// temp dir, short enough for sun_path) and points NOTIFY_SOCKET at it.
+func listenHostNotify(t *testing.T) *net.UnixConn {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "n.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	t.Setenv("NOTIFY_SOCKET", sock)
+	return c
 }
