@@ -176,6 +176,12 @@ func (r *Runtime) awaitLockFree(ctx context.Context, upgrading func() (string, b
 
 // feedWatchdog sends WATCHDOG=1 at half the interval until ctx ends.
 func feedWatchdog(ctx context.Context, interval time.Duration, notify Notifier) {
+	pingWhile(ctx, interval, notify, func() bool { return true })
+}
+
+// pingWhile sends WATCHDOG=1 at half the interval, each time ok holds,
+// until ctx ends.
+func pingWhile(ctx context.Context, interval time.Duration, notify Notifier, ok func() bool) {
 	if interval <= 0 {
 		return
 	}
@@ -186,7 +192,9 @@ func feedWatchdog(ctx context.Context, interval time.Duration, notify Notifier) 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			notify("WATCHDOG=1")
+			if ok() {
+				notify("WATCHDOG=1")
+			}
 		}
 	}
 }
@@ -316,21 +324,9 @@ func isTransport(err error) bool {
 // live while an upgrade drains it (upgrading, nil = never) is the
 // upgrade's to judge: the pings go on.
 func (r *Runtime) watchdog(ctx context.Context, pid uint32, interval time.Duration, notify Notifier, upgrading func() (string, bool)) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if r.live(pid) || upgrading != nil && isUpgrading(upgrading) {
-				notify("WATCHDOG=1")
-			}
-		}
-	}
+	pingWhile(ctx, interval, notify, func() bool {
+		return r.live(pid) || upgrading != nil && isUpgrading(upgrading)
+	})
 }
 
 func isUpgrading(upgrading func() (string, bool)) bool {
