@@ -13,15 +13,6 @@ import (
 
 const procRoot = "/proc"
 
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Readdirnames(-1)
-}
-
 // ownerOf looks for a process in root's tree holding one of the socket
 // inodes. It returns the matching inode, or 0 with canTell=false when some
 // process's fd table could not be read (another user's process: we then
@@ -43,7 +34,7 @@ func ownerOf(root int, inodes []uint32) (match uint32, canTell bool) {
 // always).
 func heldBy(pid int, inodes []uint32) (match uint32, readable bool) {
 	fdDir := procRoot + "/" + strconv.Itoa(pid) + "/fd"
-	fds, err := readDirNames(fdDir)
+	fds, err := proctree.DirNames(fdDir)
 	if err != nil {
 		return 0, !errors.Is(err, fs.ErrPermission) // ENOENT: it exited meanwhile
 	}
@@ -90,7 +81,7 @@ func PortOwner(port int) (int, error) {
 	if len(inodes) == 0 {
 		return 0, fmt.Errorf("no listener on port %d in /proc/net/tcp", port)
 	}
-	names, _ := readDirNames(procRoot)
+	names, _ := proctree.DirNames(procRoot)
 	for _, n := range names {
 		if pid, err := strconv.Atoi(n); err == nil {
 			if m, _ := heldBy(pid, inodes); m != 0 {

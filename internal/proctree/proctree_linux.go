@@ -23,7 +23,7 @@ func Of(root int) []int {
 	seen := map[int]bool{root: true}
 	for i := 0; i < len(pids); i++ {
 		taskDir := procRoot + "/" + strconv.Itoa(pids[i]) + "/task"
-		tids, err := readDirNames(taskDir)
+		tids, err := DirNames(taskDir)
 		if err != nil {
 			continue
 		}
@@ -50,7 +50,7 @@ func Of(root int) []int {
 
 // byStat builds the tree from every process's parent PID.
 func byStat(root int) []int {
-	names, _ := readDirNames(procRoot)
+	names, _ := DirNames(procRoot)
 	kids := map[int][]int{}
 	for _, n := range names {
 		pid, err := strconv.Atoi(n)
@@ -87,7 +87,9 @@ func Parent(pid int) (int, bool) {
 	return ppid, err == nil
 }
 
-func readDirNames(dir string) ([]string, error) {
+// DirNames lists dir's entries by name only: no lstat of each, which
+// /proc's directories of processes, threads and descriptors would cost.
+func DirNames(dir string) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
