@@ -2,11 +2,11 @@ package task
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,16 +204,17 @@ func globEscape(p string) string {
 }
 
 // lastFiles returns the index of the file to start from for the last
-// o.Lines matching lines: the newest file from which on the files hold
-// that many, or an older one whose last records are the first parts of a
-// line that ends in it; cur is the open current file, rewound after.
+// o.Lines matching lines: the newest file from which on at least that
+// many lines end, or an older one that holds the first parts of one of
+// them; cur is the open current file, rewound after.
 func lastFiles(files []string, cur *os.File, o LogOptions) (int, error) {
 	o.Follow = false
 	n := 0
+	seen := map[string]bool{}
 	for i := len(files) - 1; i >= 0; i-- {
-		// Each file on its own: a line split across two counts in both,
-		// which only makes the count start a file early.
-		count := &printer{w: io.Discard, o: o}
+		// A line counts in the file that holds its last part: parts
+		// still open at the end of a rotated file end in a later one.
+		count := &printer{w: io.Discard, o: o, seen: seen}
 		var err error
 		if i == len(files)-1 {
 			lr := newLineReader(cur)
@@ -222,48 +223,79 @@ func lastFiles(files []string, cur *os.File, o LogOptions) (int, error) {
 			if _, serr := cur.Seek(0, io.SeekStart); err == nil {
 				err = serr
 			}
-		} else if err = count.file(files[i]); err == nil {
-			count.end(nil)
+		} else {
+			err = count.file(files[i])
 		}
 		if err != nil {
 			return 0, err
 		}
 		if n += count.n; n >= o.Lines {
-			for i > 0 && endsInsideLine(files[i-1]) {
-				i--
-			}
-			return i, nil
+			return firstParts(files, i, seen), nil
 		}
 	}
 	return 0, nil
 }
 
-// endsInsideLine reports whether the last record of a stream in the file
-// is a part (P): the line goes on in the next file. It reads the file's
-// last block only; a block with no record in it (inside one long part)
-// counts as a yes.
-func endsInsideLine(name string) bool {
-	f, err := os.Open(name)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	off := max(st.Size()-(64<<10), 0)
-	b := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
-		return false
-	}
-	last := map[string]bool{} // stream -> its last record is a part
-	for _, line := range bytes.Split(bytes.TrimSuffix(b, []byte{'\n'}), []byte{'\n'}) {
-		if r := logdriver.ParseRecord(line); r.Stream != "" {
-			last[r.Stream] = r.Partial
+// firstParts returns the index of the oldest file that holds a part of a
+// line going on in files[i:]. The format has no mark for a line's first
+// part, so for each stream printed from files[i:] it looks back for the
+// stream's last record before them: a full one (F) ends the line before,
+// a part (P) means the file is needed, and further back too unless the
+// part's line begins in that file.
+func firstParts(files []string, i int, streams map[string]bool) int {
+	open := maps.Clone(streams)
+	for j := i - 1; j >= 0 && len(open) > 0; j-- {
+		tails, err := streamTails(files[j])
+		if err != nil {
+			break
+		}
+		for s := range open {
+			t, ok := tails[s]
+			switch {
+			case !ok: // no record of s here: its previous one is older
+			case !t.partial:
+				delete(open, s)
+			default:
+				i = j
+				if t.begins {
+					delete(open, s)
+				}
+			}
 		}
 	}
-	return len(last) == 0 && off > 0 || last[logdriver.Stdout] || last[logdriver.Stderr]
+	return i
+}
+
+// streamTail is what a file says about a stream's last record in it.
+type streamTail struct {
+	partial bool // the last record is a part: the line goes on after the file
+	begins  bool // that line begins in this file (a full record comes before)
+}
+
+// streamTails reads a rotated file's records, by stream.
+func streamTails(name string) (map[string]streamTail, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tails := map[string]streamTail{}
+	lr := newLineReader(f)
+	for {
+		rec, err := lr.next()
+		if err == io.EOF {
+			rec = lr.rest()
+		} else if err != nil {
+			return nil, err
+		}
+		if r := logdriver.ParseRecord(rec); r.Stream != "" {
+			t, ok := tails[r.Stream]
+			tails[r.Stream] = streamTail{partial: r.Partial, begins: ok && (!t.partial || t.begins)}
+		}
+		if err == io.EOF {
+			return tails, nil
+		}
+	}
 }
 
 // printer prints the lines that match its options.
@@ -271,11 +303,12 @@ type printer struct {
 	w         io.Writer
 	o         LogOptions
 	j         logdriver.Joiner
-	ring      [][]byte // with Lines: the last lines, not printed yet
-	ringMax   int      // the ring's size (Lines); 0 once lines are printed as they come
-	next      int      // where the ring's next line goes once it is full
-	n         int      // lines that matched
-	pastUntil bool     // a line later than Until was seen
+	ring      [][]byte        // with Lines: the last lines, not printed yet
+	ringMax   int             // the ring's size (Lines); 0 once lines are printed as they come
+	next      int             // where the ring's next line goes once it is full
+	n         int             // lines that matched
+	pastUntil bool            // a line later than Until was seen
+	seen      map[string]bool // when set: the streams of the lines that matched
 	buf       []byte
 }
 
@@ -336,6 +369,9 @@ func (p *printer) line(l logdriver.Line) error {
 		return nil
 	}
 	p.n++
+	if p.seen != nil && l.Stream != "" {
+		p.seen[l.Stream] = true
+	}
 	b := p.buf[:0]
 	if p.o.Timestamps && !l.Time.IsZero() {
 		b = append(l.Time.UTC().AppendFormat(b, logdriver.TimeLayout), ' ')

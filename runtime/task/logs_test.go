@@ -214,6 +214,26 @@ func TestLogsLastLines(t *testing.T) {
 	}
 }
 
+// -n finds a line's first parts however far back they are: past files
+// that hold only the other stream, and past files whose one record is a
+// part. A line counts once, in the file where it ends.
+func TestLogsLastLinesFindFirstParts(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.log")
+	os.WriteFile(p+".4", []byte(rec(1, "stdout", "F", "k")+rec(2, "stdout", "P", "l1")), 0o644)
+	os.WriteFile(p+".3", []byte(rec(3, "stderr", "F", "e")), 0o644)
+	os.WriteFile(p+".2", []byte(rec(4, "stdout", "P", "l2")), 0o644)
+	os.WriteFile(p+".1", []byte(rec(5, "stdout", "P", "l3")), 0o644)
+	os.WriteFile(p, []byte(rec(6, "stdout", "F", "l4")), 0o644)
+	for n, want := range map[int]string{1: "l1l2l3l4\n", 2: "e\nl1l2l3l4\n", 3: "k\ne\nl1l2l3l4\n"} {
+		if got := logs(t, p, LogOptions{Lines: n}); got != want {
+			t.Errorf("-n %d: got %q, want %q", n, got, want)
+		}
+	}
+	if got, want := logs(t, p, LogOptions{Lines: 2, Stream: logdriver.Stdout}), "k\nl1l2l3l4\n"; got != want {
+		t.Errorf("-n 2 --stream stdout: got %q, want %q", got, want)
+	}
+}
+
 // A log written by the driver itself reads back line for line, each of
 // its streams in order.
 func TestLogsReadWhatTheDriverWrote(t *testing.T) {
