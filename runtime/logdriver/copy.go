@@ -29,11 +29,17 @@ const flushSize = 64 << 10
 // instead of being sent a line saying so.
 type recoverer interface{ recovered() }
 
+// perLine is a writer that takes records only, never blocks (the
+// journal's: an entry per line).
+type perLine interface{ perLine() }
+
 // Copy writes the records of stdout and stderr (either may be nil) until
 // both end. Each read's whole lines go out as one write under a lock, so
 // the streams never interleave inside a line, and a line is never cut by
-// another stream's. A partial line waits in its stream's buffer for the
-// rest, until the buffer is full (a part, tag P) or the stream ends.
+// another stream's: a read of BlockMin bytes or more as one block, a
+// shorter one as a record per line. A partial line waits in its stream's
+// buffer for the rest, until the buffer is full (a part, tag P) or the
+// stream ends.
 //
 // A write error (a full disk) never stops the reading: if the driver
 // stopped reading, the daemon's next write to its stdout would block, or
@@ -45,6 +51,10 @@ func Copy(w io.Writer, errw io.Writer, stdout, stderr io.Reader) error {
 		errw = io.Discard
 	}
 	l := &lossy{w: w, errw: errw}
+	blockMin := BlockMin
+	if _, ok := w.(perLine); ok {
+		blockMin = ReadSize + 1 // never
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for _, s := range []struct {
@@ -57,7 +67,7 @@ func Copy(w io.Writer, errw io.Writer, stdout, stderr io.Reader) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- copyStream(l, s.name, s.r)
+			errs <- copyStream(l, s.name, s.r, blockMin)
 		}()
 	}
 	wg.Wait()
@@ -66,8 +76,8 @@ func Copy(w io.Writer, errw io.Writer, stdout, stderr io.Reader) error {
 }
 
 // copyStream reads r until EOF; only a read error ends it early.
-func copyStream(l *lossy, name string, r io.Reader) error {
-	s := &stream{name: name, l: l, out: make([]byte, 0, flushSize+ReadSize)}
+func copyStream(l *lossy, name string, r io.Reader, blockMin int) error {
+	s := &stream{name: name, l: l, blockMin: blockMin, out: make([]byte, 0, flushSize+ReadSize)}
 	buf := make([]byte, ReadSize)
 	held := 0 // bytes of an unfinished line at the start of buf
 	for {
@@ -88,20 +98,29 @@ func copyStream(l *lossy, name string, r io.Reader) error {
 
 // stream turns one stream's reads into batches of records.
 type stream struct {
-	name   string
-	l      *lossy
-	stamp  stamper
-	prefix []byte // "TIME STREAM " of the current read
-	out    []byte // the batch
+	name     string
+	l        *lossy
+	blockMin int // the smallest payload written as a block
+	stamp    stamper
+	prefix   []byte // "TIME STREAM " of the current read
+	out      []byte // the batch
 }
 
 // records writes the whole lines of data (one read, after what was held
-// from the one before) as records, and returns the unfinished line: none
-// when it fills the buffer (a part, tag P) or the stream ended (a line).
+// from the one before), as a block or as records, and returns the
+// unfinished line: none when it fills the buffer (a part, tag P) or the
+// stream ended (a line).
 func (s *stream) records(data []byte, bufSize int, ended bool) []byte {
 	// One time per read: the lines in it arrived together.
 	s.prefix = append(s.stamp.append(s.prefix[:0], time.Now()), ' ')
 	s.prefix = append(append(s.prefix, s.name...), ' ')
+	if end := bytes.LastIndexByte(data, '\n') + 1; end >= s.blockMin {
+		// Header and payload in one write: rotation never splits a
+		// block, and the other stream cannot come between them.
+		s.out = appendHeader(s.out, s.prefix, end)
+		s.out = s.l.write(append(s.out, data[:end]...))
+		data = data[end:]
+	}
 	for {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -147,7 +166,7 @@ func (l *lossy) write(b []byte) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failing && !l.resume() {
-		l.dropped += bytes.Count(b, newline)
+		l.dropped += lineCount(b)
 		return b[:0]
 	}
 	if n, err := l.w.Write(b); err != nil {
@@ -156,21 +175,21 @@ func (l *lossy) write(b []byte) []byte {
 	return b[:0]
 }
 
-// failed notes a write of b that failed after n bytes. A record cut short
-// is kept, to be finished first when writing works again, so that the file
-// holds whole records only; the records after it are counted as lost.
+// failed notes a write of b that failed after n bytes. A record (or a
+// block) cut short is kept, to be finished first when writing works
+// again, so that the file holds whole records only; the lines after it
+// are counted as lost.
 func (l *lossy) failed(err error, b []byte, n int) {
 	if !l.failing {
 		fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
 	}
 	l.failing, l.lastErr = true, err
-	rest := b[n:]
-	if n > 0 && b[n-1] != '\n' {
-		end := bytes.IndexByte(rest, '\n') + 1
-		l.tail = append(l.tail[:0], rest[:end]...)
-		rest = rest[end:]
+	end := 0 // of the record that holds byte n-1
+	for end < n {
+		end += recordLen(b[end:])
 	}
-	l.dropped += bytes.Count(rest, newline)
+	l.tail = append(l.tail[:0], b[n:end]...)
+	l.dropped += lineCount(b[end:])
 }
 
 // resume finishes a cut record, writes the marker that says how many

@@ -28,11 +28,19 @@ func TestArgsRoundTripInAnyOrder(t *testing.T) {
 	}
 }
 
-// records parses the log files in order into records, failing on a line
-// that is not one.
+// records parses the log files in order into records, a block's lines
+// as full records, failing on a line that is not one.
 func records(t *testing.T, paths ...string) []Record {
 	t.Helper()
+	rs, _ := fileRecords(t, paths...)
+	return rs
+}
+
+// fileRecords is records, and the number of blocks they came in.
+func fileRecords(t *testing.T, paths ...string) ([]Record, int) {
+	t.Helper()
 	var out []Record
+	blocks := 0
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -41,18 +49,26 @@ func records(t *testing.T, paths ...string) []Record {
 		if len(b) > 0 && b[len(b)-1] != '\n' {
 			t.Fatalf("%s does not end with a newline", p)
 		}
+		var d Decoder
 		for _, line := range bytes.SplitAfter(b, []byte{'\n'}) {
 			if len(line) == 0 {
 				continue
 			}
-			r := ParseRecord(line[:len(line)-1])
+			r, ok := d.Record(line[:len(line)-1])
+			if !ok {
+				blocks++
+				continue
+			}
 			if r.Stream == "" {
-				t.Fatalf("%s: not a record: %q", p, line)
+				t.Fatalf("%s: not a record: %.80q", p, line)
 			}
 			out = append(out, r)
 		}
+		if d.left != 0 {
+			t.Fatalf("%s ends inside a block (%d bytes short)", p, d.left)
+		}
 	}
-	return out
+	return out, blocks
 }
 
 var reRecord = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [PF] `)

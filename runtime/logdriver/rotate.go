@@ -1,7 +1,6 @@
 package logdriver
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,8 +56,8 @@ func (w *Writer) open() error {
 
 // Write appends p, one or more whole records (Copy). When p would push
 // the file past MaxSize, the records that fit go to this file and the rest
-// to the next: rotation never splits a record, and a record larger than
-// MaxSize gets a file of its own.
+// to the next: rotation never splits a record or a block, and a record or
+// block larger than MaxSize gets a file of its own.
 func (w *Writer) Write(p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
@@ -92,18 +91,18 @@ func (w *Writer) fit(p []byte) []byte {
 	if w.o.MaxSize <= 0 || int64(len(p)) <= room {
 		return p
 	}
-	if room > 0 {
-		if i := bytes.LastIndexByte(p[:room], '\n'); i >= 0 {
-			return p[:i+1]
+	end := 0
+	for end < len(p) {
+		l := recordLen(p[end:])
+		if int64(end+l) > room {
+			break
 		}
+		end += l
 	}
-	if w.size > 0 {
-		return nil
+	if end == 0 && w.size == 0 {
+		end = recordLen(p)
 	}
-	if i := bytes.IndexByte(p, '\n'); i >= 0 {
-		return p[:i+1]
-	}
-	return p
+	return p[:end]
 }
 
 func (w *Writer) rotate() error {

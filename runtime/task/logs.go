@@ -3,7 +3,6 @@ package task
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -66,50 +65,53 @@ func tailSince(path string, m logMark, n int) ([]string, error) {
 	return lastLines(f, n, floor)
 }
 
-// lastLines reads from the end in blocks, down to offset floor at most,
-// so a large log costs only what is shown.
+// lastLines reads forward from offset floor and keeps the last n lines:
+// a block's payload may hold lines that read like records, so the file
+// cannot be read backwards from an arbitrary offset (files are at most
+// logs.max_size).
 func lastLines(f *os.File, n int, floor int64) ([]string, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	const block = 64 << 10
-	off := st.Size()
-	var buf []byte
-	for off > floor && strings.Count(string(buf), "\n") <= n {
-		step := min(int64(block), off-floor)
-		off -= step
-		chunk := make([]byte, step)
-		if _, err := f.ReadAt(chunk, off); err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		buf = append(chunk, buf...)
-	}
-	if len(buf) == 0 {
+	if n <= 0 {
 		return nil, nil
 	}
-	lines := messages(strings.Split(strings.TrimSuffix(string(buf), "\n"), "\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	if _, err := f.Seek(floor, io.SeekStart); err != nil {
+		return nil, err
 	}
-	return lines, nil
-}
-
-// messages turns the log's records into the daemon's lines: the message
-// alone, with a line's parts joined. A line not in the record format (an
-// older log) is kept as it is.
-func messages(records []string) []string {
-	var out []string
 	var j logdriver.Joiner
-	for _, r := range records {
-		if l, ok := j.Add([]byte(r)); ok {
-			out = append(out, string(l.Msg))
+	ring := make([]string, 0, n)
+	next := 0 // where the ring's next line goes once it is full
+	keep := func(l logdriver.Line) {
+		if len(ring) < n {
+			ring = append(ring, string(l.Msg))
+			return
+		}
+		ring[next] = string(l.Msg)
+		next = (next + 1) % n
+	}
+	lr := newLineReader(f)
+	for {
+		rec, err := lr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if l, ok := j.Add(rec); ok {
+			keep(l)
+		}
+	}
+	if rest := lr.rest(); len(rest) > 0 {
+		if l, ok := j.Add(rest); ok {
+			keep(l)
 		}
 	}
 	for _, l := range j.Flush() {
-		out = append(out, string(l.Msg))
+		keep(l)
 	}
-	return out
+	if len(ring) == 0 {
+		return nil, nil
+	}
+	return append(ring[next:], ring[:next]...), nil
 }
 
 // LogOptions select what WriteLogs prints.
@@ -281,14 +283,18 @@ func streamTails(name string) (map[string]streamTail, error) {
 	defer f.Close()
 	tails := map[string]streamTail{}
 	lr := newLineReader(f)
+	var d logdriver.Decoder
 	for {
 		rec, err := lr.next()
 		if err == io.EOF {
-			rec = lr.rest()
+			if rec = lr.rest(); len(rec) == 0 {
+				return tails, nil
+			}
 		} else if err != nil {
 			return nil, err
 		}
-		if r := logdriver.ParseRecord(rec); r.Stream != "" {
+		// A block's header and lines: full records of its stream.
+		if r, _ := d.Record(rec); r.Stream != "" {
 			t, ok := tails[r.Stream]
 			tails[r.Stream] = streamTail{partial: r.Partial, begins: ok && (!t.partial || t.begins)}
 		}
@@ -324,7 +330,8 @@ func (p *printer) file(name string) error {
 	if err := p.lines(lr); err != nil {
 		return err
 	}
-	p.record(lr.rest())
+	p.unfinished(lr.rest())
+	p.j.EndFile()
 	return nil
 }
 
@@ -344,21 +351,27 @@ func (p *printer) lines(lr *lineReader) error {
 	}
 }
 
-// record prints the line that rec (a line of the file) completes.
+// record prints the line that rec (a line of the file) completes. An
+// empty line counts in a block (the daemon wrote it); outside one it is
+// in no format and left out.
 func (p *printer) record(rec []byte) error {
-	if len(rec) == 0 {
-		return nil
-	}
-	if l, ok := p.j.Add(rec); ok {
+	if l, ok := p.j.Add(rec); ok && (len(l.Msg) > 0 || l.Stream != "") {
 		return p.line(l)
 	}
 	return nil
 }
 
+// unfinished prints the last line of a file that has no newline (yet).
+func (p *printer) unfinished(rec []byte) {
+	if len(rec) > 0 {
+		p.record(rec)
+	}
+}
+
 // end ends the log: an unfinished record (rest), then the lines whose
 // parts never ended.
 func (p *printer) end(rest []byte) {
-	p.record(rest)
+	p.unfinished(rest)
 	for _, l := range p.j.Flush() {
 		p.line(l)
 	}
@@ -481,7 +494,8 @@ func follow(ctx context.Context, path string, f *os.File, lr *lineReader, p *pri
 				if err := p.lines(lr); err != nil {
 					return err
 				}
-				p.record(lr.rest())
+				p.unfinished(lr.rest())
+				p.j.EndFile()
 				f.Close()
 				f = nf
 				lr = newLineReader(f)
