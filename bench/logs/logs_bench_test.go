@@ -206,12 +206,16 @@ func (x *bench) check(p path, w workload, logPath string) time.Duration {
 	var took time.Duration
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var d logdriver.Decoder
 	for sc.Scan() {
 		line := sc.Bytes()
 		if p.logd != "" {
 			// A driver of before the record format writes lines as they
-			// came: ParseRecord keeps those whole.
-			r := logdriver.ParseRecord(line)
+			// came: the Decoder keeps those whole.
+			r, ok := d.Record(line)
+			if !ok { // a block's header
+				continue
+			}
 			if r.Partial {
 				x.b.Fatalf("%s: a line split into parts: %q", p.name, line)
 			}

@@ -20,11 +20,18 @@ import (
 )
 
 // On a real full disk (a small tmpfs), writes fail part way through a
-// batch: the file still holds whole records only, the marker says how
-// many lines were lost, and the lines kept plus the lines counted as lost
-// are all the lines written.
+// batch or a block: the file still holds whole records and blocks only,
+// the marker says how many lines were lost, and the lines kept plus the
+// lines counted as lost are all the lines written. A line per write makes
+// records; eight (a burst) make blocks.
 func TestLogFullDiskKeepsRecordsWhole(t *testing.T) {
 	testenv.RequireRoot(t)
+	for _, perWrite := range []int{1, 8} {
+		t.Run(fmt.Sprintf("%d lines a write", perWrite), func(t *testing.T) { fullDisk(t, perWrite) })
+	}
+}
+
+func fullDisk(t *testing.T, perWrite int) {
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0755"); err != nil {
 		t.Fatalf("mount a tmpfs on %s: %v", dir, err)
@@ -43,13 +50,17 @@ func TestLogFullDiskKeepsRecordsWhole(t *testing.T) {
 	// An io.Pipe hands each Write to one Read, and Copy writes a read's
 	// batch before it reads again: once a Write returns, the batch before
 	// it is in the file (or lost).
-	send := func(count int) {
-		for i := 0; i < count; i++ {
-			fmt.Fprintf(pw, "line %04d %s\n", n, strings.Repeat("z", 700))
-			n++
+	send := func(lines int) {
+		for i := 0; i < lines; i += perWrite {
+			var b strings.Builder
+			for j := 0; j < perWrite; j++ {
+				fmt.Fprintf(&b, "line %04d %s\n", n, strings.Repeat("z", 700))
+				n++
+			}
+			io.WriteString(pw, b.String())
 		}
 	}
-	send(10)
+	send(16)
 	filler := filepath.Join(dir, "filler")
 	if err := fill(filler); err != nil {
 		t.Fatal(err)
@@ -58,13 +69,14 @@ func TestLogFullDiskKeepsRecordsWhole(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	send(5)
+	send(16)
 	pw.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	kept, dropped := 0, 0
-	for _, r := range records(t, p) {
+	kept, dropped, after := 0, 0, 0
+	rs, blocks := fileRecords(t, p) // fails on a block cut short
+	for _, r := range rs {
 		if m := reMarker.FindSubmatch(r.Msg); m != nil {
 			dropped, _ = strconv.Atoi(string(m[1]))
 			continue
@@ -73,9 +85,15 @@ func TestLogFullDiskKeepsRecordsWhole(t *testing.T) {
 			t.Errorf("a record cut short: %.60q", r.Msg)
 		}
 		kept++
+		if dropped > 0 {
+			after++
+		}
 	}
-	if dropped == 0 || kept+dropped != n {
-		t.Fatalf("%d lines kept and %d counted as dropped, of %d written", kept, dropped, n)
+	if dropped == 0 || kept+dropped != n || after < 16 {
+		t.Fatalf("%d lines kept (%d after the marker) and %d counted as dropped, of %d written", kept, after, dropped, n)
+	}
+	if perWrite > 1 && blocks == 0 {
+		t.Fatalf("no blocks written")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +194,43 @@ func TestShortWriteFinishesTheRecord(t *testing.T) {
 	}
 }
 
+// Blocks on a failing file: a block that cannot be written counts all
+// its lines as dropped, and a block cut short is finished first, whole.
+func TestWriteErrorsWithBlocks(t *testing.T) {
+	burst := func(name string) string {
+		var b strings.Builder
+		for i := 0; b.Len() < BlockMin; i++ {
+			fmt.Fprintf(&b, "%s %03d %s\n", name, i, strings.Repeat("b", 90))
+		}
+		return b.String()
+	}
+	lost, cut := burst("lost"), burst("cut")
+	for _, tc := range []struct {
+		name string
+		f    *failing
+		in   []string
+		want []string
+	}{
+		{"dropped", &failing{n: 2}, []string{lost, lost, "d\n"},
+			[]string{fmt.Sprintf("stderr oxios: %d log lines dropped (write x.log: no space left on device)", 2*strings.Count(lost, "\n")), "stdout d"}},
+		{"cut short", &failing{n: 1, short: true}, []string{cut, "after\n"},
+			append(strings.Split("stdout "+strings.ReplaceAll(strings.TrimSuffix(cut, "\n"), "\n", "\nstdout "), "\n"), "stdout after")},
+	} {
+		if err := Copy(tc.f, nil, linesOneByOne(tc.in...), nil); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "c.log")
+		os.WriteFile(p, tc.f.out.Bytes(), 0o644)
+		var got []string
+		for _, r := range records(t, p) {
+			got = append(got, r.Stream+" "+string(r.Msg))
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%s: got %.200q, want %.200q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // The report file (status's log_error) holds the error while writes fail
 // and is gone once they work again.
 func TestReportFileFollowsTheError(t *testing.T) {
@@ -249,6 +287,11 @@ func line(name string, i int) string {
 // feed writes n lines of a stream into a real pipe in writes of odd
 // sizes (every one of them ends inside a line), as fast as it can.
 func feed(t *testing.T, n int, name string, chunk int) io.Reader {
+	return feedWrites(t, n, name, chunk, 4093)
+}
+
+// feedWrites is feed with writes of up to most bytes.
+func feedWrites(t *testing.T, n int, name string, chunk, most int) io.Reader {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +305,7 @@ func feed(t *testing.T, n int, name string, chunk int) io.Reader {
 		}
 		data := b.Bytes()
 		for k := 1; len(data) > 0; k++ {
-			m := min(len(data), chunk*k%4093+1)
+			m := min(len(data), chunk*k%most+1)
 			w.Write(data[:m])
 			data = data[m:]
 		}
@@ -310,13 +353,14 @@ func TestLogLongLineSplitsIntoParts(t *testing.T) {
 // first, hold exactly the N lines in order, and none is over max_size.
 func TestLogNothingLostAcrossRotation(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c.log")
-	const maxSize, maxFiles = 64 << 10, 1000
+	// max_size above a full pipe's block: each file keeps to it.
+	const maxSize, maxFiles = 128 << 10, 1000
 	w, err := Open(Options{Path: p, MaxSize: maxSize, MaxFiles: maxFiles})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 50000
-	if err := Copy(w, nil, feed(t, n, "out", 4096), nil); err != nil {
+	const n = 100000
+	if err := Copy(w, nil, feedWrites(t, n, "out", 4096, 64<<10), nil); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
@@ -336,9 +380,9 @@ func TestLogNothingLostAcrossRotation(t *testing.T) {
 			t.Errorf("%s: %d bytes, over max_size", f, st.Size())
 		}
 	}
-	rs := records(t, files...)
-	if len(rs) != n {
-		t.Fatalf("read back %d lines from %d files, want %d", len(rs), len(files), n)
+	rs, blocks := fileRecords(t, files...) // fails on a file that ends inside a block
+	if len(rs) != n || blocks == 0 {
+		t.Fatalf("read back %d lines in %d blocks from %d files, want %d", len(rs), blocks, len(files), n)
 	}
 	for i, r := range rs {
 		if string(r.Msg)+"\n" != line("out", i) {
@@ -417,5 +461,164 @@ func TestStamperMatchesTheLayout(t *testing.T) {
 		if got, want := string(s.append(nil, tm)), string(appendStamp(nil, tm)); got != want {
 			t.Fatalf("%v: got %s, want %s", tm, got, want)
 		}
+	}
+}
+
+var reHeader = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) B (\d+)$`)
+
+// rawBlock is a block as it lies in the file.
+type rawBlock struct {
+	time    time.Time
+	stream  string
+	payload []byte
+}
+
+// rawBlocks splits a file of blocks only into them, by the letter of the
+// format: a header line, then exactly LEN bytes.
+func rawBlocks(t *testing.T, b []byte) []rawBlock {
+	t.Helper()
+	var out []rawBlock
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		m := reHeader.FindSubmatch(b[:max(i, 0)])
+		if m == nil {
+			t.Fatalf("not a block header: %.80q", b)
+		}
+		n, _ := strconv.Atoi(string(m[3]))
+		tm, _ := time.Parse(time.RFC3339Nano, string(m[1]))
+		b = b[i+1:]
+		if n > len(b) || b[n-1] != '\n' {
+			t.Fatalf("a block of %d bytes does not end with a line: %.80q", n, b)
+		}
+		out = append(out, rawBlock{tm, string(m[2]), b[:n]})
+		b = b[n:]
+	}
+	return out
+}
+
+// A burst (a read of more than BlockMin bytes) is written as blocks: each
+// payload is the daemon's lines as written, all of them, in order, of
+// the header's stream, stamped when they were read; the reader gives back
+// the same lines with that time and stream.
+func TestLogBurstIsWrittenAsBlocks(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.log")
+	w, err := Open(Options{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errs bytes.Buffer
+	for i := 0; i < 20000; i++ {
+		out.WriteString(line("out", i))
+		errs.WriteString(line("err", i))
+	}
+	before := time.Now()
+	if err := Copy(w, nil, bytes.NewReader(out.Bytes()), bytes.NewReader(errs.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	w.Close()
+	b, _ := os.ReadFile(p)
+	got := map[string][]byte{}
+	blocks := rawBlocks(t, b)
+	for _, bl := range blocks {
+		got[bl.stream] = append(got[bl.stream], bl.payload...)
+		if bl.time.Before(before) || bl.time.After(after) {
+			t.Errorf("block time %v not between %v and %v", bl.time, before, after)
+		}
+	}
+	if !bytes.Equal(got[Stdout], out.Bytes()) || !bytes.Equal(got[Stderr], errs.Bytes()) {
+		t.Fatalf("the payloads are not the lines as written (%d and %d bytes, want %d and %d)",
+			len(got[Stdout]), len(got[Stderr]), out.Len(), errs.Len())
+	}
+	rs := records(t, p)
+	next := map[string]int{}
+	k, left := -1, 0 // the block a record is read from, and its bytes not read yet
+	for _, r := range rs {
+		if left == 0 {
+			k++
+			left = len(blocks[k].payload)
+		}
+		left -= len(r.Msg) + 1
+		if want := line(r.Stream[3:], next[r.Stream]); r.Partial || string(r.Msg)+"\n" != want ||
+			!r.Time.Equal(blocks[k].time) || r.Stream != blocks[k].stream {
+			t.Fatalf("%s line %d: %q at %v, want %q at %v in %s", r.Stream, next[r.Stream], r.Msg, r.Time, want, blocks[k].time, blocks[k].stream)
+		}
+		next[r.Stream]++
+	}
+	if next[Stdout] != 20000 || next[Stderr] != 20000 {
+		t.Fatalf("read back %v", next)
+	}
+}
+
+// A block's lines are the daemon's whatever they hold: lines that read
+// like records or headers (one of a length that would swallow the rest
+// of the file) come back as plain lines of the block's stream.
+func TestLogBlockLinesThatLookLikeRecords(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.log")
+	w, err := Open(Options{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := []string{
+		"2026-12-03T15:04:05.000000000Z stderr F not stderr",
+		"2026-12-03T15:04:05.000000000Z stdout P not a part",
+		"2026-12-03T15:04:05.000000000Z stdout B 7",
+		"2026-12-03T15:04:05Z stderr B 999999999",
+		"",
+	}
+	var in []string
+	for len(strings.Join(in, "\n")) < 2*BlockMin {
+		in = append(in, fake...)
+	}
+	data := strings.Join(in, "\n") + "\n"
+	if err := Copy(w, nil, strings.NewReader(data), strings.NewReader("after\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	rs, blocks := fileRecords(t, p)
+	if blocks != 1 {
+		t.Fatalf("%d blocks, want 1", blocks)
+	}
+	var got []string
+	for _, r := range rs {
+		if r.Stream == Stdout {
+			got = append(got, string(r.Msg))
+		} else if string(r.Msg) != "after" {
+			t.Errorf("a stderr line %q", r.Msg)
+		}
+	}
+	if strings.Join(got, "\n")+"\n" != data {
+		t.Fatalf("read back %d lines, want %d", len(got), len(in))
+	}
+}
+
+// A quiet daemon's lines (reads under BlockMin) are CRI records, one a
+// line, as other tools read them; a read of BlockMin whole lines is a
+// block.
+func TestLogQuietDaemonWritesRecords(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.log")
+	w, err := Open(Options{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := strings.Repeat(strings.Repeat("q", 99)+"\n", BlockMin/100) // just under BlockMin
+	burst := short + strings.Repeat("b", BlockMin-len(short)-1) + "\n"
+	if err := Copy(w, nil, linesOneByOne("listening\n", "ready\n", short, burst), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	b, _ := os.ReadFile(p)
+	lines := strings.Split(string(b), "\n")
+	n := 2 + strings.Count(short, "\n")
+	for i, l := range lines[:n] {
+		if !reRecord.MatchString(l) || l[reRecord.FindStringIndex(l)[1]-2] != Full {
+			t.Fatalf("line %d is not a full record: %.80q", i, l)
+		}
+	}
+	if !reHeader.MatchString(lines[n]) || !strings.HasSuffix(lines[n], fmt.Sprintf(" B %d", BlockMin)) {
+		t.Fatalf("the burst is not a block of %d bytes: %.80q", BlockMin, lines[n])
+	}
+	if got := strings.Join(lines[n+1:], "\n"); got != burst {
+		t.Fatalf("the burst's lines are not as written: %.80q", got)
 	}
 }
