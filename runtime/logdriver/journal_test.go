@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -49,7 +50,7 @@ func TestLogJournaldEntries(t *testing.T) {
 		}
 		return
 	case os.Getenv("OXIOS_JOURNAL_TEST_SEND") == "1":
-		out := "out one\n" + strings.Repeat("L", ReadSize+5) + "\nout \xff three\n"
+		out := "out one\n" + strings.Repeat("L", ReadSize+5) + "\nout \xff three\n" + journalBurst()
 		runDriver(t, out, "err two\n")
 		return
 	}
@@ -96,6 +97,11 @@ func TestLogJournaldEntries(t *testing.T) {
 	}
 	want := []entry{{"out one", "6", "c1", "ns1", ""}, {strings.Repeat("L", ReadSize), "6", "c1", "ns1", "true"},
 		{"LLLLL", "6", "c1", "ns1", ""}, {"out \xff three", "6", "c1", "ns1", ""}}
+	for _, l := range strings.SplitAfter(journalBurst(), "\n") { // an entry a line, no block
+		if l != "" {
+			want = append(want, entry{strings.TrimSuffix(l, "\n"), "6", "c1", "ns1", ""})
+		}
+	}
 	if len(stdout) != len(want) || len(stderrLines) != 1 || stderrLines[0].msg != "err two" {
 		t.Fatalf("entries: stdout %d (want %d), stderr %+v", len(stdout), len(want), stderrLines)
 	}
@@ -104,6 +110,16 @@ func TestLogJournaldEntries(t *testing.T) {
 			t.Errorf("stdout entry %d: got %.80q %s, want %.80q %s", i, stdout[i].msg, stdout[i].partial, want[i].msg, want[i].partial)
 		}
 	}
+}
+
+// journalBurst is more than BlockMin of lines, which the file driver
+// would write as a block.
+func journalBurst() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 2*BlockMin; i++ {
+		fmt.Fprintf(&b, "burst line %03d %s\n", i, strings.Repeat("b", 80))
+	}
+	return b.String()
 }
 
 // runDriver runs this test binary as the journald driver, as containerd's

@@ -437,6 +437,43 @@ func TestParseRecord(t *testing.T) {
 	}
 }
 
+// A header gives the payload's length; a B that is not one (no digits,
+// zero, too many, anything after) is a line in no format.
+func TestParseBlockHeader(t *testing.T) {
+	for line, want := range map[string]int{
+		"2026-12-03T15:04:05.000000001Z stdout B 12":        12,
+		"2026-12-03T15:04:05Z stderr B 999999999":           999999999,
+		"2026-12-03T15:04:05Z stderr B 1234567890":          0,
+		"2026-12-03T15:04:05Z stdout B 0":                   0,
+		"2026-12-03T15:04:05Z stdout B 12x":                 0,
+		"2026-12-03T15:04:05Z stdout B 12 ":                 0,
+		"2026-12-03T15:04:05Z stdout B ":                    0,
+		"2026-12-03T15:04:05Z stdout B":                     0,
+		"2026-12-03T15:04:05Z stdout F B 12":                0,
+		"time=2026-12-03T15:04:05Z stdout B 12 is no block": 0,
+	} {
+		r := ParseRecord([]byte(line))
+		if r.Block != want || want > 0 && (r.Stream == "" || len(r.Msg) != 0) || want == 0 && r.Stream == "" && string(r.Msg) != line {
+			t.Errorf("%q: got %+v, want a block of %d", line, r, want)
+		}
+	}
+}
+
+// Whatever the lines, the decoder never fails, and a line's message is
+// the line, or its end.
+func FuzzDecoder(f *testing.F) {
+	f.Add([]byte("2026-12-03T15:04:05Z stdout B 9\nab\ncdef\nx\n2026-12-03T15:04:05Z stderr F y\n"))
+	f.Fuzz(func(t *testing.T, file []byte) {
+		var d Decoder
+		for _, line := range bytes.Split(file, []byte{'\n'}) {
+			r, ok := d.Record(line)
+			if ok && !bytes.HasSuffix(line, r.Msg) || d.left < 0 {
+				t.Fatalf("%q: %+v, %d left", line, r, d.left)
+			}
+		}
+	})
+}
+
 func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte("2026-12-03T15:04:05.000000001Z stdout F hello"))
 	f.Add([]byte("old line"))
