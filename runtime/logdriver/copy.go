@@ -96,7 +96,7 @@ func copyStream(l *lossy, name string, r io.Reader, blockMin int) error {
 	}
 }
 
-// stream turns one stream's reads into batches of records.
+// stream turns one stream's reads into blocks and batches of records.
 type stream struct {
 	name     string
 	l        *lossy
@@ -144,8 +144,8 @@ func (s *stream) records(data []byte, bufSize int, ended bool) []byte {
 	return data
 }
 
-// lossy writes batches of records, counting instead of failing when the
-// file cannot take them.
+// lossy writes batches of records and blocks, counting instead of failing
+// when the file cannot take them.
 type lossy struct {
 	mu      sync.Mutex
 	w       io.Writer

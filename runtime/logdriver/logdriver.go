@@ -1,6 +1,7 @@
 // Package logdriver owns the container's log file: one append-only file per
 // container, rotated by size, never truncated, its lines kept whole as
-// records of the CRI log format (format.go); or, as the other driver, the
+// records of the CRI log format, or a burst's as one block (format.go);
+// or, as the other driver, the
 // systemd journal. containerd's shim runs it as a logging binary
 // (cio.BinaryIO): the container's stdout and stderr arrive on fds 3 and 4,
 // and closing fd 5 tells the shim it may start the task.
