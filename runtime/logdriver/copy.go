@@ -184,10 +184,7 @@ func (l *lossy) failed(err error, b []byte, n int) {
 		fmt.Fprintf(l.errw, "%s: %v: dropping log lines until writing works again\n", time.Now().UTC().Format(time.RFC3339), err)
 	}
 	l.failing, l.lastErr = true, err
-	end := 0 // of the record that holds byte n-1
-	for end < n {
-		end += recordLen(b[end:])
-	}
+	end := n + cutShort(b, n) // of the record that holds byte n-1
 	l.tail = append(l.tail[:0], b[n:end]...)
 	l.dropped += lineCount(b[end:])
 }

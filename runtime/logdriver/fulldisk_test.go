@@ -115,3 +115,62 @@ func fill(path string) error {
 		}
 	}
 }
+
+// A block larger than max_size (a file of its own) cut short by a full
+// disk: its rest goes to the same file once there is room again, not to
+// the next one, so no file ends inside a block.
+func TestLogFullDiskFinishesABlockInItsFile(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0755"); err != nil {
+		t.Fatalf("mount a tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	p := filepath.Join(dir, "c.log")
+	w, err := Open(Options{Path: p, MaxSize: 4096, MaxFiles: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var burst strings.Builder
+	for i := 0; burst.Len() < 6000; i++ {
+		fmt.Fprintf(&burst, "burst %03d %s\n", i, strings.Repeat("b", 80))
+	}
+	filler := filepath.Join(dir, "filler")
+	if err := fill(filler); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filler)
+	if err := os.Truncate(filler, st.Size()-4096); err != nil { // one page free: the block is cut
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error)
+	go func() { done <- Copy(w, nil, pr, nil) }()
+	io.WriteString(pw, burst.String())
+	pw.Write(nil) // returns at Copy's next read: the block is written (cut short) by then
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(pw, "after\n")
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	files := []string{p}
+	for i := 1; ; i++ {
+		f := fmt.Sprintf("%s.%d", p, i)
+		if _, err := os.Stat(f); err != nil {
+			break
+		}
+		files = append([]string{f}, files...)
+	}
+	rs, blocks := fileRecords(t, files...) // fails on a file that ends inside a block
+	var got strings.Builder
+	for _, r := range rs {
+		got.Write(append(r.Msg, '\n'))
+	}
+	if blocks != 1 || got.String() != burst.String()+"after\n" {
+		t.Fatalf("%d blocks in %d files, read back %.80q", blocks, len(files), got.String())
+	}
+}

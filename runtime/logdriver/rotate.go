@@ -12,6 +12,7 @@ type Writer struct {
 	o    Options
 	f    *os.File
 	size int64
+	owed int // bytes of a record or block that a failed write cut short
 }
 
 // Open opens (creating, appending) the log file.
@@ -66,8 +67,12 @@ func (w *Writer) Write(p []byte) (int, error) {
 				return done, err
 			}
 		}
-		chunk := w.fit(p[done:])
-		if len(chunk) == 0 {
+		var chunk []byte
+		if w.owed > 0 {
+			// The rest of a record cut short (Copy writes it first):
+			// into the file that holds its start, whatever the size.
+			chunk = p[done : done+min(w.owed, len(p)-done)]
+		} else if chunk = w.fit(p[done:]); len(chunk) == 0 {
 			if err := w.rotate(); err != nil {
 				return done, err
 			}
@@ -76,11 +81,26 @@ func (w *Writer) Write(p []byte) (int, error) {
 		n, err := w.f.Write(chunk)
 		w.size += int64(n)
 		done += n
+		if w.owed > 0 {
+			w.owed -= n
+		} else if err != nil {
+			w.owed = cutShort(chunk, n)
+		}
 		if err != nil {
 			return done, err
 		}
 	}
 	return done, nil
+}
+
+// cutShort returns how many bytes of the record (or block) that holds
+// p[n-1] did not make it, p being whole records of which n were written.
+func cutShort(p []byte, n int) int {
+	end := 0
+	for end < n {
+		end += recordLen(p[end:])
+	}
+	return end - n
 }
 
 // fit returns the records at the start of p that this file can take:
