@@ -77,14 +77,14 @@ func lastLines(f *os.File, n int, floor int64) ([]string, error) {
 		return nil, err
 	}
 	var j logdriver.Joiner
-	ring := make([]string, 0, n)
+	ring := make([][]byte, 0, n)
 	next := 0 // where the ring's next line goes once it is full
 	keep := func(l logdriver.Line) {
 		if len(ring) < n {
-			ring = append(ring, string(l.Msg))
+			ring = append(ring, slices.Clone(l.Msg))
 			return
 		}
-		ring[next] = string(l.Msg)
+		ring[next] = append(ring[next][:0], l.Msg...)
 		next = (next + 1) % n
 	}
 	lr := newLineReader(f)
@@ -108,10 +108,11 @@ func lastLines(f *os.File, n int, floor int64) ([]string, error) {
 	for _, l := range j.Flush() {
 		keep(l)
 	}
-	if len(ring) == 0 {
-		return nil, nil
+	var out []string
+	for i := range ring {
+		out = append(out, string(ring[(next+i)%len(ring)]))
 	}
-	return append(ring[next:], ring[:next]...), nil
+	return out, nil
 }
 
 // LogOptions select what WriteLogs prints.

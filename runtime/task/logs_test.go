@@ -544,3 +544,32 @@ func TestJournalctlArgs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTailLines: status's tail of a full 10 MiB file (the default
+// max_size), read from its start, of records or of blocks.
+func BenchmarkTailLines(b *testing.B) {
+	line := strings.Repeat("x", 99)
+	for _, kind := range []string{"records", "blocks"} {
+		p := filepath.Join(b.TempDir(), "x.log")
+		var sb strings.Builder
+		for sb.Len() < 10<<20 {
+			if kind == "records" {
+				sb.WriteString(rec(1, "stdout", "F", line))
+				continue
+			}
+			lines := make([]string, 640)
+			for i := range lines {
+				lines[i] = line
+			}
+			sb.WriteString(block(1, "stdout", lines...))
+		}
+		os.WriteFile(p, []byte(sb.String()), 0o644)
+		b.Run(kind, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if l, err := TailLines(p, 30); err != nil || len(l) != 30 || l[29] != line {
+					b.Fatalf("%q %v", l, err)
+				}
+			}
+		})
+	}
+}
