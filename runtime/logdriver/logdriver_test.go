@@ -477,6 +477,7 @@ func FuzzDecoder(f *testing.F) {
 func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte("2026-12-03T15:04:05.000000001Z stdout F hello"))
 	f.Add([]byte("old line"))
+	f.Add([]byte("2026-12-03T15:04:05.000000001Z stderr B 4096"))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		r := ParseRecord(line)
 		if r.Stream == "" && !bytes.Equal(r.Msg, line) {
