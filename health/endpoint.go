@@ -94,6 +94,7 @@ func (m *Monitor) serveConn(c net.Conn, e *list.Element) {
 type exchange struct {
 	lim  io.LimitedReader
 	br   *bufio.Reader // reads the request from lim
+	path []byte        // the request's, without its query
 	body bytes.Buffer  // /status and /metrics
 	out  bytes.Buffer  // the response
 	enc  *json.Encoder // /status, writing to body
@@ -184,6 +185,10 @@ func (m *Monitor) exchange(x *exchange, r io.Reader) {
 		writeResponse(&x.out, 400, textPlain, bodyBadRequest, false)
 		return
 	}
+	// line is in br's buffer, which reading the headers may overwrite.
+	head, get := string(method) == "HEAD", string(method) == "GET"
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	x.path = append(x.path[:0], path...)
 	for { // headers: none matter
 		h, err := headLine(x.br)
 		if err != nil {
@@ -193,14 +198,12 @@ func (m *Monitor) exchange(x *exchange, r io.Reader) {
 			break
 		}
 	}
-	head := string(method) == "HEAD"
-	if !head && string(method) != "GET" {
+	if !head && !get {
 		writeResponse(&x.out, 405, textPlain, bodyNotAllowed, false)
 		return
 	}
-	path, _, _ := bytes.Cut(target, []byte("?"))
 	x.body.Reset()
-	code, ctype, body := m.routeTo(string(path), x)
+	code, ctype, body := m.routeTo(string(x.path), x)
 	writeResponse(&x.out, code, ctype, body, head)
 }
 
