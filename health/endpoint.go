@@ -75,19 +75,37 @@ func (m *Monitor) serve(ln net.Listener) {
 func (m *Monitor) serveConn(c net.Conn, e *list.Element) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(headerTimeout))
-	m.handle(c, writerFunc(func(b []byte) (int, error) {
-		// The request is in: the connection is being answered and is no
-		// longer one to evict.
-		m.waiting.remove(e)
-		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		return c.Write(b)
-	}))
+	x := exchanges.Get().(*exchange)
+	defer exchanges.Put(x)
+	m.exchange(x, c)
+	// The request is in: the connection is being answered and is no
+	// longer one to evict.
 	m.waiting.remove(e)
+	if x.out.Len() > 0 {
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(x.out.Bytes())
+	}
 }
 
-type writerFunc func([]byte) (int, error)
+// exchange is one request's buffers, kept for the next request: PID 1
+// answers the kubelet's probes for the container's whole life, and the
+// garbage of every answer is what makes the Go runtime collect, and
+// grow.
+type exchange struct {
+	lim  io.LimitedReader
+	br   *bufio.Reader // reads the request from lim
+	path []byte        // the request's, without its query
+	body bytes.Buffer  // /status and /metrics
+	out  bytes.Buffer  // the response
+	enc  *json.Encoder // /status, writing to body
+}
 
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+var exchanges = sync.Pool{New: func() any {
+	x := &exchange{br: bufio.NewReaderSize(nil, 1024)}
+	x.enc = json.NewEncoder(&x.body)
+	x.enc.SetIndent("", "  ")
+	return x
+}}
 
 // connSet is the connections still waiting for their request, oldest
 // first, at most MaxConns of them.
@@ -142,39 +160,81 @@ func (s *connSet) counts() (waiting int, accepted, evicted uint64) {
 
 // handle reads one request from r and writes its response to w.
 func (m *Monitor) handle(r io.Reader, w io.Writer) {
-	br := bufio.NewReaderSize(io.LimitReader(r, 8<<10), 1024)
-	line, err := readLine(br)
+	x := exchanges.Get().(*exchange)
+	defer exchanges.Put(x)
+	m.exchange(x, r)
+	if x.out.Len() > 0 {
+		w.Write(x.out.Bytes())
+	}
+}
+
+// exchange reads one request from r and leaves its response in x.out
+// (empty: no answer, the request was incomplete).
+func (m *Monitor) exchange(x *exchange, r io.Reader) {
+	x.out.Reset()
+	x.lim = io.LimitedReader{R: r, N: 8 << 10}
+	x.br.Reset(&x.lim)
+	defer func() { x.lim.R = nil; x.br.Reset(nil) }() // the pool must not keep the connection
+	line, err := headLine(x.br)
 	if err != nil {
 		return
 	}
-	method, rest, _ := strings.Cut(line, " ")
-	target, proto, _ := strings.Cut(rest, " ")
-	if !strings.HasPrefix(proto, "HTTP/1.") {
-		writeResponse(w, 400, "text/plain; charset=utf-8", []byte("bad request\n"), false)
+	method, rest, _ := bytes.Cut(line, []byte(" "))
+	target, proto, _ := bytes.Cut(rest, []byte(" "))
+	if !bytes.HasPrefix(proto, []byte("HTTP/1.")) {
+		writeResponse(&x.out, 400, textPlain, bodyBadRequest, false)
 		return
 	}
+	// line is in br's buffer, which reading the headers may overwrite.
+	head, get := string(method) == "HEAD", string(method) == "GET"
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	x.path = append(x.path[:0], path...)
 	for { // headers: none matter
-		h, err := readLine(br)
+		h, err := headLine(x.br)
 		if err != nil {
 			return
 		}
-		if h == "" {
+		if len(h) == 0 {
 			break
 		}
 	}
-	if method != "GET" && method != "HEAD" {
-		writeResponse(w, 405, "text/plain; charset=utf-8", []byte("method not allowed\n"), false)
+	if !head && !get {
+		writeResponse(&x.out, 405, textPlain, bodyNotAllowed, false)
 		return
 	}
-	path, _, _ := strings.Cut(target, "?")
-	code, ctype, body := m.route(path)
-	writeResponse(w, code, ctype, body, method == "HEAD")
+	x.body.Reset()
+	code, ctype, body := m.routeTo(string(x.path), x)
+	writeResponse(&x.out, code, ctype, body, head)
 }
 
+// headLine reads one line of a request head without its line ending; the
+// line is in br's buffer, valid until br is read again.
+func headLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return nil, err // bufio.ErrBufferFull: a line too long
+	}
+	return bytes.TrimRight(line, "\r\n"), nil
+}
+
+const textPlain = "text/plain; charset=utf-8"
+
+var (
+	bodyBadRequest = []byte("bad request\n")
+	bodyNotAllowed = []byte("method not allowed\n")
+	bodyNotFound   = []byte("not found: try /livez /readyz /startupz /status /metrics\n")
+)
+
+// route answers path: its status, content type and body.
 func (m *Monitor) route(path string) (int, string, []byte) {
-	const text = "text/plain; charset=utf-8"
+	return m.routeTo(path, &exchange{})
+}
+
+// routeTo is route, writing a body it builds (/status, /metrics) to
+// x.body.
+func (m *Monitor) routeTo(path string, x *exchange) (int, string, []byte) {
 	if code, body, ok := m.answerNow(path); ok { // ondemand.go
-		return code, text, body
+		return code, textPlain, body
 	}
 	s := m.state()
 	switch path {
@@ -185,14 +245,17 @@ func (m *Monitor) route(path string) (int, string, []byte) {
 	case contract.PathStartupz:
 		return answer(s.started, "started")
 	case contract.PathStatus:
-		b, _ := json.MarshalIndent(m.StatusNow(), "", "  ")
-		return 200, "application/json", append(b, '\n')
+		if x.enc == nil {
+			x.enc = json.NewEncoder(&x.body)
+			x.enc.SetIndent("", "  ")
+		}
+		x.enc.Encode(m.StatusNow())
+		return 200, "application/json", x.body.Bytes()
 	case contract.PathMetrics:
-		var b bytes.Buffer
-		m.writeMetrics(&b)
-		return 200, "text/plain; version=0.0.4; charset=utf-8", b.Bytes()
+		m.writeMetrics(&x.body)
+		return 200, "text/plain; version=0.0.4; charset=utf-8", x.body.Bytes()
 	}
-	return 404, text, []byte("not found: try /livez /readyz /startupz /status /metrics\n")
+	return 404, textPlain, bodyNotFound
 }
 
 var (
@@ -202,23 +265,35 @@ var (
 
 func answer(ok bool, what string) (int, string, []byte) {
 	if ok {
-		return 200, "text/plain; charset=utf-8", bodyOK[what]
+		return 200, textPlain, bodyOK[what]
 	}
-	return 503, "text/plain; charset=utf-8", bodyNot[what]
+	return 503, textPlain, bodyNot[what]
 }
 
 var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
-func writeResponse(w io.Writer, code int, ctype string, body []byte, head bool) {
-	var b bytes.Buffer
-	b.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + statusText[code] + "\r\n")
-	b.WriteString("Content-Type: " + ctype + "\r\nContent-Length: " + strconv.Itoa(len(body)) +
-		"\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")
+func writeResponse(b *bytes.Buffer, code int, ctype string, body []byte, head bool) {
+	b.WriteString("HTTP/1.1 ")
+	writeInt(b, int64(code))
+	b.WriteByte(' ')
+	b.WriteString(statusText[code])
+	b.WriteString("\r\nContent-Type: ")
+	b.WriteString(ctype)
+	b.WriteString("\r\nContent-Length: ")
+	writeInt(b, int64(len(body)))
+	b.WriteString("\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")
 	if !head {
 		b.Write(body)
 	}
-	w.Write(b.Bytes())
 }
+
+func writeInt(b *bytes.Buffer, n int64) { b.Write(strconv.AppendInt(b.AvailableBuffer(), n, 10)) }
+
+func writeFloat(b *bytes.Buffer, f float64) {
+	b.Write(strconv.AppendFloat(b.AvailableBuffer(), f, 'g', -1, 64))
+}
+
+func writeQuoted(b *bytes.Buffer, s string) { b.Write(strconv.AppendQuote(b.AvailableBuffer(), s)) }
 
 func (m *Monitor) childState() ChildState {
 	if m.hooks.Child != nil {
@@ -273,51 +348,83 @@ func b01(v bool) int {
 func (m *Monitor) writeMetrics(b *bytes.Buffer) {
 	cs := m.childState()
 	s := m.state()
-	gauge := func(name, help string, v any) {
-		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
-	}
-	gauge("oxios_init_child_up", "1 when the supervised daemon is running.", b01(s.childUp))
-	gauge("oxios_init_child_pid", "PID of the supervised daemon, 0 when none.", cs.PID)
-	fmt.Fprintf(b, "# HELP oxios_init_restarts_total Restarts of the daemon by the supervisor.\n# TYPE oxios_init_restarts_total counter\noxios_init_restarts_total %d\n", cs.Restarts)
-	gauge("oxios_init_backoff_seconds", "Current restart backoff delay.", strconv.FormatFloat(cs.Backoff.Seconds(), 'g', -1, 64))
-	gauge("oxios_init_ready", "1 when the daemon is ready.", b01(s.ready))
-	gauge("oxios_init_live", "1 unless a liveness or startup failure is restarting the daemon.", b01(s.live))
-	gauge("oxios_init_started", "1 once the startup probe succeeded (or none is set).", b01(s.started))
-
-	// One snapshot per probe, so that every series shows the same run.
-	var snaps [numKinds]*snapshot
-	for k, r := range m.runners {
-		if r != nil {
-			sn := r.snapshot()
-			snaps[k] = &sn
+	gauge := func(name, help string) {
+		for _, part := range [...]string{"# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n", name, " "} {
+			b.WriteString(part)
 		}
 	}
+	gauge("oxios_init_child_up", "1 when the supervised daemon is running.")
+	writeLine(b, int64(b01(s.childUp)))
+	gauge("oxios_init_child_pid", "PID of the supervised daemon, 0 when none.")
+	writeLine(b, int64(cs.PID))
+	b.WriteString("# HELP oxios_init_restarts_total Restarts of the daemon by the supervisor.\n# TYPE oxios_init_restarts_total counter\noxios_init_restarts_total ")
+	writeLine(b, int64(cs.Restarts))
+	gauge("oxios_init_backoff_seconds", "Current restart backoff delay.")
+	writeFloat(b, cs.Backoff.Seconds())
+	b.WriteByte('\n')
+	gauge("oxios_init_ready", "1 when the daemon is ready.")
+	writeLine(b, int64(b01(s.ready)))
+	gauge("oxios_init_live", "1 unless a liveness or startup failure is restarting the daemon.")
+	writeLine(b, int64(b01(s.live)))
+	gauge("oxios_init_started", "1 once the startup probe succeeded (or none is set).")
+	writeLine(b, int64(b01(s.started)))
+
+	// One snapshot per probe, so that every series shows the same run.
+	var snaps [numKinds]snapshot
+	var have [numKinds]bool
+	for k, r := range m.runners {
+		if r != nil {
+			snaps[k], have[k] = r.snapshot(), true
+		}
+	}
+	series := func(name string, k int) {
+		b.WriteString(name)
+		b.WriteString("{probe=")
+		writeQuoted(b, probeKind(k).String())
+	}
 	b.WriteString("# HELP oxios_init_probe_success 1 when the last result of the probe was a success.\n# TYPE oxios_init_probe_success gauge\n")
-	for k, sn := range snaps {
-		if sn != nil {
-			fmt.Fprintf(b, "oxios_init_probe_success{probe=%q} %d\n", probeKind(k).String(), b01(sn.Last.Status == Success && !sn.At.IsZero()))
+	for k := range snaps {
+		if have[k] {
+			series("oxios_init_probe_success", k)
+			b.WriteString("} ")
+			writeLine(b, int64(b01(snaps[k].Last.Status == Success && !snaps[k].At.IsZero())))
 		}
 	}
 	b.WriteString("# HELP oxios_init_probe_results_total Probe results by outcome.\n# TYPE oxios_init_probe_results_total counter\n")
-	for k, sn := range snaps {
-		if sn != nil {
+	for k := range snaps {
+		if have[k] {
 			for st := Unknown; st <= Failure; st++ {
-				fmt.Fprintf(b, "oxios_init_probe_results_total{probe=%q,result=%q} %d\n", probeKind(k).String(), st.String(), sn.Counts[st])
+				series("oxios_init_probe_results_total", k)
+				b.WriteString(",result=")
+				writeQuoted(b, st.String())
+				b.WriteString("} ")
+				writeLine(b, int64(snaps[k].Counts[st]))
 			}
 		}
 	}
 	b.WriteString("# HELP oxios_init_probe_skipped_ticks_total Probe periods skipped because a probe overran.\n# TYPE oxios_init_probe_skipped_ticks_total counter\n")
-	for k, sn := range snaps {
-		if sn != nil {
-			fmt.Fprintf(b, "oxios_init_probe_skipped_ticks_total{probe=%q} %d\n", probeKind(k).String(), sn.Skipped)
+	for k := range snaps {
+		if have[k] {
+			series("oxios_init_probe_skipped_ticks_total", k)
+			b.WriteString("} ")
+			writeLine(b, int64(snaps[k].Skipped))
 		}
 	}
 	b.WriteString("# HELP oxios_init_probe_duration_seconds Duration of the last probe.\n# TYPE oxios_init_probe_duration_seconds gauge\n")
-	for k, sn := range snaps {
-		if sn != nil {
-			fmt.Fprintf(b, "oxios_init_probe_duration_seconds{probe=%q} %s\n", probeKind(k).String(), strconv.FormatFloat(sn.Dur.Seconds(), 'g', -1, 64))
+	for k := range snaps {
+		if have[k] {
+			series("oxios_init_probe_duration_seconds", k)
+			b.WriteString("} ")
+			writeFloat(b, snaps[k].Dur.Seconds())
+			b.WriteByte('\n')
 		}
 	}
+}
+
+// writeLine writes n and a newline.
+func writeLine(b *bytes.Buffer, n int64) {
+	writeInt(b, n)
+	b.WriteByte('\n')
 }
 
 // kindPaths maps `oxios-init probe KIND` to the endpoint path.

@@ -4,6 +4,7 @@ package health
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -293,5 +295,27 @@ func TestEndpointSurvivesEMFILE(t *testing.T) {
 	n, err := unix.Read(fd, buf)
 	if err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200 ") {
 		t.Fatalf("after EMFILE: %q, %v (the endpoint stopped accepting)", buf[:max(n, 0)], err)
+	}
+}
+
+// A request whose head arrives a byte at a time, with headers long enough
+// that the reader's buffer is compacted after the request line: the
+// answer is still for the path asked.
+func TestEndpointRequestInPieces(t *testing.T) {
+	m, err := NewMonitor(DefaultConfig(), Hooks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, method := range []string{"GET", "HEAD"} {
+		req := method + " /nope?x=1 HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 900) + "\r\n\r\n"
+		var out bytes.Buffer
+		m.handle(iotest.OneByteReader(strings.NewReader(req)), &out)
+		if !strings.HasPrefix(out.String(), "HTTP/1.1 404 Not Found\r\n") {
+			t.Errorf("%s /nope in pieces: %q", method, out.String())
+		}
+		if hasBody := strings.Contains(out.String(), "not found: try"); hasBody != (method == "GET") {
+			t.Errorf("%s /nope in pieces: body %v", method, hasBody)
+		}
 	}
 }

@@ -1,30 +1,47 @@
 package health
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"math"
+	"slices"
 	"strconv"
-	"strings"
+	"sync"
 
 	"github.com/a7garden/oxios/internal/proctree"
 )
 
 const procRoot = "/proc"
 
+// owners is the one Walker of owner lookups, which keeps its buffers
+// from one lookup to the next: probes of a listener's owner run on every
+// on-demand ask, for the container's life. The runner's prober and the
+// on-demand one may look at once; a lookup takes microseconds.
+var owners struct {
+	sync.Mutex
+	w proctree.Walker
+}
+
 // ownerOf looks for a process in root's tree holding one of the socket
 // inodes. It returns the matching inode, or 0 with canTell=false when some
 // process's fd table could not be read (another user's process: we then
-// cannot prove the listener is foreign).
+// cannot prove the listener is foreign). The daemon itself usually holds
+// its listener, so its descriptors are read before its children are
+// listed.
 func ownerOf(root int, inodes []uint32) (match uint32, canTell bool) {
+	owners.Lock()
+	defer owners.Unlock()
 	canTell = true
-	for _, pid := range proctree.Of(root) {
-		m, readable := heldBy(pid, inodes)
-		if m != 0 {
-			return m, true
-		}
+	owners.w.Walk(root, func(pid int) bool {
+		m, readable := heldBy(&owners.w, pid, inodes)
 		canTell = canTell && readable
+		match = m
+		return m != 0
+	})
+	if match != 0 {
+		return match, true
 	}
 	return 0, canTell
 }
@@ -32,33 +49,36 @@ func ownerOf(root int, inodes []uint32) (match uint32, canTell bool) {
 // heldBy returns which of the socket inodes pid holds (0: none), and
 // whether its fd table could be read (another user's process: not
 // always).
-func heldBy(pid int, inodes []uint32) (match uint32, readable bool) {
-	fdDir := procRoot + "/" + strconv.Itoa(pid) + "/fd"
-	fds, err := proctree.DirNames(fdDir)
+func heldBy(w *proctree.Walker, pid int, inodes []uint32) (match uint32, readable bool) {
+	denied, err := w.FdLinks(pid, func(target []byte) bool {
+		ino, ok := socketInode(target)
+		if ok && slices.Contains(inodes, ino) {
+			match = ino
+		}
+		return match != 0
+	})
 	if err != nil {
 		return 0, !errors.Is(err, fs.ErrPermission) // ENOENT: it exited meanwhile
 	}
-	readable = true
-	for _, fd := range fds {
-		link, err := os.Readlink(fdDir + "/" + fd)
-		if err != nil {
-			readable = readable && !errors.Is(err, fs.ErrPermission)
-			continue
+	return match, match != 0 || !denied
+}
+
+// socketInode parses a descriptor's link target "socket:[INODE]".
+func socketInode(target []byte) (uint32, bool) {
+	rest, ok := bytes.CutPrefix(target, []byte("socket:["))
+	if !ok || len(rest) < 2 || rest[len(rest)-1] != ']' {
+		return 0, false
+	}
+	var ino uint64
+	for _, c := range rest[:len(rest)-1] {
+		if c < '0' || c > '9' {
+			return 0, false
 		}
-		if !strings.HasPrefix(link, "socket:[") || !strings.HasSuffix(link, "]") {
-			continue
-		}
-		ino, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 32)
-		if err != nil {
-			continue
-		}
-		for _, want := range inodes {
-			if uint32(ino) == want {
-				return want, true
-			}
+		if ino = ino*10 + uint64(c-'0'); ino > math.MaxUint32 {
+			return 0, false
 		}
 	}
-	return 0, readable
+	return uint32(ino), true
 }
 
 // PortOwner returns the PID of a process holding a LISTEN socket on TCP
@@ -81,10 +101,11 @@ func PortOwner(port int) (int, error) {
 	if len(inodes) == 0 {
 		return 0, fmt.Errorf("no listener on port %d in /proc/net/tcp", port)
 	}
+	var w proctree.Walker
 	names, _ := proctree.DirNames(procRoot)
 	for _, n := range names {
 		if pid, err := strconv.Atoi(n); err == nil {
-			if m, _ := heldBy(pid, inodes); m != 0 {
+			if m, _ := heldBy(&w, pid, inodes); m != 0 {
 				return pid, nil
 			}
 		}

@@ -55,6 +55,7 @@ func main() {
 	memRuns := flag.Int("mem-runs", 5, "runs per init of each memory workload, interleaved (median reported); 0 skips the memory rows")
 	memRequests := flag.Int("mem-requests", 400, "health endpoint requests in the busy memory workload")
 	memPeriod := flag.Duration("mem-period", 100*time.Millisecond, "probe period in the busy memory workload")
+	memLong := flag.Int("mem-long-requests", 4000, "health endpoint requests in the long memory workload, enough for several collections by the Go runtime; 0 skips it")
 	memHold := flag.Duration("mem-hold", 2*time.Second, "probes run this long before memory is read")
 	memOnly := flag.Bool("mem-only", false, "only the memory rows")
 	flag.Parse()
@@ -67,23 +68,28 @@ func main() {
 	self, _ := os.Executable()
 
 	if *memRuns > 0 {
-		quiet := memLoad{demo: abs(*demo), period: 10 * time.Second, hold: *memHold}
-		busy := memLoad{demo: abs(*demo), period: *memPeriod, requests: *memRequests, hold: *memHold}
-		fmt.Fprintf(os.Stderr, "bench-init: memory supervising %s, %d runs per init...\n", *demo, *memRuns)
-		memQuiet, err := memoryMedians(inits, quiet, *memRuns)
-		var memBusy map[string]memFigures
-		if err == nil {
-			memBusy, err = memoryMedians(inits, busy, *memRuns)
+		loads := []memLoad{
+			{name: "probes every 10 s, no requests", period: 10 * time.Second},
+			{name: fmt.Sprintf("probes every %v + %d requests", *memPeriod, *memRequests), period: *memPeriod, requests: *memRequests},
 		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench-init: memory: %v\n", err)
-			os.Exit(1)
+		if *memLong > 0 {
+			loads = append(loads, memLoad{name: fmt.Sprintf("probes every %v + %d requests", *memPeriod, *memLong), period: *memPeriod, requests: *memLong})
+		}
+		fmt.Fprintf(os.Stderr, "bench-init: memory supervising %s, %d runs per init...\n", *demo, *memRuns)
+		figs := make([]map[string]memFigures, len(loads))
+		for i := range loads {
+			loads[i].demo, loads[i].hold = abs(*demo), *memHold
+			var err error
+			if figs[i], err = memoryMedians(inits, loads[i], *memRuns); err != nil {
+				fmt.Fprintf(os.Stderr, "bench-init: memory: %v\n", err)
+				os.Exit(1)
+			}
 		}
 		if *memOnly {
-			memoryTable(os.Stdout, memQuiet, memBusy, busy)
+			memoryTable(os.Stdout, loads, figs)
 			return
 		}
-		defer memoryTable(os.Stdout, memQuiet, memBusy, busy)
+		defer memoryTable(os.Stdout, loads, figs)
 	}
 
 	fmt.Fprintf(os.Stderr, "bench-init: %d x /bin/true per init...\n", *runs)

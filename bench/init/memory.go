@@ -11,20 +11,24 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
 // memLoad is one memory measurement's workload.
 type memLoad struct {
+	name     string        // in the table
 	demo     string        // the daemon supervised: bin/oxios-demo
 	period   time.Duration // oxios-init's probe period
 	requests int           // requests to oxios-init's health endpoint
 	hold     time.Duration // then probes run this long before the reading
 }
 
-// memFigures is what /proc/PID/status says of the init, in KiB.
-type memFigures struct{ hwm, rss, anon, file int }
+// memFigures is what /proc/PID/status says of the init, in KiB, and
+// for oxios-init the Go runtime's collections (GODEBUG=gctrace=1); -1
+// for the others.
+type memFigures struct{ hwm, rss, anon, file, gcs int }
 
 // The image's default probes (Containerfile), pointed at the demo's port.
 func probeEnv(port int, period time.Duration) []string {
@@ -65,12 +69,18 @@ func memoryOf(in initSpec, w memLoad) (memFigures, error) {
 	env := append(os.Environ(), "NOTIFY_SOCKET="+notify, "OXIOS_DEMO_SD_NOTIFY=1",
 		"OXIOS_DEMO_LISTEN=127.0.0.1:"+strconv.Itoa(port))
 	oxios := in.name == "oxios-init"
+	argv := append(in.argv[1:], w.demo)
+	gcs := &gcCounter{}
 	if oxios {
 		env = append(env, probeEnv(port, w.period)...)
-		env = append(env, "OXIOS_INIT_HEALTH_LISTEN=unix:"+health)
+		env = append(env, "OXIOS_INIT_HEALTH_LISTEN=unix:"+health, "GODEBUG=gctrace=1")
+		// The demo, also Go, would print collections of its own on the
+		// same stderr: env execs it (the same PID) without GODEBUG.
+		argv = append(in.argv[1:], "env", "-u", "GODEBUG", w.demo)
 	}
-	cmd := exec.Command(in.argv[0], append(in.argv[1:], w.demo)...)
+	cmd := exec.Command(in.argv[0], argv...)
 	cmd.Env = env
+	cmd.Stderr = gcs
 	if err := cmd.Start(); err != nil {
 		return memFigures{}, fmt.Errorf("%s: %w", in.name, err)
 	}
@@ -86,7 +96,43 @@ func memoryOf(in initSpec, w memLoad) (memFigures, error) {
 		}
 	}
 	time.Sleep(w.hold) // the measurement window: probes keep running
-	return procMemory(cmd.Process.Pid)
+	m, err := procMemory(cmd.Process.Pid)
+	m.gcs = -1
+	if oxios {
+		m.gcs = gcs.count()
+	}
+	return m, err
+}
+
+// gcCounter counts the Go runtime's gctrace lines ("gc N @...") written
+// to it.
+type gcCounter struct {
+	mu   sync.Mutex
+	line []byte // the current line's start, up to 3 bytes
+	n    int
+}
+
+func (g *gcCounter) Write(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range b {
+		if c == '\n' {
+			g.line = g.line[:0]
+			continue
+		}
+		if len(g.line) < 3 {
+			if g.line = append(g.line, c); string(g.line) == "gc " {
+				g.n++
+			}
+		}
+	}
+	return len(b), nil
+}
+
+func (g *gcCounter) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
 }
 
 func freePort() (int, error) {
@@ -184,26 +230,28 @@ func memoryMedians(inits []initSpec, w memLoad, runs int) (map[string]memFigures
 			rss:  med(func(m memFigures) int { return m.rss }),
 			anon: med(func(m memFigures) int { return m.anon }),
 			file: med(func(m memFigures) int { return m.file }),
+			gcs:  med(func(m memFigures) int { return m.gcs }),
 		}
 	}
 	return out, nil
 }
 
-// memoryTable prints the memory rows: oxios-init with its probes and
-// endpoint, tini and dumb-init supervising the same daemon for scale.
-func memoryTable(w io.Writer, quiet, busy map[string]memFigures, b memLoad) {
+// memoryTable prints the memory rows of each workload: oxios-init with
+// its probes and endpoint, tini and dumb-init supervising the same daemon
+// for scale.
+func memoryTable(w io.Writer, loads []memLoad, figs []map[string]memFigures) {
 	fmt.Fprintf(w, "\n%-52s %12s %12s %12s %11s\n", "memory, supervising the demo (median)", "oxios-init", "tini", "dumb-init", "oxios/tini")
-	row := func(name string, set map[string]memFigures, get func(memFigures) int) {
-		o, t, d := get(set["oxios-init"]), get(set["tini"]), get(set["dumb-init"])
-		mib := func(k int) string { return strconv.FormatFloat(float64(k)/1024, 'f', 2, 64) + " MiB" }
-		fmt.Fprintf(w, "%-52s %12s %12s %12s %10.2fx\n", name, mib(o), mib(t), mib(d), float64(o)/float64(max(t, 1)))
+	mib := func(k int) string { return strconv.FormatFloat(float64(k)/1024, 'f', 2, 64) + " MiB" }
+	for i, l := range loads {
+		set := figs[i]
+		row := func(name string, get func(memFigures) int) {
+			o, t, d := get(set["oxios-init"]), get(set["tini"]), get(set["dumb-init"])
+			fmt.Fprintf(w, "%-52s %12s %12s %12s %10.2fx\n", name+", "+l.name, mib(o), mib(t), mib(d), float64(o)/float64(max(t, 1)))
+		}
+		row("VmHWM", func(m memFigures) int { return m.hwm })
+		row("RssAnon", func(m memFigures) int { return m.anon })
+		row("RssFile", func(m memFigures) int { return m.file })
+		fmt.Fprintf(w, "%-52s %12d\n", "Go collections, "+l.name, set["oxios-init"].gcs)
 	}
-	row("VmHWM, probes every 10 s, no requests", quiet, func(m memFigures) int { return m.hwm })
-	row("RssAnon, probes every 10 s, no requests", quiet, func(m memFigures) int { return m.anon })
-	busyName := fmt.Sprintf("probes every %v + %d requests", b.period, b.requests)
-	row("VmHWM, "+busyName, busy, func(m memFigures) int { return m.hwm })
-	row("VmRSS, "+busyName, busy, func(m memFigures) int { return m.rss })
-	row("RssAnon, "+busyName, busy, func(m memFigures) int { return m.anon })
-	row("RssFile, "+busyName, busy, func(m memFigures) int { return m.file })
 	fmt.Fprintln(w, "targets: oxios-init VmHWM <= 4 MiB with probes running, RssAnon <= 1 MiB")
 }
