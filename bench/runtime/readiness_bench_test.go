@@ -41,7 +41,10 @@ import (
 // per-start "late by" (the daemon's own log line to oxios start's
 // return), which needs no start(0); the overhead formula subtracts two
 // medians of whole starts and carries their noise (tens of ms on a
-// loaded machine), so it is reported beside it. READINESS_MAX_DELAY=D leaves
+// loaded machine), so it is reported beside it, and so is the same
+// formula on the part of each start from the daemon's exec on (ovh(run)),
+// without container and task creation (pre); READINESS_SHOW_PRE=1 adds
+// each round's pre to the last column. READINESS_MAX_DELAY=D leaves
 // out the delays above D (a quick look).
 func BenchmarkReadiness(b *testing.B) {
 	testenv.RequireRoot(b)
@@ -368,5 +371,12 @@ func (x *readyBench) row(c readyCase) readyRow {
 		before = append(before, strconv.Itoa(s.before))
 	}
 	r.before = strings.Join(before, ",")
+	if os.Getenv("READINESS_SHOW_PRE") != "" {
+		var pre []string
+		for _, s := range samples {
+			pre = append(pre, fmt.Sprintf("%.0f", ms(s.pre)))
+		}
+		r.before += " pre:" + strings.Join(pre, ",")
+	}
 	return r
 }
