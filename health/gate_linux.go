@@ -136,6 +136,11 @@ func (g *gatedProber) Probe(ctx context.Context, deadline time.Time) Result {
 	if passed || g.blind() {
 		return g.inner.Probe(ctx, deadline)
 	}
+	if g.early != nil {
+		if res, ok := g.early.probeKept(ctx, deadline); ok {
+			return g.judged(res)
+		}
+	}
 	r := g.gate.Probe(ctx, deadline)
 	if g.blind() { // degraded during this probe: r came from a connect
 		return g.inner.Probe(ctx, deadline)
@@ -150,7 +155,12 @@ func (g *gatedProber) Probe(ctx context.Context, deadline time.Time) Result {
 		g.openAt = time.Now()
 	}
 	g.mu.Unlock()
-	res := g.attempt(ctx, deadline)
+	return g.judged(g.attempt(ctx, deadline))
+}
+
+// judged is res, an attempt's result before the first success; a success
+// ungates the probe.
+func (g *gatedProber) judged(res Result) Result {
 	if res.Status == Success {
 		g.mu.Lock()
 		g.passed = true

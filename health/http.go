@@ -2,6 +2,7 @@ package health
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -246,7 +246,9 @@ func (h httpHead) hasBody() bool {
 }
 
 // readHead reads a response's status line and headers, skipping 1xx
-// informational responses.
+// informational responses. It allocates only for a Location it keeps and
+// for errors: an early http:// attempt parses a response every few
+// milliseconds while a daemon loads.
 func readHead(br *bufio.Reader) (httpHead, error) {
 	for {
 		code, err := readStatus(br)
@@ -255,30 +257,15 @@ func readHead(br *bufio.Reader) (httpHead, error) {
 		}
 		h := httpHead{code: code, length: -1}
 		for {
-			line, err := readLine(br)
+			line, err := readLineBytes(br)
 			if err != nil {
 				return httpHead{}, err
 			}
-			if line == "" {
+			if len(line) == 0 {
 				break
 			}
-			k, v, ok := strings.Cut(line, ":")
-			if !ok {
-				return httpHead{}, fmt.Errorf("malformed header line %q", line)
-			}
-			v = strings.TrimSpace(v)
-			switch strings.ToLower(k) {
-			case "location":
-				h.location = v
-			case "content-length":
-				if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-					h.length = n
-				}
-			case "transfer-encoding":
-				h.length = -1 // chunked framing: read raw up to the limit
-				h.chunked = true
-			case "connection":
-				h.close = h.close || strings.EqualFold(v, "close")
+			if err := h.header(line); err != nil {
+				return httpHead{}, err
 			}
 		}
 		if code >= 200 || code == 101 {
@@ -288,31 +275,101 @@ func readHead(br *bufio.Reader) (httpHead, error) {
 	}
 }
 
+// header records one header line in h, if it is one a probe uses.
+func (h *httpHead) header(line []byte) error {
+	k, v, ok := bytes.Cut(line, []byte(":"))
+	if !ok {
+		return fmt.Errorf("malformed header line %q", line)
+	}
+	v = bytes.TrimSpace(v)
+	switch {
+	case asciiFold(k, "location"):
+		h.location = string(v)
+	case asciiFold(k, "content-length"):
+		if n, ok := parseLength(v); ok {
+			h.length = n
+		}
+	case asciiFold(k, "transfer-encoding"):
+		h.length = -1 // chunked framing: read raw up to the limit
+		h.chunked = true
+	case asciiFold(k, "connection"):
+		h.close = h.close || asciiFold(v, "close")
+	}
+	return nil
+}
+
+// asciiFold reports whether b equals the lower-case ASCII s, ignoring
+// case (header names and the token close are ASCII).
+func asciiFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength parses a Content-Length: decimal digits only, as
+// strconv.ParseInt would accept them with no sign, without overflow.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
 func readLine(br *bufio.Reader) (string, error) {
+	line, err := readLineBytes(br)
+	return string(line), err
+}
+
+// readLineBytes is the next line without its CR LF; it aliases br's
+// buffer until br is next read.
+func readLineBytes(br *bufio.Reader) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
-		return "", errors.New("header line too long")
+		return nil, errors.New("header line too long")
 	}
 	if err != nil {
 		if err == io.EOF {
-			return "", io.ErrUnexpectedEOF
+			return nil, io.ErrUnexpectedEOF
 		}
-		return "", err
+		return nil, err
 	}
-	return strings.TrimRight(string(line), "\r\n"), nil
+	return bytes.TrimRight(line, "\r\n"), nil
 }
 
 func readStatus(br *bufio.Reader) (int, error) {
-	line, err := readLine(br)
+	line, err := readLineBytes(br)
 	if err != nil {
 		return 0, err
 	}
-	proto, rest, ok := strings.Cut(line, " ")
-	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || len(rest) < 3 {
+	proto, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || !bytes.HasPrefix(proto, []byte("HTTP/1.")) || len(rest) < 3 {
 		return 0, fmt.Errorf("malformed status line %q", line)
 	}
-	code, err := strconv.Atoi(rest[:3])
-	if err != nil || code < 100 || code > 999 || (len(rest) > 3 && rest[3] != ' ') {
+	code := 0
+	for _, c := range rest[:3] {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("malformed status line %q", line)
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 || (len(rest) > 3 && rest[3] != ' ') {
 		return 0, fmt.Errorf("malformed status line %q", line)
 	}
 	return code, nil

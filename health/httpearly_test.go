@@ -187,3 +187,129 @@ func TestEarlyHTTPCancelled(t *testing.T) {
 		t.Fatal("a cancelled attempt still waits for the daemon's answer")
 	}
 }
+
+// While an attempt's kept connection answers, the gate does not look up
+// the listener again: the daemon may even have closed its listener. Once
+// the kept connection is gone, the gate looks before anything connects.
+func TestEarlyHTTPKeptSkipsGate(t *testing.T) {
+	srv := startEarlyServer(t, nil)
+	g := earlyProberOf(t, srv, "/ready")
+	if r := probeOnce(t, g, time.Second); r.Detail != "HTTP 503" {
+		t.Fatalf("first attempt: %v %q", r.Status, r.Detail)
+	}
+	srv.Listener.Close() // no LISTEN socket from here on
+	if r := probeOnce(t, g, time.Second); r.Status != Failure || r.Detail != "HTTP 503" {
+		t.Fatalf("attempt on the kept connection: %v %q, want the daemon's 503", r.Status, r.Detail)
+	}
+	srv.CloseClientConnections()
+	r := probeOnce(t, g, time.Second)
+	if r.Status != Failure || !strings.HasSuffix(r.Detail, "(not connecting)") {
+		t.Fatalf("attempt after the kept connection closed: %v %q, want the gate's failure", r.Status, r.Detail)
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+}
+
+// An early attempt on the kept connection allocates nothing: PID 1 makes
+// one every few milliseconds while a daemon loads. The daemon here is a
+// bare loop answering 503 (net/http would allocate in this process too).
+func TestEarlyHTTPNoAllocs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go serve503(ln)
+	g, ok := mustProber(t, "http://"+ln.Addr().String()+"/ready").(*gatedProber)
+	if !ok || g.early == nil {
+		t.Fatal("not a gated http:// prober with early attempts")
+	}
+	g.SetRoot(os.Getpid())
+	if r := probeOnce(t, g, 5*time.Second); r.Detail != "HTTP 503" {
+		t.Fatalf("first attempt: %v %q", r.Status, r.Detail)
+	}
+	var r Result
+	allocs := testing.AllocsPerRun(50, func() { r = g.Probe(bg, time.Now().Add(5*time.Second)) })
+	if r.Detail != "HTTP 503" {
+		t.Fatalf("attempt: %v %q", r.Status, r.Detail)
+	}
+	if allocs != 0 {
+		t.Fatalf("an early attempt allocates %.1f times, want 0", allocs)
+	}
+}
+
+// serve503 answers every request on every connection of ln with a 503,
+// allocating nothing per request.
+func serve503(ln net.Listener) {
+	const resp = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nloading\n"
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf, out := make([]byte, 4096), []byte(resp)
+			tail := 0 // bytes of "\r\n\r\n" matched so far
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				for _, b := range buf[:n] {
+					switch {
+					case b == "\r\n\r\n"[tail]:
+						tail++
+					case b == '\r':
+						tail = 1
+					default:
+						tail = 0
+					}
+					if tail == 4 {
+						tail = 0
+						if _, err := c.Write(out); err != nil {
+							return
+						}
+					}
+				}
+			}
+		}()
+	}
+}
+
+// The cancellation of the context the kept connection's earlier attempts
+// used (the runner's, for a child's whole wait) still ends an attempt
+// waiting for the daemon's answer at once.
+func TestEarlyHTTPCancelledKept(t *testing.T) {
+	answered := make(chan struct{})
+	var requests atomic.Int32
+	srv := startEarlyServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) > 1 {
+			<-answered
+		}
+		http.Error(w, "loading", http.StatusServiceUnavailable)
+	})
+	defer close(answered)
+	g := earlyProberOf(t, srv, "/ready")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if r := g.Probe(ctx, time.Now().Add(time.Minute)); r.Detail != "HTTP 503" {
+		t.Fatalf("first attempt: %v %q", r.Status, r.Detail)
+	}
+	done := make(chan Result)
+	go func() { done <- g.Probe(ctx, time.Now().Add(time.Minute)) }()
+	testenv.WaitFor(t, "the second request to reach the daemon", 5*time.Second, func() bool { return requests.Load() == 2 })
+	cancel()
+	select {
+	case r := <-done:
+		if r.Status != Unknown {
+			t.Fatalf("cancelled attempt: %v %q, want unknown", r.Status, r.Detail)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled attempt on the kept connection still waits for the daemon's answer")
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1 (the second attempt on the kept one)", n)
+	}
+}
