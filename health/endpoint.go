@@ -100,12 +100,14 @@ type exchange struct {
 	enc  *json.Encoder // /status, writing to body
 }
 
-var exchanges = sync.Pool{New: func() any {
+var exchanges = sync.Pool{New: func() any { return newExchange() }}
+
+func newExchange() *exchange {
 	x := &exchange{br: bufio.NewReaderSize(nil, 1024)}
 	x.enc = json.NewEncoder(&x.body)
 	x.enc.SetIndent("", "  ")
 	return x
-}}
+}
 
 // connSet is the connections still waiting for their request, oldest
 // first, at most MaxConns of them.
@@ -203,7 +205,7 @@ func (m *Monitor) exchange(x *exchange, r io.Reader) {
 		return
 	}
 	x.body.Reset()
-	code, ctype, body := m.routeTo(string(x.path), x)
+	code, ctype, body := m.route(string(x.path), x)
 	writeResponse(&x.out, code, ctype, body, head)
 }
 
@@ -225,14 +227,9 @@ var (
 	bodyNotFound   = []byte("not found: try /livez /readyz /startupz /status /metrics\n")
 )
 
-// route answers path: its status, content type and body.
-func (m *Monitor) route(path string) (int, string, []byte) {
-	return m.routeTo(path, &exchange{})
-}
-
-// routeTo is route, writing a body it builds (/status, /metrics) to
-// x.body.
-func (m *Monitor) routeTo(path string, x *exchange) (int, string, []byte) {
+// route answers path: its status, content type and body, which it
+// builds in x.body for /status and /metrics.
+func (m *Monitor) route(path string, x *exchange) (int, string, []byte) {
 	if code, body, ok := m.answerNow(path); ok { // ondemand.go
 		return code, textPlain, body
 	}
@@ -245,10 +242,6 @@ func (m *Monitor) routeTo(path string, x *exchange) (int, string, []byte) {
 	case contract.PathStartupz:
 		return answer(s.started, "started")
 	case contract.PathStatus:
-		if x.enc == nil {
-			x.enc = json.NewEncoder(&x.body)
-			x.enc.SetIndent("", "  ")
-		}
 		x.enc.Encode(m.StatusNow())
 		return 200, "application/json", x.body.Bytes()
 	case contract.PathMetrics:
