@@ -3,7 +3,6 @@
 package health
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,14 +41,7 @@ func allocMonitor(t *testing.T, period time.Duration) (*Monitor, string) {
 	cfg.Readiness, cfg.Liveness = probe("/health/ready"), probe("/health")
 	sock := filepath.Join(t.TempDir(), "health.sock")
 	cfg.HealthListen = "unix:" + sock
-	m, err := NewMonitor(cfg, Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := startMonitor(t, cfg, Hooks{}, nil)
 	m.ChildStarted(demo.Process.Pid)
 	testenv.WaitFor(t, "ready", 10*time.Second, m.Ready)
 	return m, sock
@@ -112,22 +104,9 @@ func TestEndpointAllocs(t *testing.T) {
 // The owner lookup of a listen gate (every on-demand /readyz) walks the
 // daemon's tree and reads its descriptors without allocating.
 func TestOwnerLookupAllocatesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-		t.Fatal(err)
-	}
+	ino := testenv.ListenerInode(t)
 	me, sleeper := os.Getpid(), startSleeper(t)
-	inodes := []uint32{uint32(st.Ino)}
+	inodes := []uint32{uint32(ino)}
 	if ino, canTell := ownerOf(me, inodes); ino != inodes[0] || !canTell {
 		t.Fatalf("ownerOf(self) = %d, %v; want %d, true", ino, canTell, inodes[0])
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // TestMain doubles as a helper process: with OXIOS_HEALTH_HELPER=listen
@@ -75,3 +77,17 @@ var listenOnCue func() int
 
 // notifyHelper is set by notify_test.go (Linux).
 var notifyHelper func() int
+
+// startMonitor makes and starts a Monitor, closed when the test ends.
+func startMonitor(t *testing.T, cfg Config, hooks Hooks, log *logrus.Logger) *Monitor {
+	t.Helper()
+	m, err := NewMonitor(cfg, hooks, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}

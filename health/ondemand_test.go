@@ -66,14 +66,7 @@ func onDemandMonitor(t *testing.T, cfg Config) (*Monitor, string, *testenv.Buffe
 	logs := &testenv.Buffer{}
 	log := logrus.New()
 	log.Out, log.Level = logs, logrus.WarnLevel
-	m, err := NewMonitor(cfg, Hooks{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := startMonitor(t, cfg, Hooks{}, log)
 	m.ChildStarted(os.Getpid())
 	return m, m.Addr().String(), logs
 }
@@ -225,7 +218,7 @@ func TestOnDemandKeepsItsProber(t *testing.T) {
 	cfg.Readiness = hourly(d.url("/ready"))
 	m, _, _ := onDemandMonitor(t, cfg)
 	testenv.WaitFor(t, "the runner's first readiness success", 5*time.Second, m.Ready)
-	if code, _, _ := m.route("/readyz"); code != 200 {
+	if code, _, _ := m.route("/readyz", newExchange()); code != 200 {
 		t.Fatalf("/readyz = %d", code)
 	}
 	m.od.mu.Lock()
@@ -238,7 +231,7 @@ func TestOnDemandKeepsItsProber(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range asks {
-		if code, _, _ := m.route("/readyz"); code != 200 {
+		if code, _, _ := m.route("/readyz", newExchange()); code != 200 {
 			t.Fatalf("/readyz = %d", code)
 		}
 	}
@@ -254,7 +247,7 @@ func TestOnDemandKeepsItsProber(t *testing.T) {
 		t.Error("the on-demand prober was replaced")
 	}
 	d.set("/ready", 503)
-	if code, _, _ := m.route("/readyz"); code != 503 {
+	if code, _, _ := m.route("/readyz", newExchange()); code != 503 {
 		t.Fatalf("/readyz = %d once the daemon answers 503", code)
 	}
 }

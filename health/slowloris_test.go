@@ -95,14 +95,7 @@ func startEndpoint(t *testing.T, network string) (*Monitor, string) {
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		cfg.HealthListen = "unix:" + filepath.Join(dir, "h.sock")
 	}
-	m, err := NewMonitor(cfg, Hooks{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := startMonitor(t, cfg, Hooks{}, nil)
 	return m, m.Addr().String()
 }
 

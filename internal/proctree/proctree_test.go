@@ -3,43 +3,27 @@ package proctree
 import (
 	"errors"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 // Both ways of finding the tree agree, and see a grandchild.
 func TestOfAndByStatAgree(t *testing.T) {
-	cmd := exec.Command("sh", "-c", "sleep 100 & echo $!; wait")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var grandchild int
-	buf := make([]byte, 32)
-	n, _ := out.Read(buf) // the shell prints the PID once sleep exists
-	for _, c := range buf[:n] {
-		if c >= '0' && c <= '9' {
-			grandchild = grandchild*10 + int(c-'0')
-		}
-	}
-	defer syscall.Kill(grandchild, syscall.SIGKILL)
+	shell, grandchild := startTree(t)
 	me := os.Getpid()
 	for name, tree := range map[string][]int{"Of": Of(me), "byStat": byStat(me)} {
-		if tree[0] != me || !slices.Contains(tree, cmd.Process.Pid) || !slices.Contains(tree, grandchild) {
-			t.Errorf("%s(%d) = %v: want it first, the shell %d and its child %d", name, me, tree, cmd.Process.Pid, grandchild)
+		if tree[0] != me || !slices.Contains(tree, shell) || !slices.Contains(tree, grandchild) {
+			t.Errorf("%s(%d) = %v: want it first, the shell %d and its child %d", name, me, tree, shell, grandchild)
 		}
 	}
-	if p, ok := Parent(grandchild); !ok || p != cmd.Process.Pid {
-		t.Errorf("Parent(%d) = %d, %v; want %d", grandchild, p, ok, cmd.Process.Pid)
+	if p, ok := Parent(grandchild); !ok || p != shell {
+		t.Errorf("Parent(%d) = %d, %v; want %d", grandchild, p, ok, shell)
 	}
 	if d := Descendants(me); slices.Contains(d, me) {
 		t.Errorf("Descendants(%d) includes the root: %v", me, d)
@@ -107,21 +91,8 @@ func TestWalkOrderAndStop(t *testing.T) {
 // FdLinks sees this process's listening socket as socket:[INODE], and
 // says why it cannot list a process that is gone.
 func TestFdLinks(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-		t.Fatal(err)
-	}
-	want := "socket:[" + strconv.FormatUint(st.Ino, 10) + "]"
+	ino := testenv.ListenerInode(t)
+	want := "socket:[" + strconv.FormatUint(ino, 10) + "]"
 	var w Walker
 	found := false
 	if _, err := w.FdLinks(os.Getpid(), func(target []byte) bool {
@@ -134,7 +105,7 @@ func TestFdLinks(t *testing.T) {
 	if err := gone.Run(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.FdLinks(gone.Process.Pid, func([]byte) bool { return false })
+	_, err := w.FdLinks(gone.Process.Pid, func([]byte) bool { return false })
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("FdLinks of a process that exited: err %v; want ENOENT", err)
 	}

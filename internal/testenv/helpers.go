@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -79,4 +81,26 @@ func ProcStat(pid int) (Stat, error) {
 	num := func(field int) uint64 { v, _ := strconv.ParseUint(f[field-3], 10, 64); return v }
 	ppid, _ := strconv.Atoi(f[1])
 	return Stat{State: f[0], PPid: ppid, UTime: num(14), STime: num(15), CUTime: num(16), CSTime: num(17)}, nil
+}
+
+// ListenerInode opens a TCP listener on 127.0.0.1, closed when the test
+// ends, and returns the inode of its socket: what /proc/PID/fd shows as
+// socket:[INODE] and sock_diag reports.
+func ListenerInode(t testing.TB) uint64 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // a duplicate: the listener's own descriptor stays
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
