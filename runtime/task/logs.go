@@ -65,10 +65,10 @@ func tailSince(path string, m logMark, n int) ([]string, error) {
 	return lastLines(f, n, floor)
 }
 
-// lastLines reads forward from offset floor and keeps the last n lines:
-// a block's payload may hold lines that read like records, so the file
-// cannot be read backwards from an arbitrary offset (files are at most
-// logs.max_size).
+// lastLines reads forward from offset floor and keeps the last n lines,
+// as `oxios logs -n` prints them: a block's payload may hold lines that
+// read like records, so the file cannot be read backwards from an
+// arbitrary offset (files are at most logs.max_size).
 func lastLines(f *os.File, n int, floor int64) ([]string, error) {
 	if n <= 0 {
 		return nil, nil
@@ -76,41 +76,16 @@ func lastLines(f *os.File, n int, floor int64) ([]string, error) {
 	if _, err := f.Seek(floor, io.SeekStart); err != nil {
 		return nil, err
 	}
-	var j logdriver.Joiner
-	ring := make([][]byte, 0, n)
-	next := 0 // where the ring's next line goes once it is full
-	keep := func(l logdriver.Line) {
-		if len(ring) < n {
-			ring = append(ring, slices.Clone(l.Msg))
-			return
-		}
-		ring[next] = append(ring[next][:0], l.Msg...)
-		next = (next + 1) % n
-	}
+	p := &printer{w: io.Discard, ringMax: n}
 	lr := newLineReader(f)
-	for {
-		rec, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if l, ok := j.Add(rec); ok {
-			keep(l)
-		}
+	if err := p.lines(lr); err != nil {
+		return nil, err
 	}
-	if rest := lr.rest(); len(rest) > 0 {
-		if l, ok := j.Add(rest); ok {
-			keep(l)
-		}
-	}
-	for _, l := range j.Flush() {
-		keep(l)
-	}
-	var out []string
-	for i := range ring {
-		out = append(out, string(ring[(next+i)%len(ring)]))
+	p.end(lr.rest())
+	out := make([]string, len(p.ring))
+	for i := range p.ring {
+		l := p.ring[(p.next+i)%len(p.ring)]
+		out[i] = string(l[:len(l)-1]) // without the newline printing added
 	}
 	return out, nil
 }
