@@ -177,7 +177,7 @@ func TestGatedOnlyLocalAddresses(t *testing.T) {
 }
 
 // The gated schedule: lookups every earlyRetry in the child's first
-// earlyWindow, then every listenPollCap, every slowPoll after slowAfter
+// earlyWindow, then every gatedPollCap, every slowPoll after slowAfter
 // while the port does not listen, these two paced by the ticker; then
 // earlyRetry once it does, and listeningRetry after earlyWindow.
 func TestGatedPace(t *testing.T) {
@@ -193,11 +193,11 @@ func TestGatedPace(t *testing.T) {
 	}
 	g.born = time.Now().Add(-earlyWindow)
 	probeOnce(t, g, time.Second)
-	if g.interval() != listenPollCap {
-		t.Fatalf("wait while not listening past earlyWindow: %v, want %v", g.interval(), listenPollCap)
+	if g.interval() != gatedPollCap {
+		t.Fatalf("wait while not listening past earlyWindow: %v, want %v", g.interval(), gatedPollCap)
 	}
 	if w, c := g.pace(); w != tickPaced || c == nil {
-		t.Fatalf("a wait of %v is not paced by the ticker: %v %v", listenPollCap, w, c)
+		t.Fatalf("a wait of %v is not paced by the ticker: %v %v", gatedPollCap, w, c)
 	}
 	<-g.gate.tick.C                     // it ticks
 	g.born = time.Now().Add(-slowAfter) // a slow starter: slowPoll
