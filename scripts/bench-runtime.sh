@@ -11,4 +11,4 @@ set -euo pipefail
 export ROUNDS=${ROUNDS:-10} READINESS_ROUNDS=${READINESS_ROUNDS:-5}
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
-exec go test -run '^$' -bench "Benchmark(${BENCH:-Runtime|Readiness|Upgrade})\$" -benchtime 1x -count 1 -timeout 30m ./bench/runtime/
+exec go test -run '^$' -bench "Benchmark(${BENCH:-Runtime|Readiness|Upgrade})\$" -benchtime 1x -count 1 -timeout 2h ./bench/runtime/

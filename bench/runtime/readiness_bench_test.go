@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,8 +37,13 @@ import (
 // its lines to the millisecond), the host's part (from oxios-init's "readiness changed" log line
 // to oxios start's return), oxios-init's CPU while it waits, and the connections the demo
 // accepted before it was first ready. READINESS_ROUNDS=N (5) rounds; the
-// configurations interleave round by round, so that a change in the
-// machine's load touches every row alike. The targets are judged on the
+// configurations interleave round by round, in an order shuffled anew
+// each round (READINESS_SEED=N repeats one), so that a change in the
+// machine's load, or a start that is slower for following another, touches
+// every row alike. start(0) is sampled right before every other start of
+// its kind: a median of many starts taken at the same moments as the
+// rows, so that the formula carries the noise of container creation
+// (runc's share of a start varies by tens of ms) once, not twice. The targets are judged on the
 // per-start "late by" (the daemon's own log line to oxios start's
 // return), which needs no start(0); the overhead formula subtracts two
 // medians of whole starts and carries their noise (tens of ms on a
@@ -68,14 +74,39 @@ func BenchmarkReadiness(b *testing.B) {
 	x.cl = cl
 	cases := readyCases()
 	x.start(cases[0]) // imports and unpacks the image: not measured
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("READINESS_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	rng := rand.New(rand.NewPCG(seed, 0))
 	b.ResetTimer()
 	for i := 0; i < x.rounds; i++ {
-		for _, c := range cases {
+		x.round(cases, rng)
+	}
+	b.StopTimer()
+	x.report(cases, seed)
+}
+
+// round starts every case once, in a shuffled order, each one with a delay
+// right after a start(0) of its kind (see BenchmarkReadiness).
+func (x *readyBench) round(cases []readyCase, rng *rand.Rand) {
+	var delayed []readyCase
+	for _, c := range cases {
+		if c.delay > 0 {
+			delayed = append(delayed, c)
+		}
+	}
+	rng.Shuffle(len(delayed), func(i, j int) { delayed[i], delayed[j] = delayed[j], delayed[i] })
+	for _, c := range delayed {
+		base := readyCase{kind: c.kind}
+		x.samples[base] = append(x.samples[base], x.start(base))
+		x.samples[c] = append(x.samples[c], x.start(c))
+	}
+	for _, c := range cases { // READINESS_MAX_DELAY=0: only start(0)
+		if len(x.samples[c]) == 0 {
 			x.samples[c] = append(x.samples[c], x.start(c))
 		}
 	}
-	b.StopTimer()
-	x.report(cases)
 }
 
 // readyKinds are the readiness specs compared; "" is the image's default
@@ -292,10 +323,10 @@ func medianOf[T any](s []readySample, f func(readySample) T, less func(a, b T) i
 	return v[len(v)/2]
 }
 
-func (x *readyBench) report(cases []readyCase) {
-	fmt.Printf("\nreadiness: %d rounds, medians; overhead = start(d) - start(0) - d; lag = demo's listening/ready log line -> oxios-init's readiness line;\n"+
+func (x *readyBench) report(cases []readyCase, seed uint64) {
+	fmt.Printf("\nreadiness: %d rounds (READINESS_SEED=%d), medians (start(0): of the starts made right before each other start of its kind); overhead = start(d) - start(0) - d; lag = demo's listening/ready log line -> oxios-init's readiness line;\n"+
 		"host lag = that line -> oxios start's return; late by = lag + host lag, per start (what overhead estimates, without start(0)'s noise); CPU = oxios-init's extra CPU while waiting, %% of one core; conns<ready per round;\n"+
-		"pre = oxios start -> the demo's first log line (container and task creation); ovh(run) = the overhead formula on run = start - pre, the part of a start from the daemon's exec on\n\n", x.rounds)
+		"pre = oxios start -> the demo's first log line (container and task creation); ovh(run) = the overhead formula on run = start - pre, the part of a start from the daemon's exec on\n\n", x.rounds, seed)
 	fmt.Printf("%-15s %-13s %7s %10s %10s %10s %10s %10s %8s %8s %10s %14s\n", "readiness", "knob", "d", "start", "overhead", "lag", "host lag", "late by", "CPU %", "pre", "ovh(run)", "conns<ready")
 	worst, worstRun, worstLate, cpu5 := map[string]time.Duration{}, map[string]time.Duration{}, map[string]time.Duration{}, map[string]float64{}
 	for _, c := range cases {
@@ -366,11 +397,7 @@ func (x *readyBench) row(c readyCase) readyRow {
 		cpuOf := func(s readySample) time.Duration { return s.cpu }
 		r.cpu = 100 * float64(med(samples, cpuOf)-med(base, cpuOf)) / float64(c.delay)
 	}
-	var before []string
-	for _, s := range samples {
-		before = append(before, strconv.Itoa(s.before))
-	}
-	r.before = strings.Join(before, ",")
+	r.before = countsOf(samples)
 	if os.Getenv("READINESS_SHOW_PRE") != "" {
 		var pre []string
 		for _, s := range samples {
@@ -379,4 +406,19 @@ func (x *readyBench) row(c readyCase) readyRow {
 		r.before += " pre:" + strings.Join(pre, ",")
 	}
 	return r
+}
+
+// countsOf is the samples' conns<ready, one per start, or "N×v" when all
+// N are v (start(0) has one sample for every other start of its kind).
+func countsOf(samples []readySample) string {
+	var before []string
+	same := true
+	for _, s := range samples {
+		before = append(before, strconv.Itoa(s.before))
+		same = same && s.before == samples[0].before
+	}
+	if same && len(samples) > 1 {
+		return fmt.Sprintf("%d×%d", len(samples), samples[0].before)
+	}
+	return strings.Join(before, ",")
 }
