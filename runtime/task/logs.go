@@ -302,7 +302,11 @@ func (p *printer) file(name string) error {
 		return fmt.Errorf("log %s: %w", name, err)
 	}
 	defer f.Close()
-	lr := newLineReader(f)
+	return p.whole(newLineReader(f))
+}
+
+// whole prints the rest of a file that nothing is written to any more.
+func (p *printer) whole(lr *lineReader) error {
 	if err := p.lines(lr); err != nil {
 		return err
 	}
@@ -463,20 +467,23 @@ func follow(ctx context.Context, path string, f *os.File, lr *lineReader, p *pri
 		if err := p.lines(lr); err != nil {
 			return err
 		}
-		if rotated(path, f) {
-			if nf, err := os.Open(path); err == nil {
-				// The rest of the old file: complete, as the driver
-				// rotates only between records.
-				if err := p.lines(lr); err != nil {
-					return err
+		if newer := newerLogs(path, f); len(newer) > 0 {
+			// The rest of the old file, then the files written after it:
+			// complete, as the driver rotates only between records.
+			err := p.whole(lr)
+			f.Close()
+			for _, nf := range newer[:len(newer)-1] {
+				if err == nil {
+					err = p.whole(newLineReader(nf))
 				}
-				p.unfinished(lr.rest())
-				p.j.EndFile()
-				f.Close()
-				f = nf
-				lr = newLineReader(f)
-				continue
+				nf.Close()
 			}
+			f = newer[len(newer)-1]
+			if err != nil {
+				return err
+			}
+			lr = newLineReader(f)
+			continue
 		}
 		if err := bw.Flush(); err != nil || p.pastUntil {
 			return err
@@ -487,10 +494,98 @@ func follow(ctx context.Context, path string, f *os.File, lr *lineReader, p *pri
 	}
 }
 
-func rotated(path string, f *os.File) bool {
-	a, err1 := os.Stat(path)
-	b, err2 := f.Stat()
-	return err1 == nil && err2 == nil && !os.SameFile(a, b)
+// newerLogs opens the files the driver wrote after f, oldest first, the
+// current one last; nil while f is still the current file. Rotations
+// renamed f to PATH.K, so PATH.K-1 .. PATH.1 hold what was written between
+// them: more than one rotation between two looks (a fast daemon, a small
+// max_size) must not skip a file. When f was rotated out of max_files
+// altogether, every file left is newer than it.
+func newerLogs(path string, f *os.File) []*os.File {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	if cur, err := os.Stat(path); err != nil || os.SameFile(cur, fi) {
+		return nil // the usual look: f is still the current file
+	}
+	files, ok := logSnapshot(path)
+	if !ok {
+		return nil // rotating without pause: the next look
+	}
+	k := len(files)
+	for i, lf := range files {
+		if os.SameFile(lf.st, fi) {
+			k = i
+			break
+		}
+	}
+	var newer []*os.File
+	for i := len(files) - 1; i >= 0; i-- {
+		if i < k {
+			newer = append(newer, files[i].f)
+		} else {
+			files[i].f.Close() // f itself and what is older
+		}
+	}
+	return newer
+}
+
+// logFile is a log file opened under name.
+type logFile struct {
+	f    *os.File
+	name string
+	st   os.FileInfo
+}
+
+// logSnapshot opens PATH, PATH.1, PATH.2, ..., newest first, and checks
+// that each name still holds the file opened under it: a rotation during
+// the look (it renames from the oldest down, leaving one name empty for a
+// moment) would otherwise put a file twice, or out of order. ok is false
+// when the files kept moving for a few looks.
+func logSnapshot(path string) (files []logFile, ok bool) {
+	for try := 0; try < 4; try++ {
+		files = openLogs(path)
+		if stillThere(files) {
+			return files, true
+		}
+		for _, lf := range files {
+			lf.f.Close()
+		}
+	}
+	return nil, false
+}
+
+// openLogs opens the files of the log, newest first. It stops at the
+// second missing name in a row: a rotation leaves at most one gap.
+func openLogs(path string) []logFile {
+	var files []logFile
+	for i, missing := 0, 0; missing < 2; i++ {
+		name := path
+		if i > 0 {
+			name = path + "." + strconv.Itoa(i)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			missing++
+			continue
+		}
+		missing = 0
+		if st, err := f.Stat(); err == nil {
+			files = append(files, logFile{f, name, st})
+		} else {
+			f.Close()
+		}
+	}
+	return files
+}
+
+func stillThere(files []logFile) bool {
+	for _, lf := range files {
+		if st, err := os.Stat(lf.name); err != nil || !os.SameFile(st, lf.st) {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseLogTime parses a --since or --until value: a duration back from

@@ -118,6 +118,80 @@ func TestFollowAcrossRotation(t *testing.T) {
 	}
 }
 
+// logs -f reads every file a fast daemon's rotations leave, when more
+// than one rotation happens between two looks: none is skipped.
+func TestFollowManyRotationsBetweenLooks(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.log")
+	const n = 3000 // ~100 records a file: ~30 rotations, some between two looks
+	w, err := logdriver.Open(logdriver.Options{Path: p, MaxSize: 1024, MaxFiles: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	io.WriteString(w, "before\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuf{ch: make(chan struct{}, 1)}
+	done := make(chan error)
+	go func() { done <- WriteLogs(ctx, p, out, LogOptions{Follow: true}) }()
+	out.waitFor(t, "before\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(w, "line %05d\n", i)
+	}
+	out.waitFor(t, fmt.Sprintf("line %05d\n", n-1))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := "before\n"
+	for i := 0; i < n; i++ {
+		want += fmt.Sprintf("line %05d\n", i)
+	}
+	if got := out.b.String(); got != want {
+		t.Fatalf("followed %d of %d lines, or out of order", strings.Count(got, "line "), n)
+	}
+}
+
+// newerLogs finds the files written after the one being followed, oldest
+// first, whatever number of rotations came between.
+func TestNewerLogs(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.log")
+	write := func(name, s string) { os.WriteFile(name, []byte(s), 0o644) }
+	rotate := func(max int, next string) {
+		for i := max - 1; i >= 1; i-- {
+			os.Rename(p+"."+strconv.Itoa(i), p+"."+strconv.Itoa(i+1))
+		}
+		os.Rename(p, p+".1")
+		write(p, next)
+	}
+	contents := func(files []*os.File) string {
+		var all []string
+		for _, f := range files {
+			b, _ := io.ReadAll(f)
+			all = append(all, string(b))
+			f.Close()
+		}
+		return strings.Join(all, ",")
+	}
+	write(p, "a")
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := newerLogs(p, f); len(got) != 0 {
+		t.Fatalf("not rotated: %d files", len(got))
+	}
+	rotate(5, "b")
+	rotate(5, "c")
+	if got := contents(newerLogs(p, f)); got != "b,c" {
+		t.Fatalf("two rotations: %q, want b,c", got)
+	}
+	rotate(2, "d") // .2 (a) is replaced by .1 (b): the followed file is gone
+	if got := contents(newerLogs(p, f)); got != "b,c,d" {
+		t.Fatalf("followed file rotated out: %q, want b,c,d", got)
+	}
+}
+
 // at is a record time: T0 plus s seconds.
 func at(s int) time.Time { return time.Date(2026, 12, 3, 10, 0, s, 0, time.UTC) }
 
@@ -410,7 +484,7 @@ func diffAt(a, b string) int {
 // its streams in order.
 func TestLogsReadWhatTheDriverWrote(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.log")
-	w, err := logdriver.Open(logdriver.Options{Path: p, MaxSize: 4096, MaxFiles: 100})
+	w, err := logdriver.Open(logdriver.Options{Path: p, MaxSize: 1024, MaxFiles: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
