@@ -19,8 +19,9 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/a7garden/oxios/internal/safefs"
 	"github.com/containerd/containerd/v2/core/runtime/v2/logging"
+
+	"github.com/a7garden/oxios/internal/safefs"
 )
 
 // Mode is the hidden argument that makes the oxios binary a log driver.

@@ -11,8 +11,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/a7garden/oxios/internal/testenv"
 	"golang.org/x/sys/unix"
+
+	"github.com/a7garden/oxios/internal/testenv"
 )
 
 func TestAcquireWritesHolderAndRefusesSecond(t *testing.T) {
