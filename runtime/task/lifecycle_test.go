@@ -20,6 +20,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -348,8 +349,20 @@ func TestRecreateWhenImageDigestChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc := retaggedManifest(t, ctx, r, img.Target())
+	// Until the reference points at it, the new manifest is held only by a
+	// lease: without one, containerd's garbage collector may delete it
+	// between the write and the update (it did, in CI). collectGarbage
+	// runs a collection right there, so a missing lease fails every time.
+	lctx, release, err := r.client.WithLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := retaggedManifest(t, lctx, r, img.Target())
+	collectGarbage(t, ctx, r)
 	if _, err := r.client.ImageService().Update(ctx, images.Image{Name: e.cfg.Image.Ref, Target: desc}, "target"); err != nil {
+		t.Fatal(err)
+	}
+	if err := release(ctx); err != nil {
 		t.Fatal(err)
 	}
 	second, err := r.Start(ctx)
@@ -359,6 +372,20 @@ func TestRecreateWhenImageDigestChanges(t *testing.T) {
 	s, _ := r.Status(ctx)
 	if s.ImageDigest != desc.Digest.String() {
 		t.Fatalf("status digest %s, want %s", s.ImageDigest, desc.Digest)
+	}
+}
+
+// collectGarbage makes containerd collect now: deleting a lease with
+// SynchronousDelete runs the collector before the call returns.
+func collectGarbage(t *testing.T, ctx context.Context, r *Runtime) {
+	t.Helper()
+	ls := r.client.LeasesService()
+	l, err := ls.Create(ctx, leases.WithRandomID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Delete(ctx, l, leases.SynchronousDelete); err != nil {
+		t.Fatal(err)
 	}
 }
 
