@@ -88,6 +88,24 @@ func (s *syncBuf) waitFor(t *testing.T, sub string) {
 	}
 }
 
+// followLog runs WriteLogs -f on p until the returned stop, which fails the
+// test if WriteLogs did.
+func followLog(t *testing.T, p string, o LogOptions) (*syncBuf, func()) {
+	t.Helper()
+	o.Follow = true
+	out := &syncBuf{ch: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- WriteLogs(ctx, p, out, o) }()
+	return out, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // logs -f keeps following across a rotation by the log driver.
 func TestFollowAcrossRotation(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.log")
@@ -97,10 +115,7 @@ func TestFollowAcrossRotation(t *testing.T) {
 	}
 	defer w.Close()
 	io.WriteString(w, "before\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuf{ch: make(chan struct{}, 1)}
-	done := make(chan error)
-	go func() { done <- WriteLogs(ctx, p, out, LogOptions{Lines: 1, Follow: true}) }()
+	out, stop := followLog(t, p, LogOptions{Lines: 1})
 	out.waitFor(t, "before\n")
 	for i := 0; i < 10; i++ { // ~250 bytes: exactly one rotation
 		fmt.Fprintf(w, "after rotation line %02d\n", i)
@@ -109,10 +124,7 @@ func TestFollowAcrossRotation(t *testing.T) {
 	if _, err := os.Stat(p + ".1"); err != nil {
 		t.Fatalf("no rotation happened: %v", err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := strings.Count(out.b.String(), "after rotation line"); n != 10 {
 		t.Fatalf("followed %d of 10 lines:\n%s", n, out.b.String())
 	}
@@ -129,19 +141,13 @@ func TestFollowManyRotationsBetweenLooks(t *testing.T) {
 	}
 	defer w.Close()
 	io.WriteString(w, "before\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuf{ch: make(chan struct{}, 1)}
-	done := make(chan error)
-	go func() { done <- WriteLogs(ctx, p, out, LogOptions{Follow: true}) }()
+	out, stop := followLog(t, p, LogOptions{})
 	out.waitFor(t, "before\n")
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(w, "line %05d\n", i)
 	}
 	out.waitFor(t, fmt.Sprintf("line %05d\n", n-1))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	want := "before\n"
 	for i := 0; i < n; i++ {
 		want += fmt.Sprintf("line %05d\n", i)
@@ -402,19 +408,13 @@ func TestLogsBlockCutShort(t *testing.T) {
 		t.Fatalf("tail: %q %v", got, err)
 	}
 	os.WriteFile(p, []byte(rec(1, "stdout", "F", "before")+cut[:len(cut)-len("never written\n")]), 0o644)
-	out := &syncBuf{ch: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- WriteLogs(ctx, p, out, LogOptions{Follow: true, Timestamps: true}) }()
+	out, stop := followLog(t, p, LogOptions{Timestamps: true})
 	out.waitFor(t, " b\n")
 	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(rec(3, "stderr", "F", "next run"))
 	f.Close()
 	out.waitFor(t, "next run\n")
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	want := "2026-12-03T10:00:01.000000000Z before\n2026-12-03T10:00:02.000000000Z a\n2026-12-03T10:00:02.000000000Z b\n2026-12-03T10:00:03.000000000Z next run\n"
 	if got := out.b.String(); got != want {
 		t.Fatalf("-f: got %q, want %q", got, want)
@@ -434,16 +434,13 @@ func TestFollowBlocksAcrossRotation(t *testing.T) {
 	copied := make(chan error)
 	go func() { copied <- logdriver.Copy(w, nil, pr, nil) }()
 	io.WriteString(pw, "first\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuf{ch: make(chan struct{}, 1)}
-	done := make(chan error)
-	go func() { done <- WriteLogs(ctx, p, out, LogOptions{Follow: true}) }()
+	out, stop := followLog(t, p, LogOptions{})
 	out.waitFor(t, "first\n")
 	var want strings.Builder
 	want.WriteString("first\n")
-	// A block a write, a rotation every other one; -f reopens the path,
-	// so each burst waits until it is followed (a file rotated out
-	// between two looks would be skipped, as for records).
+	// A block a write, a rotation every other one; each burst waits
+	// until it is followed, so that rotations come while -f reads
+	// (TestFollowManyRotationsBetweenLooks has them come between looks).
 	for i := 0; i < 10; i++ {
 		var b strings.Builder
 		last := ""
@@ -459,10 +456,7 @@ func TestFollowBlocksAcrossRotation(t *testing.T) {
 	if err := <-copied; err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if got := out.b.String(); got != want.String() {
 		t.Fatalf("followed %d bytes, want %d; first difference at %d", len(got), want.Len(), diffAt(got, want.String()))
 	}
