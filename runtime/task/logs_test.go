@@ -89,12 +89,13 @@ func (s *syncBuf) waitFor(t *testing.T, sub string) {
 }
 
 // followLog runs WriteLogs -f on p until the returned stop, which fails the
-// test if WriteLogs did.
+// test if WriteLogs did. A test that fails before stop still ends it.
 func followLog(t *testing.T, p string, o LogOptions) (*syncBuf, func()) {
 	t.Helper()
 	o.Follow = true
 	out := &syncBuf{ch: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	done := make(chan error)
 	go func() { done <- WriteLogs(ctx, p, out, o) }()
 	return out, func() {
